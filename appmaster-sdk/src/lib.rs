@@ -1,0 +1,1 @@
+//! Rust SDK for Weft clients and ApplicationMasters

@@ -1,0 +1,1 @@
+//! Applications bundled with Weft (distributed shell for now)

@@ -1,0 +1,1 @@
+//! The Weft NodeManager: container launch in cgroups, monitoring, logs, RM heartbeats

@@ -1,0 +1,1 @@
+//! The Weft ResourceManager: sans-IO scheduler core, state store and HTTP server

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod protocol;
 pub mod resource;
+pub mod rest;
 pub mod states;
 pub mod token;
 

@@ -6,8 +6,9 @@ use std::ops::{Add, AddAssign, Sub, SubAssign};
 use serde::{Deserialize, Serialize};
 
 /// An amount of memory (MiB) and virtual cores. Serializes in YARN's REST shape
-/// `{"memory": 1024, "vCores": 1}`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `{"memory": 1024, "vCores": 1}`. The `Ord` is lexicographic (memory, then vcores) and only
+/// serves as a map key; use [`Resource::fits`] to compare capacities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Resource {
     #[serde(rename = "memory")]
     pub memory_mb: u64,

@@ -4,4 +4,5 @@
 //! - [`store`]: durable state behind [`store::StateStore`].
 //! - [`server`]: the tokio/axum shell that feeds the core events and carries out its effects.
 
+pub mod core;
 pub mod store;

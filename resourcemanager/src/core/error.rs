@@ -1,0 +1,110 @@
+//! Errors the core answers requests with. Each maps to a stable REST code, an HTTP status and an
+//! operator hint in one place ([`CoreError::describe`]).
+
+use weft_common::{ApplicationId, AttemptId, ContainerId, NodeId, Resource};
+
+use super::lifecycle::IllegalTransition;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CoreError {
+    #[error("app with id: {0} not found")]
+    UnknownApp(ApplicationId),
+    #[error("application id {0} was not issued by this ResourceManager")]
+    AppIdNotIssued(ApplicationId),
+    #[error("application {0} has already been submitted")]
+    AlreadySubmitted(ApplicationId),
+    #[error("unknown queue {0:?}")]
+    UnknownQueue(String),
+    #[error("invalid submission: field `{field}`: {message}")]
+    InvalidSubmission { field: &'static str, message: String },
+    #[error("invalid resource request: {field} {requested} exceeds the cluster maximum allocation {maximum}")]
+    ResourceAboveMaximum { field: &'static str, requested: Resource, maximum: Resource },
+    #[error("invalid resource request: {0}")]
+    InvalidResourceRequest(String),
+    #[error("AM is not registered for known application attempt {0}, or the RM restarted after the AM registered. AM should re-register.")]
+    AmNotRegistered(AttemptId),
+    #[error("attempt {0} is not the current attempt of its application (it has finished)")]
+    AttemptNotCurrent(AttemptId),
+    #[error("invalid responseId in allocate request from {attempt}: expected {expected}, got {got}")]
+    InvalidResponseId { attempt: AttemptId, expected: u64, got: u64 },
+    #[error("container {container} does not belong to {attempt}")]
+    ForeignContainer { container: ContainerId, attempt: AttemptId },
+    #[error("node {0} is not registered")]
+    UnknownNode(NodeId),
+    #[error("node {node} registered with invalid resources {total}")]
+    InvalidNodeResources { node: NodeId, total: Resource },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<IllegalTransition> for CoreError {
+    fn from(e: IllegalTransition) -> Self {
+        CoreError::Internal(e.to_string())
+    }
+}
+
+/// How an error is shown over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorDescription {
+    pub status: u16,
+    pub exception: &'static str,
+    pub code: &'static str,
+    pub hint: &'static str,
+}
+
+impl CoreError {
+    pub fn describe(&self) -> ErrorDescription {
+        let d = |status, exception, code, hint| ErrorDescription { status, exception, code, hint };
+        match self {
+            CoreError::UnknownApp(_) => d(404, "NotFoundException", "WEFT-APP-NOT-FOUND", "list applications with `weft app list`"),
+            CoreError::AppIdNotIssued(_) => d(
+                400,
+                "BadRequestException",
+                "WEFT-APP-ID-NOT-ISSUED",
+                "obtain an id from POST /ws/v1/cluster/apps/new-application on this ResourceManager first",
+            ),
+            CoreError::AlreadySubmitted(_) => d(
+                400,
+                "BadRequestException",
+                "WEFT-APP-ALREADY-SUBMITTED",
+                "each submission needs a fresh id from new-application",
+            ),
+            CoreError::UnknownQueue(_) => d(400, "BadRequestException", "WEFT-QUEUE-UNKNOWN", "submit to queue \"default\""),
+            CoreError::InvalidSubmission { .. } => {
+                d(400, "BadRequestException", "WEFT-SUBMISSION-INVALID", "fix the named field and submit again")
+            }
+            CoreError::ResourceAboveMaximum { .. } => d(
+                400,
+                "BadRequestException",
+                "WEFT-RESOURCE-ABOVE-MAXIMUM",
+                "ask for at most the maximum allocation (see maximum-resource-capability in new-application)",
+            ),
+            CoreError::InvalidResourceRequest(_) => {
+                d(400, "BadRequestException", "WEFT-RESOURCE-REQUEST-INVALID", "resources must be positive")
+            }
+            CoreError::AmNotRegistered(_) => {
+                d(409, "ApplicationMasterNotRegisteredException", "WEFT-AM-NOT-REGISTERED", "register the AM again, then re-send all asks")
+            }
+            CoreError::AttemptNotCurrent(_) => d(
+                409,
+                "ApplicationAttemptNotFoundException",
+                "WEFT-ATTEMPT-NOT-CURRENT",
+                "this attempt is over; the AM should exit",
+            ),
+            CoreError::InvalidResponseId { .. } => d(
+                400,
+                "InvalidApplicationMasterRequestException",
+                "WEFT-AM-INVALID-RESPONSE-ID",
+                "send the response_id of the last allocate response",
+            ),
+            CoreError::ForeignContainer { .. } => {
+                d(403, "ForbiddenException", "WEFT-CONTAINER-FORBIDDEN", "an AM may only release its own containers")
+            }
+            CoreError::UnknownNode(_) => d(404, "NotFoundException", "WEFT-NODE-UNKNOWN", "register the node first"),
+            CoreError::InvalidNodeResources { .. } => {
+                d(400, "BadRequestException", "WEFT-NODE-RESOURCES-INVALID", "configure positive memory and vcores on the NodeManager")
+            }
+            CoreError::Internal(_) => d(500, "YarnRuntimeException", "WEFT-INTERNAL", "this is a bug; see the RM log"),
+        }
+    }
+}

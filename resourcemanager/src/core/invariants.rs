@@ -1,0 +1,79 @@
+//! The invariant checker: run after every core step in tests and debug builds.
+
+use std::collections::BTreeSet;
+
+use weft_common::Resource;
+use weft_common::states::AppState;
+
+use super::Core;
+
+impl Core {
+    /// Checks that every resource is accounted exactly once, no node is over capacity, the
+    /// free-capacity index matches the nodes, and app/attempt states agree.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut cluster = Resource::ZERO;
+        for c in self.containers.values() {
+            let node = self.nodes.get(&c.node_id).ok_or_else(|| format!("{} is on unknown node {}", c.id, c.node_id))?;
+            if !node.containers.contains(&c.id) {
+                return Err(format!("{} is missing from node {}", c.id, c.node_id));
+            }
+            let app = self.apps.get(&c.id.app()).ok_or_else(|| format!("{} belongs to unknown app", c.id))?;
+            if !app.containers.contains(&c.id) {
+                return Err(format!("{} is missing from its app", c.id));
+            }
+            cluster += c.resource;
+        }
+        if cluster != self.cluster_used {
+            return Err(format!("cluster used {} != sum of containers {}", self.cluster_used, cluster));
+        }
+        let mut indexed = BTreeSet::new();
+        for node in self.nodes.values() {
+            let mut used = Resource::ZERO;
+            for id in &node.containers {
+                let c = self.containers.get(id).ok_or_else(|| format!("node {} lists dead container {id}", node.id))?;
+                used += c.resource;
+            }
+            if used != node.used {
+                return Err(format!("node {} used {} != sum of its containers {}", node.id, node.used, used));
+            }
+            if node.state.is_usable() {
+                if !node.total.fits(&node.used) {
+                    return Err(format!("node {} is over capacity: {} of {}", node.id, node.used, node.total));
+                }
+                indexed.insert((node.free().memory_mb, node.id.clone()));
+            }
+        }
+        if indexed != self.free_index {
+            return Err(format!("free index {:?} != usable nodes {:?}", self.free_index, indexed));
+        }
+        for app in self.apps.values() {
+            let mut used = Resource::ZERO;
+            for id in &app.containers {
+                used += self.containers.get(id).ok_or_else(|| format!("app {} lists dead container {id}", app.id))?.resource;
+            }
+            if used != app.used {
+                return Err(format!("app {} used {} != sum of its containers {}", app.id, app.used, used));
+            }
+            let live_attempts = app.attempts.iter().filter(|a| !a.state.is_final()).count();
+            if app.state.is_final() {
+                if app.has_demand() || live_attempts > 0 {
+                    return Err(format!("finished app {} still has demand or a live attempt", app.id));
+                }
+                let am = app.current_attempt().and_then(|a| a.am_container);
+                if app.containers.iter().any(|c| app.state != AppState::Finished || Some(*c) != am) {
+                    return Err(format!("finished app {} still holds containers {:?}", app.id, app.containers));
+                }
+            } else if matches!(app.state, AppState::Accepted | AppState::Running) {
+                let current_live = app.current_attempt().is_some_and(|a| !a.state.is_final());
+                if live_attempts != 1 || !current_live {
+                    return Err(format!("app {} in {} must have exactly one live attempt, the last", app.id, app.state));
+                }
+                let current = app.current_attempt().map(|a| a.id);
+                if let Some(c) = app.containers.iter().find(|c| Some(c.attempt) != current) {
+                    return Err(format!("app {} holds container {c} of an old attempt", app.id));
+                }
+            }
+        }
+        Ok(())
+    }
+}

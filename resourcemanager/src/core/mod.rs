@@ -1,0 +1,1197 @@
+//! The sans-IO scheduler core.
+//!
+//! [`Core`] owns every application, attempt, container and node. It is driven by [`Event`]s with
+//! the current time passed in, and asks for everything else (replies, store writes, AM launches,
+//! container stops) through [`Effects`]. It never awaits, reads a clock, opens a socket or takes a
+//! lock, so the RM server, the simulator and unit tests run the same code.
+//!
+//! Architecture Invariant: every state change of an app, attempt, container or node goes through
+//! [`lifecycle::transition`] with that lifecycle's edge table.
+//!
+//! Architecture Invariant: after every [`Core::handle`], [`Core::check_invariants`] holds (it runs
+//! automatically in debug builds and tests).
+
+pub mod effects;
+pub mod error;
+pub mod invariants;
+pub mod lifecycle;
+pub mod model;
+pub mod scheduler;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use weft_common::protocol::{
+    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest,
+    FinishAmResponse, NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterAmRequest,
+    RegisterAmResponse, RegisterNodeRequest, RegisterNodeResponse, am_env,
+};
+use weft_common::rest::{ApplicationSubmissionContext, NewApplication};
+use weft_common::states::{
+    AppState, AttemptState, ContainerState, FinalStatus, NmContainerState, NodeState, exit_status,
+};
+use weft_common::token::{self, AmToken, ContainerToken, MasterKey};
+use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
+
+pub use effects::{AmLaunch, ContainerStop, Effects, Observation, RecordingEffects, Reply, ReqId};
+pub use error::CoreError;
+use lifecycle::transition;
+pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, Node, RmContainer};
+
+use crate::store::{AppRecord, AttemptRecord, RecoveredState, StoreOp};
+
+/// The queue every application lands in until hierarchical queues arrive.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// Settings the core needs; the server derives them from the RM config.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Start time of this RM incarnation; the first part of every application id it issues.
+    pub cluster_ts: Millis,
+    /// State-store fencing epoch of this incarnation; prefixes container ids.
+    pub epoch: u32,
+    pub min_allocation: Resource,
+    pub max_allocation: Resource,
+    /// Global maximum of AM attempts (per-app values above it are capped).
+    pub max_app_attempts: u32,
+    pub nm_heartbeat_interval_ms: u64,
+    /// A node silent for longer is LOST.
+    pub nm_expiry_ms: u64,
+    /// An AM silent for longer fails its attempt.
+    pub am_expiry_ms: u64,
+    /// An allocated container never reported by its NM is reclaimed after this long.
+    pub container_allocation_expiry_ms: u64,
+    /// Containers still alive this long after their app finished are stopped.
+    pub finished_app_container_grace_ms: u64,
+    /// Completed applications kept (in memory and in the store).
+    pub max_completed_apps: usize,
+    pub container_token_key: MasterKey,
+    pub am_token_key: MasterKey,
+    /// RM web addresses handed to AMs.
+    pub rm_addresses: Vec<String>,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    NewApplication { req: ReqId },
+    Submit { req: ReqId, user: String, context: Box<ApplicationSubmissionContext> },
+    Kill { req: ReqId, app: ApplicationId, diagnostics: Option<String> },
+    NodeRegister { req: ReqId, request: RegisterNodeRequest },
+    NodeHeartbeat { req: ReqId, request: NodeHeartbeatRequest },
+    AmRegister { req: ReqId, attempt: AttemptId, request: RegisterAmRequest },
+    Allocate { req: ReqId, attempt: AttemptId, request: AllocateRequest },
+    AmFinish { req: ReqId, attempt: AttemptId, request: FinishAmRequest },
+    /// The NM accepted the AM container launch.
+    AmLaunched { container: ContainerId },
+    AmLaunchFailed { container: ContainerId, diagnostics: String },
+    /// Every store write emitted so far is durable.
+    Persisted,
+    /// Time passed: expiry checks and long-poll deadlines.
+    Tick,
+}
+
+/// Counters since this RM started (YARN's cluster metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub apps_submitted: u64,
+    pub apps_completed: u64,
+    pub apps_failed: u64,
+    pub apps_killed: u64,
+    pub containers_allocated: u64,
+}
+
+pub struct Core {
+    cfg: CoreConfig,
+    next_app_seq: u32,
+    apps: BTreeMap<ApplicationId, App>,
+    nodes: BTreeMap<NodeId, Node>,
+    containers: HashMap<ContainerId, RmContainer>,
+    /// Usable nodes by free memory, so placement never scans every node.
+    free_index: BTreeSet<(u64, NodeId)>,
+    cluster_used: Resource,
+    /// Apps whose submit write is in flight, answered on [`Event::Persisted`].
+    saving: Vec<ApplicationId>,
+    /// Finished apps in finishing order, for retention.
+    completed_order: Vec<ApplicationId>,
+    counters: Counters,
+}
+
+impl Core {
+    pub fn new(cfg: CoreConfig) -> Self {
+        Self {
+            cfg,
+            next_app_seq: 1,
+            apps: BTreeMap::new(),
+            nodes: BTreeMap::new(),
+            containers: HashMap::new(),
+            free_index: BTreeSet::new(),
+            cluster_used: Resource::ZERO,
+            saving: Vec::new(),
+            completed_order: Vec::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Read access for views (REST, metrics, tests).
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+    pub fn apps(&self) -> impl Iterator<Item = &App> {
+        self.apps.values()
+    }
+    pub fn app(&self, id: ApplicationId) -> Option<&App> {
+        self.apps.get(&id)
+    }
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+    pub fn node(&self, id: &NodeId) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+    pub fn container(&self, id: &ContainerId) -> Option<&RmContainer> {
+        self.containers.get(id)
+    }
+    pub fn live_containers(&self) -> impl Iterator<Item = &RmContainer> {
+        self.containers.values()
+    }
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    pub fn cluster_used(&self) -> Resource {
+        self.cluster_used
+    }
+    /// Total resources of usable (RUNNING) nodes.
+    pub fn cluster_capacity(&self) -> Resource {
+        self.nodes.values().filter(|n| n.state.is_usable()).fold(Resource::ZERO, |acc, n| acc + n.total)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Entry points.
+
+    /// Loads state from the store at start-up: finished apps are listed again, unfinished apps
+    /// get a new attempt (their old attempt is marked failed without counting against them).
+    pub fn recover(&mut self, state: RecoveredState, now: Millis, fx: &mut impl Effects) -> Result<(), CoreError> {
+        let mut attempts: BTreeMap<ApplicationId, Vec<AttemptRecord>> = BTreeMap::new();
+        for a in state.attempts {
+            attempts.entry(a.id.app).or_default().push(a);
+        }
+        for rec in state.apps {
+            let id = rec.id;
+            let mut app = app_from_record(rec);
+            for a in attempts.remove(&id).unwrap_or_default() {
+                app.attempts.push(attempt_from_record(a));
+            }
+            if app.state.is_final() {
+                self.completed_order.push(id);
+                self.apps.insert(id, app);
+                continue;
+            }
+            // The old AM (if still running somewhere) belongs to a previous RM incarnation; its
+            // NM is told to clean it up when it reports it.
+            for attempt in app.attempts.iter_mut().filter(|a| !a.state.is_final()) {
+                attempt.state = AttemptState::Failed;
+                attempt.finish_time = Some(now);
+                attempt.counts_as_failure = false;
+                attempt.am_exit_status = Some(exit_status::KILLED_BY_RESOURCEMANAGER);
+                attempt.diagnostics = "ResourceManager restarted while this attempt was running".into();
+                fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
+            }
+            app.state = AppState::Submitted;
+            self.apps.insert(id, app);
+            self.start_attempt(id, now, fx)?;
+        }
+        self.completed_order.sort_by_key(|id| self.apps[id].finish_time);
+        self.after_step(now, fx);
+        Ok(())
+    }
+
+    pub fn handle(&mut self, event: Event, now: Millis, fx: &mut impl Effects) {
+        match event {
+            Event::NewApplication { req } => {
+                let id = ApplicationId::new(self.cfg.cluster_ts, self.next_app_seq);
+                self.next_app_seq += 1;
+                let reply = NewApplication { application_id: id, maximum_resource_capability: self.cfg.max_allocation };
+                fx.reply(req, Reply::NewApplication(Ok(reply)));
+            }
+            Event::Submit { req, user, context } => {
+                if let Err(e) = self.submit(req, user, *context, now, fx) {
+                    fx.reply(req, Reply::Submit(Err(e)));
+                }
+            }
+            Event::Kill { req, app, diagnostics } => {
+                let r = self.kill(app, diagnostics, now, fx);
+                fx.reply(req, Reply::Kill(r));
+            }
+            Event::NodeRegister { req, request } => {
+                let r = self.register_node(request, now, fx);
+                fx.reply(req, Reply::NodeRegister(r));
+            }
+            Event::NodeHeartbeat { req, request } => {
+                let r = self.node_heartbeat(request, now, fx);
+                fx.reply(req, Reply::NodeHeartbeat(r));
+            }
+            Event::AmRegister { req, attempt, request } => {
+                let r = self.register_am(attempt, request, now);
+                fx.reply(req, Reply::AmRegister(r));
+            }
+            Event::Allocate { req, attempt, request } => {
+                if let Err(e) = self.allocate(req, attempt, request, now, fx) {
+                    fx.reply(req, Reply::Allocate(Err(e)));
+                }
+            }
+            Event::AmFinish { req, attempt, request } => {
+                let r = self.finish_am(attempt, request, now, fx);
+                fx.reply(req, Reply::AmFinish(r));
+            }
+            Event::AmLaunched { container } => self.am_launched(container, now),
+            Event::AmLaunchFailed { container, diagnostics } => {
+                if self.containers.contains_key(&container) {
+                    let diag = format!("Error launching AM container {container}: {diagnostics}");
+                    self.complete_container(container, exit_status::INVALID, &diag, now, fx, None);
+                }
+            }
+            Event::Persisted => self.persisted(now, fx),
+            Event::Tick => self.tick(now, fx),
+        }
+        self.after_step(now, fx);
+    }
+
+    /// Scheduling runs after every event, so demand or capacity that appears is served at once
+    /// rather than on the next node heartbeat.
+    fn after_step(&mut self, now: Millis, fx: &mut impl Effects) {
+        self.schedule(now, fx);
+        if cfg!(any(test, debug_assertions))
+            && let Err(violation) = self.check_invariants()
+        {
+            panic!("core invariant violated: {violation}");
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Applications.
+
+    fn submit(
+        &mut self,
+        req: ReqId,
+        user: String,
+        ctx: ApplicationSubmissionContext,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<(), CoreError> {
+        let id = ctx
+            .application_id
+            .ok_or(CoreError::InvalidSubmission { field: "application-id", message: "is required".into() })?;
+        if id.cluster_ts != self.cfg.cluster_ts || id.seq == 0 || id.seq >= self.next_app_seq {
+            return Err(CoreError::AppIdNotIssued(id));
+        }
+        if self.apps.contains_key(&id) {
+            return Err(CoreError::AlreadySubmitted(id));
+        }
+        let queue = ctx.queue.clone().filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.into());
+        if queue != DEFAULT_QUEUE && queue != "root.default" {
+            return Err(CoreError::UnknownQueue(queue));
+        }
+        if ctx.unmanaged_am {
+            return Err(CoreError::InvalidSubmission {
+                field: "unmanaged-AM",
+                message: "unmanaged AMs are not supported".into(),
+            });
+        }
+        let spec = &ctx.am_container_spec;
+        let commands = spec.commands.as_ref().map(|c| c.command.clone()).unwrap_or_default();
+        if commands.iter().all(|c| c.trim().is_empty()) {
+            return Err(CoreError::InvalidSubmission {
+                field: "am-container-spec.commands",
+                message: "at least one command is required".into(),
+            });
+        }
+        let mut local_resources = BTreeMap::new();
+        for entry in spec.local_resources.iter().flat_map(|e| &e.entry) {
+            let resource = weft_common::protocol::LocalResource::from(&entry.value);
+            if resource.local_path().is_none() {
+                return Err(CoreError::InvalidSubmission {
+                    field: "am-container-spec.local-resources",
+                    message: format!(
+                        "resource {:?} of {:?} must be an absolute path or a file:// URL",
+                        resource.resource, entry.key
+                    ),
+                });
+            }
+            local_resources.insert(entry.key.clone(), resource);
+        }
+        let am_resource = self.normalize("resource", ctx.resource.unwrap_or(self.cfg.min_allocation))?;
+        let max_attempts = match ctx.max_app_attempts {
+            None | Some(0) => self.cfg.max_app_attempts,
+            Some(n) => n.min(self.cfg.max_app_attempts),
+        };
+        let launch_context = weft_common::protocol::ContainerLaunchContext {
+            commands,
+            environment: spec.environment.as_ref().map(|e| e.to_map()).unwrap_or_default(),
+            local_resources,
+        };
+        let mut app = App {
+            id,
+            user,
+            name: ctx.application_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "N/A".into()),
+            queue,
+            application_type: ctx.application_type.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "YARN".into()),
+            tags: ctx.application_tags.map(|t| t.tag).unwrap_or_default(),
+            priority: ctx.priority.unwrap_or(0),
+            max_attempts,
+            am_resource,
+            launch_context,
+            submit_time: now,
+            launch_time: None,
+            finish_time: None,
+            state: AppState::New,
+            final_status: FinalStatus::Undefined,
+            diagnostics: String::new(),
+            progress: 0.0,
+            attempts: Vec::new(),
+            am_ask_since: None,
+            asks: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            used: Resource::ZERO,
+            next_container_seq: 1,
+            memory_seconds: 0,
+            vcore_seconds: 0,
+            saving_reply: Some(req),
+            container_history: BTreeMap::new(),
+        };
+        transition(&mut app.state, AppState::NewSaving, &id)?;
+        fx.persist(StoreOp::PutApp(app_record(&app)));
+        self.apps.insert(id, app);
+        self.saving.push(id);
+        self.counters.apps_submitted += 1;
+        Ok(())
+    }
+
+    /// Rounds a request up to the minimum allocation and rejects one above the maximum.
+    fn normalize(&self, field: &'static str, r: Resource) -> Result<Resource, CoreError> {
+        let max = self.cfg.max_allocation;
+        if !max.fits(&r) {
+            return Err(CoreError::ResourceAboveMaximum { field, requested: r, maximum: max });
+        }
+        Ok(r.round_up_to(self.cfg.min_allocation))
+    }
+
+    fn persisted(&mut self, now: Millis, fx: &mut impl Effects) {
+        for id in std::mem::take(&mut self.saving) {
+            let Some(app) = self.apps.get_mut(&id) else { continue };
+            if let Some(req) = app.saving_reply.take() {
+                fx.reply(req, Reply::Submit(Ok(id)));
+            }
+            if app.state != AppState::NewSaving {
+                continue; // killed while saving
+            }
+            let r = transition(&mut app.state, AppState::Submitted, &id).map_err(CoreError::from);
+            if let Err(e) = r.and_then(|()| self.start_attempt(id, now, fx)) {
+                tracing::error!(app = %id, error = %e, "cannot start the first attempt");
+            }
+        }
+    }
+
+    /// Creates the next attempt and asks for its AM container.
+    fn start_attempt(&mut self, id: ApplicationId, now: Millis, fx: &mut impl Effects) -> Result<(), CoreError> {
+        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
+        let number = app.attempts.last().map_or(1, |a| a.id.attempt + 1);
+        let mut attempt = Attempt::new(AttemptId::new(id, number), now);
+        transition(&mut attempt.state, AttemptState::Submitted, &attempt.id)?;
+        transition(&mut attempt.state, AttemptState::Scheduled, &attempt.id)?;
+        if app.state != AppState::Accepted {
+            transition(&mut app.state, AppState::Accepted, &id)?;
+        }
+        fx.persist(StoreOp::PutAttempt(attempt_record(&attempt)));
+        app.attempts.push(attempt);
+        app.am_ask_since = Some(now);
+        Ok(())
+    }
+
+    fn kill(
+        &mut self,
+        id: ApplicationId,
+        diagnostics: Option<String>,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<AppState, CoreError> {
+        let app = self.apps.get(&id).ok_or(CoreError::UnknownApp(id))?;
+        if app.state.is_final() {
+            return Ok(app.state);
+        }
+        let diag = diagnostics.unwrap_or_else(|| "Application killed by user.".into());
+        self.end_current_attempt(id, AttemptState::Killed, &diag, None, now, fx)?;
+        self.finish_app(id, AppState::Killed, FinalStatus::Killed, diag, now, fx)?;
+        Ok(AppState::Killed)
+    }
+
+    /// Moves the app to a final state, drops its demand, stops its containers and persists it.
+    fn finish_app(
+        &mut self,
+        id: ApplicationId,
+        state: AppState,
+        final_status: FinalStatus,
+        diagnostics: String,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<(), CoreError> {
+        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
+        transition(&mut app.state, state, &id)?;
+        app.final_status = final_status;
+        app.diagnostics = diagnostics;
+        app.finish_time = Some(now);
+        app.am_ask_since = None;
+        app.asks.clear();
+        if app.saving_reply.is_none() {
+            fx.persist(StoreOp::PutApp(app_record(app)));
+        }
+        // Containers other than a finished AM's own are stopped now; the AM container gets
+        // `finished_app_container_grace_ms` to exit by itself after unregistering.
+        let am_container = app.current_attempt().and_then(|a| a.am_container);
+        let victims: Vec<ContainerId> =
+            app.containers.iter().copied().filter(|c| state != AppState::Finished || Some(*c) != am_container).collect();
+        for c in victims {
+            let diag = format!("Container killed because application {id} is {state}");
+            self.complete_container(c, exit_status::KILLED_BY_RESOURCEMANAGER, &diag, now, fx, Some(exit_status::KILLED_BY_RESOURCEMANAGER));
+        }
+        match state {
+            AppState::Finished => self.counters.apps_completed += 1,
+            AppState::Failed => self.counters.apps_failed += 1,
+            AppState::Killed => self.counters.apps_killed += 1,
+            _ => {}
+        }
+        fx.observe(Observation::AppFinished { state });
+        self.completed_order.push(id);
+        self.retire_old_apps(fx);
+        Ok(())
+    }
+
+    fn retire_old_apps(&mut self, fx: &mut impl Effects) {
+        while self.completed_order.len() > self.cfg.max_completed_apps {
+            let id = self.completed_order.remove(0);
+            // An app with containers still draining is kept until the next retirement.
+            if self.apps.get(&id).is_some_and(|a| a.containers.is_empty()) {
+                self.apps.remove(&id);
+                fx.persist(StoreOp::RemoveApp(id));
+            } else {
+                self.completed_order.push(id);
+                break;
+            }
+        }
+    }
+
+    /// Ends the current attempt (if it is still live): answers a parked allocate with SHUTDOWN,
+    /// drops its asks and persists it. Containers are the caller's business.
+    fn end_current_attempt(
+        &mut self,
+        id: ApplicationId,
+        to: AttemptState,
+        diagnostics: &str,
+        am_exit: Option<i32>,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<(), CoreError> {
+        let limit = self.limit();
+        let nodes = self.usable_nodes();
+        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
+        app.am_ask_since = None;
+        app.asks.clear();
+        let Some(attempt) = app.current_attempt_mut().filter(|a| !a.state.is_final()) else { return Ok(()) };
+        if to == AttemptState::Finished && attempt.state == AttemptState::Running {
+            transition(&mut attempt.state, AttemptState::Finishing, &attempt.id)?;
+        }
+        transition(&mut attempt.state, to, &attempt.id)?;
+        attempt.finish_time = Some(now);
+        attempt.diagnostics = diagnostics.to_owned();
+        attempt.am_exit_status = am_exit;
+        attempt.counts_as_failure = to == AttemptState::Failed && am_exit.is_none_or(exit_status::counts_as_attempt_failure);
+        if let Some((req, _)) = attempt.parked.take() {
+            let resp = build_response(attempt, limit, nodes, Some(AmCommand::Shutdown));
+            fx.reply(req, Reply::Allocate(Ok(resp)));
+        }
+        attempt.outbox_allocated.clear();
+        attempt.outbox_completed.clear();
+        fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
+        Ok(())
+    }
+
+    /// The current attempt failed: stop its containers, then retry or fail the app.
+    fn fail_attempt(
+        &mut self,
+        id: ApplicationId,
+        diagnostics: String,
+        am_exit: Option<i32>,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<(), CoreError> {
+        self.end_current_attempt(id, AttemptState::Failed, &diagnostics, am_exit, now, fx)?;
+        let app = &self.apps[&id];
+        let live: Vec<ContainerId> = app.containers.iter().copied().collect();
+        for c in live {
+            let diag = format!("Container of a failed attempt of {id}");
+            self.complete_container(c, exit_status::KILLED_BY_RESOURCEMANAGER, &diag, now, fx, Some(exit_status::KILLED_BY_RESOURCEMANAGER));
+        }
+        let app = &self.apps[&id];
+        let failures = app.attempts.iter().filter(|a| a.counts_as_failure).count() as u32;
+        if failures >= app.max_attempts {
+            let attempt = app.attempts.last().map(|a| a.id.to_string()).unwrap_or_default();
+            let diag = format!(
+                "Application {id} failed {failures} times (max attempts {}) due to: {diagnostics}. Last attempt: {attempt}. Failing the application.",
+                app.max_attempts
+            );
+            self.finish_app(id, AppState::Failed, FinalStatus::Failed, diag, now, fx)
+        } else {
+            tracing::info!(app = %id, %diagnostics, "attempt failed; starting a new attempt");
+            self.start_attempt(id, now, fx)
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // ApplicationMaster protocol.
+
+    /// The attempt if it is the app's current, live attempt.
+    fn live_attempt(&self, attempt: AttemptId) -> Result<&Attempt, CoreError> {
+        let app = self.apps.get(&attempt.app).ok_or(CoreError::UnknownApp(attempt.app))?;
+        match app.current_attempt() {
+            Some(a) if a.id == attempt && !a.state.is_final() && !app.state.is_final() => Ok(a),
+            _ => Err(CoreError::AttemptNotCurrent(attempt)),
+        }
+    }
+
+    fn register_am(&mut self, id: AttemptId, req: RegisterAmRequest, now: Millis) -> Result<RegisterAmResponse, CoreError> {
+        self.live_attempt(id)?;
+        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
+        if matches!(attempt.state, AttemptState::Allocated | AttemptState::Launched) {
+            transition(&mut attempt.state, AttemptState::Running, &id)?;
+        }
+        if attempt.state != AttemptState::Running {
+            return Err(CoreError::AttemptNotCurrent(id));
+        }
+        attempt.registered = true;
+        attempt.last_heartbeat = now;
+        attempt.host = req.host;
+        attempt.rpc_port = req.rpc_port;
+        attempt.tracking_url = req.tracking_url;
+        if app.state == AppState::Accepted {
+            transition(&mut app.state, AppState::Running, &id.app)?;
+        }
+        Ok(RegisterAmResponse {
+            application_id: id.app,
+            attempt_id: id,
+            queue: app.queue.clone(),
+            user: app.user.clone(),
+            maximum_capability: self.cfg.max_allocation,
+            minimum_capability: self.cfg.min_allocation,
+            containers_from_previous_attempts: Vec::new(),
+        })
+    }
+
+    fn allocate(
+        &mut self,
+        req: ReqId,
+        id: AttemptId,
+        request: AllocateRequest,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<(), CoreError> {
+        let limit = self.limit();
+        let nodes = self.usable_nodes();
+        let attempt = match self.live_attempt(id) {
+            Ok(a) => a,
+            // A finished attempt's AM is told to shut down rather than given an error.
+            Err(CoreError::AttemptNotCurrent(_)) => {
+                let mut resp = AllocateResponse { limit, num_cluster_nodes: nodes, ..Default::default() };
+                resp.am_command = Some(AmCommand::Shutdown);
+                resp.response_id = request.response_id + 1;
+                fx.reply(req, Reply::Allocate(Ok(resp)));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if !attempt.registered {
+            return Err(CoreError::AmNotRegistered(id));
+        }
+        // A retry of the request whose response was lost gets the same response again.
+        if request.response_id + 1 == attempt.response_id
+            && let Some(last) = &attempt.last_response
+        {
+            fx.reply(req, Reply::Allocate(Ok(last.clone())));
+            return Ok(());
+        }
+        if request.response_id != attempt.response_id {
+            return Err(CoreError::InvalidResponseId { attempt: id, expected: attempt.response_id, got: request.response_id });
+        }
+        // Validate everything before changing anything.
+        let mut asks = Vec::with_capacity(request.asks.len());
+        for ask in &request.asks {
+            if ask.capability.memory_mb == 0 && ask.capability.vcores == 0 && ask.num_containers > 0 {
+                return Err(CoreError::InvalidResourceRequest(format!(
+                    "ask at priority {} has an empty capability",
+                    ask.priority
+                )));
+            }
+            asks.push((ask, self.normalize("capability", ask.capability)?));
+        }
+        for c in &request.releases {
+            if c.app() != id.app {
+                return Err(CoreError::ForeignContainer { container: *c, attempt: id });
+            }
+        }
+
+        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        app.progress = request.progress.clamp(0.0, 1.0);
+        let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
+        attempt.last_heartbeat = now;
+        if let Some((old, _)) = attempt.parked.take() {
+            // The AM gave up on its previous long poll (e.g. client timeout) and asked again.
+            fx.reply(old, Reply::Allocate(Err(CoreError::InvalidResponseId { attempt: id, expected: attempt.response_id + 1, got: attempt.response_id })));
+        }
+        for (ask, capability) in asks {
+            let key = AskKey { priority: ask.priority, resource_name: ask.resource_name.clone(), capability };
+            if ask.num_containers == 0 {
+                app.asks.remove(&key);
+            } else {
+                let since = app.asks.get(&key).map_or(now, |a| a.since);
+                app.asks.insert(key, Ask { count: ask.num_containers, relax_locality: ask.relax_locality, since });
+            }
+        }
+        for c in request.releases {
+            if self.containers.get(&c).is_some_and(|rc| !rc.is_am) {
+                self.complete_container(c, exit_status::ABORTED, "Container released by the application", now, fx, Some(exit_status::KILLED_BY_APPMASTER));
+            }
+        }
+        // Serve the new asks before answering, so allocations ride on this very response.
+        self.schedule(now, fx);
+        let limit = self.limit();
+        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
+        if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() && request.wait_ms > 0 {
+            attempt.parked = Some((req, now + request.wait_ms));
+        } else {
+            let resp = build_response(attempt, limit, nodes, None);
+            fx.reply(req, Reply::Allocate(Ok(resp)));
+        }
+        Ok(())
+    }
+
+    /// Answers a parked allocate of `app` if there is now something to deliver.
+    fn wake(&mut self, app: ApplicationId, fx: &mut impl Effects) {
+        let limit = self.limit();
+        let nodes = self.usable_nodes();
+        let Some(attempt) = self.apps.get_mut(&app).and_then(|a| a.attempts.last_mut()) else { return };
+        if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() {
+            return;
+        }
+        if let Some((req, _)) = attempt.parked.take() {
+            let resp = build_response(attempt, limit, nodes, None);
+            fx.reply(req, Reply::Allocate(Ok(resp)));
+        }
+    }
+
+    fn finish_am(&mut self, id: AttemptId, req: FinishAmRequest, now: Millis, fx: &mut impl Effects) -> Result<FinishAmResponse, CoreError> {
+        let app = self.apps.get(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        // A repeated finish after success is answered the same way (the AM polls until true).
+        if app.state == AppState::Finished && app.current_attempt().is_some_and(|a| a.id == id) {
+            return Ok(FinishAmResponse { is_unregistered: true });
+        }
+        if !self.live_attempt(id)?.registered {
+            return Err(CoreError::AmNotRegistered(id));
+        }
+        let diag = req.diagnostics;
+        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        if let Some(a) = app.attempts.last_mut() {
+            a.tracking_url = req.tracking_url;
+        }
+        self.end_current_attempt(id.app, AttemptState::Finished, &diag, None, now, fx)?;
+        let final_status = if req.final_status == FinalStatus::Undefined { FinalStatus::Undefined } else { req.final_status };
+        self.finish_app(id.app, AppState::Finished, final_status, diag, now, fx)?;
+        Ok(FinishAmResponse { is_unregistered: true })
+    }
+
+    fn am_launched(&mut self, container: ContainerId, now: Millis) {
+        let Some(app) = self.apps.get_mut(&container.app()) else { return };
+        app.launch_time.get_or_insert(now);
+        if let Some(rc) = self.containers.get_mut(&container)
+            && rc.state == ContainerState::Allocated
+        {
+            let _ = transition(&mut rc.state, ContainerState::Acquired, &container);
+        }
+        if let Some(a) = app.attempts.last_mut()
+            && a.am_container == Some(container)
+            && a.state == AttemptState::Allocated
+        {
+            let _ = transition(&mut a.state, AttemptState::Launched, &a.id);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // NodeManager protocol.
+
+    fn register_node(&mut self, req: RegisterNodeRequest, now: Millis, fx: &mut impl Effects) -> Result<RegisterNodeResponse, CoreError> {
+        if req.total.memory_mb == 0 || req.total.vcores == 0 {
+            return Err(CoreError::InvalidNodeResources { node: req.node_id, total: req.total });
+        }
+        let reported: BTreeSet<ContainerId> = req
+            .containers
+            .iter()
+            .filter(|c| c.state != NmContainerState::Complete)
+            .map(|c| c.container_id)
+            .collect();
+        if let Some(node) = self.nodes.get(&req.node_id) {
+            // The NM restarted (or came back after being LOST): what it no longer runs is gone.
+            let gone: Vec<ContainerId> = node.containers.iter().filter(|c| !reported.contains(c)).copied().collect();
+            for c in gone {
+                self.complete_container(c, exit_status::ABORTED, "Container lost: its NodeManager re-registered without it", now, fx, None);
+            }
+            let node_id = req.node_id.clone();
+            self.update_node(&node_id, |node| {
+                if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
+                    transition(&mut node.state, NodeState::New, &node_id)?;
+                    transition(&mut node.state, NodeState::Running, &node_id)?;
+                }
+                node.total = req.total;
+                node.http_address = req.http_address;
+                node.version = req.version;
+                node.last_heartbeat = now;
+                Ok::<_, CoreError>(())
+            })
+            .ok_or_else(|| CoreError::UnknownNode(node_id.clone()))??;
+        } else {
+            let mut node = Node {
+                id: req.node_id.clone(),
+                http_address: req.http_address,
+                total: req.total,
+                used: Resource::ZERO,
+                state: NodeState::New,
+                last_heartbeat: now,
+                health_report: String::new(),
+                version: req.version,
+                containers: BTreeSet::new(),
+            };
+            transition(&mut node.state, NodeState::Running, &req.node_id)?;
+            self.nodes.insert(req.node_id.clone(), node);
+            self.update_node(&req.node_id, |_| ());
+        }
+        tracing::info!(node = %req.node_id, total = %req.total, "node registered");
+        Ok(RegisterNodeResponse {
+            action: NodeAction::Normal,
+            container_token_keys: vec![self.cfg.container_token_key.clone()],
+            heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
+            rm_epoch: self.cfg.epoch,
+            diagnostics: String::new(),
+        })
+    }
+
+    fn node_heartbeat(&mut self, req: NodeHeartbeatRequest, now: Millis, fx: &mut impl Effects) -> Result<NodeHeartbeatResponse, CoreError> {
+        let resync = || NodeHeartbeatResponse {
+            action: NodeAction::Resync,
+            containers_to_cleanup: Vec::new(),
+            acked_completed: Vec::new(),
+            container_token_keys: None,
+            heartbeat_interval_ms: 0,
+        };
+        let Some(node) = self.nodes.get(&req.node_id) else { return Ok(resync()) };
+        if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
+            return Ok(resync());
+        }
+        let want = if req.health.healthy { NodeState::Running } else { NodeState::Unhealthy };
+        self.update_node(&req.node_id, |node| {
+            node.last_heartbeat = now;
+            node.health_report = req.health.report.clone();
+            if node.state != want {
+                transition(&mut node.state, want, &node.id.clone())?;
+            }
+            Ok::<_, CoreError>(())
+        })
+        .ok_or_else(|| CoreError::UnknownNode(req.node_id.clone()))??;
+        let mut response = NodeHeartbeatResponse {
+            action: NodeAction::Normal,
+            containers_to_cleanup: Vec::new(),
+            acked_completed: Vec::new(),
+            container_token_keys: None,
+            heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
+        };
+        for report in req.containers {
+            self.container_report(&req.node_id, report, &mut response, now, fx);
+        }
+        Ok(response)
+    }
+
+    fn container_report(&mut self, node: &NodeId, report: ContainerReport, response: &mut NodeHeartbeatResponse, now: Millis, fx: &mut impl Effects) {
+        let id = report.container_id;
+        let live_here = self.containers.get(&id).is_some_and(|c| &c.node_id == node);
+        match report.state {
+            NmContainerState::Complete => {
+                if live_here {
+                    self.complete_container(id, report.exit_status, &report.diagnostics, now, fx, None);
+                }
+                response.acked_completed.push(id);
+            }
+            NmContainerState::New | NmContainerState::Running => {
+                if !live_here {
+                    response.containers_to_cleanup.push(id);
+                    return;
+                }
+                if let Some(rc) = self.containers.get_mut(&id)
+                    && rc.state != ContainerState::Running
+                {
+                    let _ = transition(&mut rc.state, ContainerState::Running, &id);
+                }
+                if let Some(h) = self.apps.get_mut(&id.app()).and_then(|a| a.container_history.get_mut(&id)) {
+                    h.diagnostics = report.diagnostics;
+                }
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Containers.
+
+    /// Removes a live container: frees its resources, tells its AM, and, if `stop_with` is given,
+    /// asks its NM to stop it. An AM container's completion ends its attempt.
+    fn complete_container(
+        &mut self,
+        id: ContainerId,
+        exit: i32,
+        diagnostics: &str,
+        now: Millis,
+        fx: &mut impl Effects,
+        stop_with: Option<i32>,
+    ) {
+        let Some(mut rc) = self.containers.remove(&id) else { return };
+        let _ = transition(&mut rc.state, ContainerState::Completed, &id);
+        self.update_node(&rc.node_id, |node| {
+            node.used -= rc.resource;
+            node.containers.remove(&id);
+        });
+        self.cluster_used -= rc.resource;
+        fx.observe(Observation::ContainerCompleted { exit_status: exit });
+        if let Some(stop_exit) = stop_with {
+            let http = self.nodes.get(&rc.node_id).map(|n| n.http_address.clone()).unwrap_or_default();
+            fx.stop_container(ContainerStop {
+                container_id: id,
+                node_id: rc.node_id.clone(),
+                node_http_address: http,
+                container_token: rc.token.clone(),
+                exit_status: stop_exit,
+            });
+        }
+        let Some(app) = self.apps.get_mut(&id.app()) else { return };
+        app.used -= rc.resource;
+        app.containers.remove(&id);
+        let secs = now.saturating_sub(rc.allocated_at) / 1000;
+        app.memory_seconds += rc.resource.memory_mb * secs;
+        app.vcore_seconds += u64::from(rc.resource.vcores) * secs;
+        if let Some(h) = app.container_history.get_mut(&id) {
+            h.finished_at = Some(now);
+            h.exit_status = Some(exit);
+            h.diagnostics = diagnostics.to_owned();
+        }
+        let Some(attempt) = app.attempts.last_mut().filter(|a| a.id == id.attempt && !a.state.is_final()) else { return };
+        if rc.is_am {
+            let diag = format!(
+                "AM Container for {} exited with exitCode: {exit}{}{}",
+                attempt.id,
+                exit_status::name(exit).map(|n| format!(" ({n})")).unwrap_or_default(),
+                if diagnostics.is_empty() { String::new() } else { format!(". Diagnostics: {diagnostics}") }
+            );
+            if let Err(e) = self.fail_attempt(id.app(), diag, Some(exit), now, fx) {
+                tracing::error!(container = %id, error = %e, "cannot fail attempt");
+            }
+            return;
+        }
+        attempt.outbox_completed.push(ContainerStatus {
+            container_id: id,
+            state: NmContainerState::Complete,
+            exit_status: exit,
+            diagnostics: diagnostics.to_owned(),
+        });
+        self.wake(id.app(), fx);
+    }
+
+    /// Allocates a container of `resource` on `node_id` for the current attempt of `app_id`.
+    /// `asked_at` is when the ask appeared (for the allocation-latency metric).
+    pub(crate) fn allocate_container(
+        &mut self,
+        app_id: ApplicationId,
+        node_id: &NodeId,
+        resource: Resource,
+        priority: i32,
+        is_am: bool,
+        asked_at: Millis,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) {
+        let epoch = self.cfg.epoch;
+        let Some(app) = self.apps.get_mut(&app_id) else { return };
+        let Some(attempt) = app.attempts.last_mut() else { return };
+        let Some(http) = self.nodes.get(node_id).map(|n| n.http_address.clone()) else { return };
+        let id = ContainerId { attempt: attempt.id, epoch, seq: app.next_container_seq };
+        app.next_container_seq += 1;
+        let token = token::sign(
+            &ContainerToken {
+                container_id: id,
+                node_id: node_id.clone(),
+                user: app.user.clone(),
+                resource,
+                expires_at: now + self.cfg.container_allocation_expiry_ms,
+                key_id: self.cfg.container_token_key.key_id,
+                rm_epoch: epoch,
+            },
+            &self.cfg.container_token_key,
+        );
+        app.used += resource;
+        app.containers.insert(id);
+        app.container_history.insert(
+            id,
+            ContainerHistory {
+                id,
+                node_id: node_id.clone(),
+                node_http_address: http.clone(),
+                resource,
+                priority,
+                allocated_at: now,
+                finished_at: None,
+                exit_status: None,
+                diagnostics: String::new(),
+            },
+        );
+        if is_am {
+            app.am_ask_since = None;
+            attempt.am_container = Some(id);
+            attempt.node_id = Some(node_id.clone());
+            attempt.node_http_address = http.clone();
+            attempt.last_heartbeat = now;
+            if let Err(e) = transition(&mut attempt.state, AttemptState::Allocated, &attempt.id) {
+                tracing::error!(error = %e, "AM container allocated for an attempt not waiting for one");
+            }
+            fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
+            let mut launch_context = app.launch_context.clone();
+            let env = &mut launch_context.environment;
+            env.insert(am_env::RM_ADDRESSES.into(), self.cfg.rm_addresses.join(","));
+            let am_token = AmToken { attempt_id: attempt.id, key_id: self.cfg.am_token_key.key_id };
+            env.insert(am_env::AM_TOKEN.into(), token::sign(&am_token, &self.cfg.am_token_key));
+            env.insert(am_env::APPLICATION_ID.into(), app_id.to_string());
+            env.insert(am_env::APP_ATTEMPT_ID.into(), attempt.id.to_string());
+            env.insert(am_env::MAX_APP_ATTEMPTS.into(), app.max_attempts.to_string());
+            env.insert(am_env::APP_SUBMIT_TIME.into(), app.submit_time.to_string());
+            fx.launch_am(AmLaunch { container_id: id, node_http_address: http, container_token: token.clone(), launch_context });
+        } else {
+            attempt.outbox_allocated.push(weft_common::protocol::Container {
+                id,
+                node_id: node_id.clone(),
+                node_http_address: http,
+                resource,
+                priority,
+                container_token: token.clone(),
+            });
+        }
+        fx.observe(Observation::ContainerAllocated { wait_ms: now.saturating_sub(asked_at), is_am });
+        self.update_node(node_id, |node| {
+            node.used += resource;
+            node.containers.insert(id);
+        });
+        self.cluster_used += resource;
+        self.counters.containers_allocated += 1;
+        let mut rc = RmContainer { id, node_id: node_id.clone(), resource, priority, state: ContainerState::New, is_am, allocated_at: now, token };
+        let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
+        self.containers.insert(id, rc);
+    }
+
+    /// Applies `f` to a node and keeps the free-capacity index in step: a node is indexed iff it
+    /// is usable, keyed by its current free memory.
+    fn update_node<R>(&mut self, id: &NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
+        let node = self.nodes.get_mut(id)?;
+        self.free_index.remove(&(node.free().memory_mb, node.id.clone()));
+        let r = f(node);
+        if node.state.is_usable() {
+            self.free_index.insert((node.free().memory_mb, node.id.clone()));
+        }
+        Some(r)
+    }
+
+    /// Headroom for an app: free resources on usable nodes (FIFO has no queue limits).
+    fn limit(&self) -> Resource {
+        self.cluster_capacity().saturating_sub(self.nodes.values().filter(|n| n.state.is_usable()).fold(Resource::ZERO, |a, n| a + n.used))
+    }
+
+    fn usable_nodes(&self) -> u32 {
+        self.nodes.values().filter(|n| n.state.is_usable()).count() as u32
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Timers.
+
+    fn tick(&mut self, now: Millis, fx: &mut impl Effects) {
+        let lost: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| matches!(n.state, NodeState::Running | NodeState::Unhealthy))
+            .filter(|n| now.saturating_sub(n.last_heartbeat) > self.cfg.nm_expiry_ms)
+            .map(|n| n.id.clone())
+            .collect();
+        for id in lost {
+            self.node_lost(&id, now, fx);
+        }
+
+        let expired_ams: Vec<(ApplicationId, AttemptId)> = self
+            .apps
+            .values()
+            .filter(|a| !a.state.is_final())
+            .filter_map(|a| a.current_attempt().map(|t| (a.id, t)))
+            .filter(|(_, t)| matches!(t.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running))
+            .filter(|(_, t)| now.saturating_sub(t.last_heartbeat) > self.cfg.am_expiry_ms)
+            .map(|(a, t)| (a, t.id))
+            .collect();
+        for (app, attempt) in expired_ams {
+            // Failing the attempt stops its AM container too, so two AMs never run at once.
+            let diag = format!("ApplicationMaster for attempt {attempt} timed out after {} ms without a heartbeat", self.cfg.am_expiry_ms);
+            if let Err(e) = self.fail_attempt(app, diag, None, now, fx) {
+                tracing::error!(%attempt, error = %e, "cannot expire attempt");
+            }
+        }
+
+        let stale: Vec<(ContainerId, &'static str, i32)> = self
+            .containers
+            .values()
+            .filter_map(|c| {
+                let app = self.apps.get(&c.id.app())?;
+                if app.state.is_final() && now.saturating_sub(app.finish_time.unwrap_or(now)) > self.cfg.finished_app_container_grace_ms {
+                    return Some((c.id, "Container killed after its application completed", exit_status::KILLED_AFTER_APP_COMPLETION));
+                }
+                (c.state == ContainerState::Allocated && now.saturating_sub(c.allocated_at) > self.cfg.container_allocation_expiry_ms)
+                    .then_some((c.id, "Container expired since it was unused", exit_status::ABORTED))
+            })
+            .collect();
+        for (id, diag, exit) in stale {
+            self.complete_container(id, exit, diag, now, fx, Some(exit));
+        }
+
+        let limit = self.limit();
+        let nodes = self.usable_nodes();
+        for app in self.apps.values_mut() {
+            let Some(attempt) = app.attempts.last_mut() else { continue };
+            if let Some((req, deadline)) = attempt.parked
+                && deadline <= now
+            {
+                attempt.parked = None;
+                let resp = build_response(attempt, limit, nodes, None);
+                fx.reply(req, Reply::Allocate(Ok(resp)));
+            }
+        }
+    }
+
+    fn node_lost(&mut self, id: &NodeId, now: Millis, fx: &mut impl Effects) {
+        let marked = self.update_node(id, |node| transition(&mut node.state, NodeState::Lost, &node.id.clone()));
+        if let Some(Err(e)) = marked {
+            tracing::error!(error = %e, "cannot mark node lost");
+            return;
+        }
+        tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.nm_expiry_ms);
+        let containers: Vec<ContainerId> = self.nodes.get(id).map(|n| n.containers.iter().copied().collect()).unwrap_or_default();
+        for c in containers {
+            self.complete_container(c, exit_status::ABORTED, "Container released on a *lost* node", now, fx, None);
+        }
+        fx.observe(Observation::NodeLost);
+    }
+}
+
+/// Takes what the attempt's outbox holds into a new allocate response.
+fn build_response(attempt: &mut Attempt, limit: Resource, num_cluster_nodes: u32, am_command: Option<AmCommand>) -> AllocateResponse {
+    attempt.response_id += 1;
+    let resp = AllocateResponse {
+        response_id: attempt.response_id,
+        allocated: std::mem::take(&mut attempt.outbox_allocated),
+        completed: std::mem::take(&mut attempt.outbox_completed),
+        limit,
+        num_cluster_nodes,
+        preemption: None,
+        am_command,
+    };
+    attempt.last_response = Some(resp.clone());
+    resp
+}
+
+pub fn app_record(app: &App) -> AppRecord {
+    AppRecord {
+        id: app.id,
+        user: app.user.clone(),
+        queue: app.queue.clone(),
+        name: app.name.clone(),
+        application_type: app.application_type.clone(),
+        tags: app.tags.clone(),
+        priority: app.priority,
+        max_attempts: app.max_attempts,
+        am_resource: app.am_resource,
+        launch_context: app.launch_context.clone(),
+        submit_time: app.submit_time,
+        finish_time: app.finish_time,
+        // NEW_SAVING is what the store sees of a fresh submit: durable from then on.
+        state: if app.state == AppState::NewSaving { AppState::Submitted } else { app.state },
+        final_status: app.final_status,
+        diagnostics: app.diagnostics.clone(),
+    }
+}
+
+pub fn attempt_record(a: &Attempt) -> AttemptRecord {
+    AttemptRecord {
+        id: a.id,
+        state: a.state,
+        am_container: a.am_container,
+        node_id: a.node_id.clone(),
+        node_http_address: a.node_http_address.clone(),
+        start_time: a.start_time,
+        finish_time: a.finish_time,
+        diagnostics: a.diagnostics.clone(),
+        am_exit_status: a.am_exit_status,
+    }
+}
+
+fn app_from_record(r: AppRecord) -> App {
+    App {
+        id: r.id,
+        user: r.user,
+        name: r.name,
+        queue: r.queue,
+        application_type: r.application_type,
+        tags: r.tags,
+        priority: r.priority,
+        max_attempts: r.max_attempts,
+        am_resource: r.am_resource,
+        launch_context: r.launch_context,
+        submit_time: r.submit_time,
+        launch_time: None,
+        finish_time: r.finish_time,
+        state: r.state,
+        final_status: r.final_status,
+        diagnostics: r.diagnostics,
+        progress: if r.state.is_final() { 1.0 } else { 0.0 },
+        attempts: Vec::new(),
+        am_ask_since: None,
+        asks: BTreeMap::new(),
+        containers: BTreeSet::new(),
+        used: Resource::ZERO,
+        next_container_seq: 1,
+        memory_seconds: 0,
+        vcore_seconds: 0,
+        saving_reply: None,
+        container_history: BTreeMap::new(),
+    }
+}
+
+fn attempt_from_record(r: AttemptRecord) -> Attempt {
+    let mut a = Attempt::new(r.id, r.start_time);
+    a.state = r.state;
+    a.am_container = r.am_container;
+    a.node_id = r.node_id;
+    a.node_http_address = r.node_http_address;
+    a.finish_time = r.finish_time;
+    a.diagnostics = r.diagnostics;
+    a.am_exit_status = r.am_exit_status;
+    a.counts_as_failure = r.state == AttemptState::Failed && r.am_exit_status.is_none_or(exit_status::counts_as_attempt_failure);
+    a
+}

@@ -1,0 +1,616 @@
+//! Core tests: the core is stepped by hand with a virtual clock; every effect is recorded and
+//! must be examined; invariants are checked after every step (in `after_step`).
+
+use proptest::prelude::*;
+use weft_common::protocol::{
+    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, FinishAmRequest, NodeAction,
+    NodeHeartbeatRequest, RegisterAmRequest, RegisterNodeRequest, ResourceRequest,
+};
+use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
+use weft_common::states::{AppState, AttemptState, FinalStatus, NmContainerState, NodeState, exit_status};
+use weft_common::token::{self, AmToken, ContainerToken, MasterKey};
+use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
+
+use super::*;
+use crate::store::{MemoryStore, StateStore};
+
+const MB: u64 = 1;
+
+fn config() -> CoreConfig {
+    CoreConfig {
+        cluster_ts: 1_000,
+        epoch: 1,
+        min_allocation: Resource::new(128 * MB, 1),
+        max_allocation: Resource::new(4096 * MB, 4),
+        max_app_attempts: 2,
+        nm_heartbeat_interval_ms: 1_000,
+        nm_expiry_ms: 10_000,
+        am_expiry_ms: 20_000,
+        container_allocation_expiry_ms: 60_000,
+        finished_app_container_grace_ms: 5_000,
+        max_completed_apps: 100,
+        container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
+        am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
+        rm_addresses: vec!["http://127.0.0.1:8088".into()],
+    }
+}
+
+struct Env {
+    core: Core,
+    fx: RecordingEffects,
+    now: Millis,
+    next_req: ReqId,
+}
+
+impl Env {
+    fn new() -> Self {
+        Self { core: Core::new(config()), fx: RecordingEffects::default(), now: 10_000, next_req: 1 }
+    }
+
+    fn step(&mut self, event: Event) {
+        self.core.handle(event, self.now, &mut self.fx);
+        self.fx.clear_observations();
+    }
+
+    fn req(&mut self) -> ReqId {
+        self.next_req += 1;
+        self.next_req
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        self.step(Event::Tick);
+    }
+
+    fn add_node(&mut self, name: &str, memory_mb: u64, vcores: u32) -> NodeId {
+        let node_id = NodeId(format!("{name}:8042"));
+        let req = self.req();
+        let request = RegisterNodeRequest {
+            node_id: node_id.clone(),
+            http_address: format!("http://{name}:8042"),
+            total: Resource::new(memory_mb, vcores),
+            containers: vec![],
+            version: "test".into(),
+        };
+        self.step(Event::NodeRegister { req, request });
+        let Reply::NodeRegister(Ok(r)) = self.fx.take_reply(req) else { panic!("register failed") };
+        assert_eq!(r.action, NodeAction::Normal);
+        node_id
+    }
+
+    fn heartbeat(&mut self, node: &NodeId, containers: Vec<ContainerReport>) -> weft_common::protocol::NodeHeartbeatResponse {
+        let req = self.req();
+        let request = NodeHeartbeatRequest { node_id: node.clone(), containers, health: Default::default() };
+        self.step(Event::NodeHeartbeat { req, request });
+        let Reply::NodeHeartbeat(Ok(r)) = self.fx.take_reply(req) else { panic!("heartbeat failed") };
+        r
+    }
+
+    fn new_app_id(&mut self) -> ApplicationId {
+        let req = self.req();
+        self.step(Event::NewApplication { req });
+        let Reply::NewApplication(Ok(r)) = self.fx.take_reply(req) else { panic!() };
+        r.application_id
+    }
+
+    fn context(id: ApplicationId) -> ApplicationSubmissionContext {
+        ApplicationSubmissionContext {
+            application_id: Some(id),
+            application_name: Some("t".into()),
+            am_container_spec: AmContainerSpec {
+                commands: Some(Commands { command: vec!["run-am".into()] }),
+                ..Default::default()
+            },
+            resource: Some(Resource::new(256, 1)),
+            ..Default::default()
+        }
+    }
+
+    fn submit_with(&mut self, ctx: ApplicationSubmissionContext) -> Result<ApplicationId, CoreError> {
+        let req = self.req();
+        let id = ctx.application_id;
+        self.step(Event::Submit { req, user: "alice".into(), context: Box::new(ctx) });
+        if let Some(Reply::Submit(Err(e))) = self.fx.has_reply(req).then(|| self.fx.take_reply(req)) {
+            return Err(e);
+        }
+        // The ack waits for the store.
+        assert!(!self.fx.has_reply(req), "submit acknowledged before it was persisted");
+        assert!(matches!(self.fx.persisted.last(), Some(StoreOp::PutApp(a)) if Some(a.id) == id));
+        self.step(Event::Persisted);
+        let Reply::Submit(r) = self.fx.take_reply(req) else { panic!() };
+        r
+    }
+
+    fn submit(&mut self) -> ApplicationId {
+        let id = self.new_app_id();
+        self.submit_with(Self::context(id)).unwrap()
+    }
+
+    /// Submits an app and brings its AM to RUNNING; returns the AM launch.
+    fn running_app(&mut self) -> (ApplicationId, AmLaunch) {
+        let id = self.submit();
+        let launch = self.fx.take_launches().pop().expect("AM launched");
+        self.step(Event::AmLaunched { container: launch.container_id });
+        let attempt = launch.container_id.attempt;
+        let req = self.req();
+        self.step(Event::AmRegister { req, attempt, request: RegisterAmRequest::default() });
+        assert!(matches!(self.fx.take_reply(req), Reply::AmRegister(Ok(_))));
+        (id, launch)
+    }
+
+    fn allocate(&mut self, attempt: AttemptId, request: AllocateRequest) -> Option<Result<AllocateResponse, CoreError>> {
+        let req = self.req();
+        self.step(Event::Allocate { req, attempt, request });
+        self.fx.has_reply(req).then(|| match self.fx.take_reply(req) {
+            Reply::Allocate(r) => r,
+            other => panic!("{other:?}"),
+        })
+    }
+
+    fn app(&self, id: ApplicationId) -> &App {
+        self.core.app(id).expect("app exists")
+    }
+
+    fn stops(&mut self) -> Vec<ContainerId> {
+        self.fx.take_stops().into_iter().map(|s| s.container_id).collect()
+    }
+}
+
+fn ask(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
+    ResourceRequest { priority, capability: Resource::new(memory_mb, 1), num_containers: n, resource_name: "*".into(), relax_locality: true }
+}
+
+fn done(id: ContainerId, exit: i32) -> ContainerReport {
+    ContainerReport { container_id: id, state: NmContainerState::Complete, exit_status: exit, diagnostics: String::new(), resource: Resource::ZERO, pid: None }
+}
+
+fn running(id: ContainerId) -> ContainerReport {
+    ContainerReport { container_id: id, state: NmContainerState::Running, exit_status: exit_status::INVALID, diagnostics: String::new(), resource: Resource::ZERO, pid: None }
+}
+
+#[test]
+fn submit_is_acknowledged_after_persisting_and_launches_the_am_with_credentials() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 4096, 4);
+    let id = env.submit();
+    assert_eq!(env.app(id).state, AppState::Accepted);
+    let attempt_write = env.fx.take_persisted();
+    assert!(attempt_write.iter().any(|op| matches!(op, StoreOp::PutAttempt(a) if a.state == AttemptState::Scheduled)));
+    assert!(attempt_write.iter().any(|op| matches!(op, StoreOp::PutAttempt(a) if a.state == AttemptState::Allocated)));
+
+    let launch = env.fx.take_launches().pop().unwrap();
+    assert_eq!(launch.node_http_address, "http://n1:8042");
+    assert_eq!(launch.container_id.to_string(), format!("container_e1_1000_0001_01_000001"));
+    let t = ContainerToken::verify_for_node(&launch.container_token, &[config().container_token_key], &node, env.now).unwrap();
+    assert_eq!(t.resource, Resource::new(256, 1));
+    assert_eq!(t.user, "alice");
+    let env_vars = &launch.launch_context.environment;
+    let am: AmToken = token::verify(&env_vars["WEFT_AM_TOKEN"], &[config().am_token_key]).unwrap();
+    assert_eq!(am.attempt_id, AttemptId::new(id, 1));
+    assert_eq!(env_vars["WEFT_RM_ADDRESSES"], "http://127.0.0.1:8088");
+    assert_eq!(env.core.node(&node).unwrap().used, Resource::new(256, 1));
+    env.fx.assert_drained();
+}
+
+#[test]
+fn asks_are_served_at_once_spread_over_nodes_and_replace_earlier_asks() {
+    let mut env = Env::new();
+    let n1 = env.add_node("n1", 2048, 4);
+    let n2 = env.add_node("n2", 2048, 4);
+    let (id, launch) = env.running_app();
+    let attempt = launch.container_id.attempt;
+    // Ask 8, then replace with 4 in the same request round: only 4 are outstanding.
+    let r = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 100, 4)], ..Default::default() }).unwrap().unwrap();
+    assert_eq!(r.response_id, 1);
+    assert_eq!(r.allocated.len(), 4, "allocated in the same response");
+    assert!(r.allocated.iter().all(|c| c.resource == Resource::new(128, 1)), "rounded up to the minimum allocation");
+    let on = |n: &NodeId| r.allocated.iter().filter(|c| &c.node_id == n).count();
+    assert!(on(&n1) >= 1 && on(&n2) >= 1, "spread over both nodes: {:?}", r.allocated);
+    assert!(env.app(id).asks.is_empty());
+
+    // Replace semantics: 3 outstanding then 1 outstanding leaves 1.
+    env.core.handle(Event::Tick, env.now, &mut env.fx);
+    let big = ask(2, 2048, 3);
+    let r = env.allocate(attempt, AllocateRequest { response_id: 1, asks: vec![big.clone()], ..Default::default() }).unwrap().unwrap();
+    assert!(r.allocated.is_empty(), "no node has 2 GiB free");
+    let r = env.allocate(attempt, AllocateRequest { response_id: 2, asks: vec![ResourceRequest { num_containers: 1, ..big }], ..Default::default() }).unwrap().unwrap();
+    assert!(r.allocated.is_empty());
+    assert_eq!(env.app(id).pending_containers(), 1);
+    env.fx.assert_drained();
+}
+
+#[test]
+fn long_poll_is_answered_when_capacity_appears_or_at_its_deadline() {
+    let mut env = Env::new();
+    env.add_node("n1", 512, 2);
+    let (_, launch) = env.running_app();
+    let attempt = launch.container_id.attempt;
+    let parked = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 512, 1)], wait_ms: 5_000, ..Default::default() });
+    assert!(parked.is_none(), "held while nothing can be allocated");
+    // A node appears: the held allocate is answered with the container right away.
+    let req_before = env.next_req;
+    env.add_node("n2", 1024, 2);
+    let (req, reply) = env.fx.replies.pop().expect("parked allocate answered");
+    assert!(req <= req_before);
+    let Reply::Allocate(Ok(r)) = reply else { panic!() };
+    assert_eq!(r.allocated.len(), 1);
+    assert_eq!(r.allocated[0].node_id, NodeId("n2:8042".into()));
+
+    // Nothing to deliver: answered empty at the deadline.
+    assert!(env.allocate(attempt, AllocateRequest { response_id: 1, wait_ms: 1_000, ..Default::default() }).is_none());
+    env.advance(999);
+    assert!(env.fx.replies.is_empty());
+    env.advance(1);
+    let (_, Reply::Allocate(Ok(r))) = env.fx.replies.pop().unwrap() else { panic!() };
+    assert!(r.allocated.is_empty() && r.response_id == 2);
+    env.fx.assert_drained();
+}
+
+#[test]
+fn response_ids_follow_yarn_duplicate_semantics() {
+    let mut env = Env::new();
+    env.add_node("n1", 4096, 4);
+    let (_, launch) = env.running_app();
+    let attempt = launch.container_id.attempt;
+    let first = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 2)], ..Default::default() }).unwrap().unwrap();
+    // The same request again (its response was lost) gets the same response, no new allocation.
+    let again = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 2)], ..Default::default() }).unwrap().unwrap();
+    assert_eq!(first, again);
+    let err = env.allocate(attempt, AllocateRequest { response_id: 7, ..Default::default() }).unwrap().unwrap_err();
+    assert!(matches!(err, CoreError::InvalidResponseId { expected: 1, got: 7, .. }));
+}
+
+#[test]
+fn invalid_asks_and_foreign_releases_are_rejected_without_changing_anything() {
+    let mut env = Env::new();
+    env.add_node("n1", 8192, 8);
+    let (a, la) = env.running_app();
+    let (_, lb) = env.running_app();
+    let att_a = la.container_id.attempt;
+    let err = env.allocate(att_a, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1), ask(2, 9999, 1)], ..Default::default() }).unwrap().unwrap_err();
+    assert!(matches!(err, CoreError::ResourceAboveMaximum { .. }), "{err}");
+    assert!(env.app(a).asks.is_empty(), "a rejected request changes nothing");
+    let err = env.allocate(att_a, AllocateRequest { response_id: 0, releases: vec![lb.container_id], ..Default::default() }).unwrap().unwrap_err();
+    assert!(matches!(err, CoreError::ForeignContainer { .. }));
+    assert_eq!(err.describe().status, 403);
+    assert!(env.core.container(&lb.container_id).is_some());
+    // Unregistered attempts must register first.
+    let fake = AttemptId::new(a, 9);
+    assert!(matches!(env.allocate(fake, AllocateRequest::default()).unwrap().unwrap(), AllocateResponse { am_command: Some(AmCommand::Shutdown), .. }));
+}
+
+#[test]
+fn bad_submissions_get_clear_errors_and_change_nothing() {
+    let mut env = Env::new();
+    let id = env.new_app_id();
+    let unknown_queue = ApplicationSubmissionContext { queue: Some("nope".into()), ..Env::context(id) };
+    assert_eq!(env.submit_with(unknown_queue).unwrap_err(), CoreError::UnknownQueue("nope".into()));
+    let too_big = ApplicationSubmissionContext { resource: Some(Resource::new(1 << 20, 1)), ..Env::context(id) };
+    assert!(matches!(env.submit_with(too_big).unwrap_err(), CoreError::ResourceAboveMaximum { .. }));
+    let no_cmd = ApplicationSubmissionContext { am_container_spec: AmContainerSpec::default(), ..Env::context(id) };
+    assert!(matches!(env.submit_with(no_cmd).unwrap_err(), CoreError::InvalidSubmission { field: "am-container-spec.commands", .. }));
+    let never_issued = ApplicationId::new(1_000, 77);
+    assert_eq!(env.submit_with(Env::context(never_issued)).unwrap_err(), CoreError::AppIdNotIssued(never_issued));
+    assert_eq!(env.core.apps().count(), 0);
+    env.submit_with(Env::context(id)).unwrap();
+    assert_eq!(env.submit_with(Env::context(id)).unwrap_err(), CoreError::AlreadySubmitted(id));
+    assert_eq!(env.core.apps().count(), 1);
+}
+
+#[test]
+fn am_failure_starts_a_new_attempt_until_max_attempts_then_fails_the_app() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 4096, 4);
+    let (id, launch) = env.running_app();
+    let attempt1 = launch.container_id.attempt;
+    let r = env.allocate(attempt1, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1)], ..Default::default() }).unwrap().unwrap();
+    let worker = r.allocated[0].id;
+    env.heartbeat(&node, vec![done(launch.container_id, 1)]);
+    assert_eq!(env.stops(), vec![worker], "the failed attempt's containers are stopped");
+    let app = env.app(id);
+    assert_eq!(app.attempts[0].state, AttemptState::Failed);
+    assert!(app.attempts[0].diagnostics.contains("exited with exitCode: 1"), "{}", app.attempts[0].diagnostics);
+    assert_eq!(app.state, AppState::Accepted);
+    let launch2 = env.fx.take_launches().pop().expect("second attempt's AM launched");
+    assert_eq!(launch2.container_id.attempt.attempt, 2);
+    // The old attempt is told to shut down.
+    let r = env.allocate(attempt1, AllocateRequest { response_id: 1, ..Default::default() }).unwrap().unwrap();
+    assert_eq!(r.am_command, Some(AmCommand::Shutdown));
+
+    env.heartbeat(&node, vec![done(launch2.container_id, 137)]);
+    let app = env.app(id);
+    assert_eq!(app.state, AppState::Failed);
+    assert_eq!(app.final_status, FinalStatus::Failed);
+    assert!(app.diagnostics.contains("failed 2 times"), "{}", app.diagnostics);
+    assert!(env.fx.take_launches().is_empty());
+    assert_eq!(env.core.cluster_used(), Resource::ZERO);
+    env.fx.assert_drained();
+}
+
+#[test]
+fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
+    let mut env = Env::new();
+    let n1 = env.add_node("n1", 2048, 4);
+    let n2 = env.add_node("n2", 1024, 4);
+    let (id, launch) = env.running_app(); // AM on n1 (most free memory)
+    assert_eq!(env.core.container(&launch.container_id).unwrap().node_id, n1);
+    let attempt = launch.container_id.attempt;
+    let r = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 1024, 2)], ..Default::default() }).unwrap().unwrap();
+    let on_n2: Vec<ContainerId> = r.allocated.iter().filter(|c| c.node_id == n2).map(|c| c.id).collect();
+    assert_eq!(on_n2.len(), 1);
+    // n2 goes silent; n1 keeps heartbeating.
+    for _ in 0..11 {
+        env.advance(1_000);
+        env.heartbeat(&n1, vec![running(launch.container_id)]);
+        let _ = env.allocate(attempt, AllocateRequest { response_id: env.app(id).attempts[0].response_id, ..Default::default() });
+    }
+    assert_eq!(env.core.node(&n2).unwrap().state, NodeState::Lost);
+    let completed: Vec<_> = env.app(id).attempts[0].last_response.iter().flat_map(|r| r.completed.clone()).collect();
+    assert!(completed.iter().any(|s| s.container_id == on_n2[0] && s.exit_status == exit_status::ABORTED), "{completed:?}");
+    assert_eq!(env.heartbeat(&n2, vec![]).action, NodeAction::Resync);
+    env.add_node("n2", 1024, 4);
+    assert_eq!(env.core.node(&n2).unwrap().state, NodeState::Running);
+
+    // Losing the AM's node does not count as an attempt failure.
+    let n3 = env.add_node("n3", 8192, 4);
+    let app2 = env.submit();
+    let am2 = env.fx.take_launches().pop().unwrap();
+    assert_eq!(env.core.container(&am2.container_id).unwrap().node_id, n3);
+    for _ in 0..11 {
+        env.advance(1_000);
+        for n in [&n1, &n2] {
+            env.heartbeat(n, vec![]);
+        }
+    }
+    let a = env.app(app2);
+    assert!(!a.attempts[0].counts_as_failure);
+    assert_eq!(a.attempts.len(), 2, "new attempt after the AM's node was lost");
+    let _ = env.fx.take_launches();
+    let _ = env.stops();
+}
+
+#[test]
+fn silent_am_fails_its_attempt() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 4096, 4);
+    let (id, launch) = env.running_app();
+    for _ in 0..21 {
+        env.advance(1_000);
+        env.heartbeat(&node, vec![running(launch.container_id)]);
+    }
+    let app = env.app(id);
+    assert_eq!(app.attempts[0].state, AttemptState::Failed);
+    assert!(app.attempts[0].diagnostics.contains("timed out"));
+    assert_eq!(env.stops(), vec![launch.container_id], "the silent AM is stopped");
+    assert_eq!(env.fx.take_launches().len(), 1);
+    // The NM still reporting the old AM as running is told to clean it up.
+    assert_eq!(env.heartbeat(&node, vec![running(launch.container_id)]).containers_to_cleanup, vec![launch.container_id]);
+}
+
+#[test]
+fn kill_stops_everything_and_is_idempotent() {
+    let mut env = Env::new();
+    env.add_node("n1", 4096, 4);
+    let (id, launch) = env.running_app();
+    let attempt = launch.container_id.attempt;
+    let parked = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 8192.min(4096), 1)], wait_ms: 10_000, ..Default::default() });
+    assert!(parked.is_none());
+    let req = env.req();
+    env.step(Event::Kill { req, app: id, diagnostics: None });
+    assert_eq!(env.fx.take_reply(req), Reply::Kill(Ok(AppState::Killed)));
+    let (_, Reply::Allocate(Ok(r))) = env.fx.replies.pop().unwrap() else { panic!("parked allocate not answered") };
+    assert_eq!(r.am_command, Some(AmCommand::Shutdown));
+    assert_eq!(env.stops(), vec![launch.container_id]);
+    let app = env.app(id);
+    assert_eq!((app.state, app.final_status), (AppState::Killed, FinalStatus::Killed));
+    assert_eq!(app.attempts[0].state, AttemptState::Killed);
+    assert!(env.fx.take_persisted().iter().any(|op| matches!(op, StoreOp::PutApp(r) if r.state == AppState::Killed)));
+    let req = env.req();
+    env.step(Event::Kill { req, app: id, diagnostics: None });
+    assert_eq!(env.fx.take_reply(req), Reply::Kill(Ok(AppState::Killed)));
+    let req = env.req();
+    let unknown = ApplicationId::new(1, 1);
+    env.step(Event::Kill { req, app: unknown, diagnostics: None });
+    assert_eq!(env.fx.take_reply(req), Reply::Kill(Err(CoreError::UnknownApp(unknown))));
+    env.fx.assert_drained();
+}
+
+#[test]
+fn finish_unregisters_stops_workers_and_reaps_a_lingering_am() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 4096, 4);
+    let (id, launch) = env.running_app();
+    let attempt = launch.container_id.attempt;
+    let r = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1)], ..Default::default() }).unwrap().unwrap();
+    let req = env.req();
+    let request = FinishAmRequest { final_status: FinalStatus::Succeeded, diagnostics: "ok".into(), tracking_url: String::new() };
+    env.step(Event::AmFinish { req, attempt, request: request.clone() });
+    assert!(matches!(env.fx.take_reply(req), Reply::AmFinish(Ok(r)) if r.is_unregistered));
+    assert_eq!(env.stops(), vec![r.allocated[0].id]);
+    let app = env.app(id);
+    assert_eq!((app.state, app.final_status), (AppState::Finished, FinalStatus::Succeeded));
+    assert_eq!(app.attempts[0].state, AttemptState::Finished);
+    // Repeating finish (the AM polls) is fine.
+    let req = env.req();
+    env.step(Event::AmFinish { req, attempt, request });
+    assert!(matches!(env.fx.take_reply(req), Reply::AmFinish(Ok(_))));
+    // The AM container has a grace period to exit, then is stopped.
+    env.advance(5_000);
+    assert!(env.stops().is_empty());
+    env.heartbeat(&node, vec![running(launch.container_id)]);
+    env.advance(1);
+    assert_eq!(env.stops(), vec![launch.container_id]);
+    assert_eq!(env.core.cluster_used(), Resource::ZERO);
+    env.fx.assert_drained();
+}
+
+#[test]
+fn heartbeats_ack_completions_and_clean_up_unknown_containers() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 4096, 4);
+    let (_, launch) = env.running_app();
+    let stranger = ContainerId { attempt: AttemptId::new(ApplicationId::new(5, 5), 1), epoch: 0, seq: 3 };
+    let r = env.heartbeat(&node, vec![running(launch.container_id), running(stranger), done(ContainerId { seq: 9, ..stranger }, 0)]);
+    assert_eq!(r.containers_to_cleanup, vec![stranger]);
+    assert_eq!(r.acked_completed, vec![ContainerId { seq: 9, ..stranger }]);
+    assert_eq!(env.core.container(&launch.container_id).unwrap().state, weft_common::states::ContainerState::Running);
+}
+
+#[tokio::test]
+async fn restart_lists_finished_apps_and_gives_unfinished_apps_a_new_attempt() {
+    let store = MemoryStore::new();
+    let epoch = store.claim_epoch("rm1").await.unwrap();
+    let mut env = Env::new();
+    env.core.cfg.epoch = epoch;
+    env.add_node("n1", 4096, 4);
+    let (done_app, launch) = env.running_app();
+    let req = env.req();
+    let finish = FinishAmRequest { final_status: FinalStatus::Succeeded, diagnostics: String::new(), tracking_url: String::new() };
+    env.step(Event::AmFinish { req, attempt: launch.container_id.attempt, request: finish });
+    let (running_app, _) = env.running_app();
+    let ops = env.fx.take_persisted();
+    store.apply(epoch, &ops).await.unwrap();
+
+    // A new RM incarnation.
+    let epoch2 = store.claim_epoch("rm1").await.unwrap();
+    let mut cfg = config();
+    cfg.cluster_ts = 2_000;
+    cfg.epoch = epoch2;
+    let mut core = Core::new(cfg);
+    let mut fx = RecordingEffects::default();
+    core.recover(store.load().await.unwrap(), 50_000, &mut fx).unwrap();
+    assert_eq!(core.app(done_app).unwrap().state, AppState::Finished);
+    assert_eq!(core.app(done_app).unwrap().final_status, FinalStatus::Succeeded);
+    let app = core.app(running_app).unwrap();
+    assert_eq!(app.state, AppState::Accepted);
+    assert_eq!(app.attempts.len(), 2);
+    assert_eq!(app.attempts[0].state, AttemptState::Failed);
+    assert!(!app.attempts[0].counts_as_failure);
+    store.apply(epoch2, &fx.take_persisted()).await.unwrap();
+    // Ids issued by the new incarnation do not collide with recovered ones.
+    let req = 1;
+    core.handle(Event::NewApplication { req }, 50_000, &mut fx);
+    let Reply::NewApplication(Ok(n)) = fx.take_reply(req) else { panic!() };
+    assert_eq!(n.application_id.cluster_ts, 2_000);
+    // The old epoch is fenced off.
+    assert!(store.apply(epoch, &[StoreOp::RemoveApp(done_app)]).await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property test: random interleavings keep the invariants (checked inside every step), never
+// over-allocate, and leave no eligible ask waiting while some node could host it.
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddNode(u64, u32),
+    Submit,
+    Ask(usize, u64, u32),
+    Release(usize),
+    CompleteOne(usize, i32),
+    Finish(usize),
+    Kill(usize),
+    Advance(u64),
+    SilenceNode(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (512u64..8192, 1u32..8).prop_map(|(m, c)| Op::AddNode(m, c)),
+        Just(Op::Submit),
+        (0usize..8, 1u64..3000, 0u32..6).prop_map(|(a, m, n)| Op::Ask(a, m, n)),
+        (0usize..64).prop_map(Op::Release),
+        (0usize..64, prop_oneof![Just(0), Just(1), Just(-100), Just(-104)]).prop_map(|(c, e)| Op::CompleteOne(c, e)),
+        (0usize..8).prop_map(Op::Finish),
+        (0usize..8).prop_map(Op::Kill),
+        (1u64..15_000).prop_map(Op::Advance),
+        (0usize..4).prop_map(Op::SilenceNode),
+    ]
+}
+
+fn work_conserving(core: &Core) -> Result<(), String> {
+    for app in core.apps().filter(|a| a.has_demand()) {
+        let wanted: Vec<Resource> = match app.am_ask_since {
+            Some(_) => vec![app.am_resource],
+            None => app.asks.keys().map(|k| k.capability).collect(),
+        };
+        for r in wanted {
+            if let Some(n) = core.nodes().find(|n| n.state.is_usable() && n.free().fits(&r)) {
+                return Err(format!("{} waits for {r} while {} has {} free", app.id, n.id, n.free()));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn random_operations_keep_the_core_consistent(ops in proptest::collection::vec(op(), 1..120)) {
+        let mut env = Env::new();
+        let mut nodes: Vec<NodeId> = Vec::new();
+        let mut silent: Vec<NodeId> = Vec::new();
+        let mut apps: Vec<ApplicationId> = Vec::new();
+        for op in ops {
+            match op {
+                Op::AddNode(m, c) => nodes.push(env.add_node(&format!("n{}", nodes.len()), m, c)),
+                Op::Submit => {
+                    let id = env.new_app_id();
+                    let req = env.req();
+                    env.step(Event::Submit { req, user: "u".into(), context: Box::new(Env::context(id)) });
+                    env.step(Event::Persisted);
+                    apps.push(id);
+                }
+                Op::Ask(i, m, n) => if let Some(&id) = apps.get(i) {
+                    let Some(att) = env.app(id).current_attempt().map(|a| (a.id, a.response_id)) else { continue };
+                    let req = env.req();
+                    env.step(Event::AmRegister { req, attempt: att.0, request: RegisterAmRequest::default() });
+                    let req = env.req();
+                    env.step(Event::Allocate { req, attempt: att.0, request: AllocateRequest { response_id: att.1, asks: vec![ask(1, m, n)], ..Default::default() } });
+                }
+                Op::Release(i) => {
+                    let live: Vec<ContainerId> = env.core.live_containers().filter(|c| !c.is_am).map(|c| c.id).collect();
+                    if let Some(&c) = live.get(i % live.len().max(1)) {
+                        let a = env.app(c.app()).current_attempt().map(|a| (a.id, a.response_id));
+                        if let Some((att, rid)) = a {
+                            let req = env.req();
+                            env.step(Event::Allocate { req, attempt: att, request: AllocateRequest { response_id: rid, releases: vec![c], ..Default::default() } });
+                        }
+                    }
+                }
+                Op::CompleteOne(i, exit) => {
+                    let live: Vec<(ContainerId, NodeId)> = env.core.live_containers().map(|c| (c.id, c.node_id.clone())).collect();
+                    if let Some((c, n)) = live.get(i % live.len().max(1)).cloned() {
+                        env.heartbeat(&n, vec![done(c, exit)]);
+                    }
+                }
+                Op::Finish(i) => if let Some(&id) = apps.get(i) {
+                    if let Some(att) = env.app(id).current_attempt().map(|a| a.id) {
+                        let req = env.req();
+                        env.step(Event::AmFinish { req, attempt: att, request: FinishAmRequest { final_status: FinalStatus::Succeeded, diagnostics: String::new(), tracking_url: String::new() } });
+                    }
+                }
+                Op::Kill(i) => if let Some(&id) = apps.get(i) {
+                    let req = env.req();
+                    env.step(Event::Kill { req, app: id, diagnostics: None });
+                }
+                Op::Advance(ms) => {
+                    env.now += ms;
+                    let beating: Vec<NodeId> = nodes.iter().filter(|n| !silent.contains(n)).cloned().collect();
+                    for n in &beating {
+                        let reports: Vec<ContainerReport> = env.core.node(n).map(|node| node.containers.iter().map(|c| running(*c)).collect()).unwrap_or_default();
+                        let req = env.req();
+                        env.step(Event::NodeHeartbeat { req, request: NodeHeartbeatRequest { node_id: n.clone(), containers: reports, health: Default::default() } });
+                    }
+                    env.step(Event::Tick);
+                }
+                Op::SilenceNode(i) => if let Some(n) = nodes.get(i) { silent.push(n.clone()) },
+            }
+            prop_assert!(env.core.check_invariants().is_ok());
+            prop_assert_eq!(work_conserving(&env.core), Ok(()));
+            env.fx.replies.clear();
+            env.fx.launches.clear();
+            env.fx.stops.clear();
+            env.fx.persisted.clear();
+        }
+    }
+}

@@ -5,4 +5,5 @@
 //! - [`server`]: the tokio/axum shell that feeds the core events and carries out its effects.
 
 pub mod core;
+pub mod server;
 pub mod store;

@@ -1,0 +1,191 @@
+//! `weft rm`, `weft nm` and `weft up`: the long-running processes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use weft_nodemanager::config::{IsolationMode, NmConfig};
+use weft_resourcemanager::server::RmConfig;
+use weft_resourcemanager::server::config::StoreConfig;
+
+/// Writes `{"http_address": …}` once the daemon listens, so scripts and tests can find an
+/// ephemeral port without parsing logs. Written atomically (temp file + rename).
+fn write_ready_file(path: &Path, value: serde_json::Value) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&value)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn termination() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub async fn run_rm(config: Option<PathBuf>, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = match &config {
+        Some(path) => RmConfig::load(path)?,
+        None => RmConfig::default(),
+    };
+    let mut rm = weft_resourcemanager::server::start(cfg, Registry::default()).await.context("starting the ResourceManager")?;
+    let url = format!("http://{}", rm.http_addr());
+    println!("ResourceManager listening on {url}");
+    if let Some(path) = ready_file {
+        write_ready_file(&path, serde_json::json!({ "http_address": url, "epoch": rm.epoch() }))?;
+    }
+    tokio::select! {
+        _ = termination() => tracing::info!("stopping the ResourceManager"),
+        _ = rm.stopped() => tracing::warn!("the ResourceManager stopped by itself"),
+    }
+    rm.shutdown().await.context("stopping the ResourceManager")?;
+    Ok(())
+}
+
+pub async fn run_nm(config: Option<PathBuf>, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = match &config {
+        Some(path) => NmConfig::load(path)?,
+        None => NmConfig::default(),
+    };
+    let nm = weft_nodemanager::start(cfg, Registry::default()).await.context("starting the NodeManager")?;
+    let url = format!("http://{}", nm.http_addr());
+    println!("NodeManager {} listening on {url}", nm.node_id());
+    if let Some(path) = ready_file {
+        write_ready_file(&path, serde_json::json!({ "http_address": url, "node_id": nm.node_id().to_string() }))?;
+    }
+    termination().await;
+    tracing::info!("stopping the NodeManager and its containers");
+    nm.shutdown().await.context("stopping the NodeManager")?;
+    Ok(())
+}
+
+/// Options of `weft up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where the state store, container work dirs and logs go.
+    #[arg(long, default_value = "weft-data")]
+    pub data_dir: PathBuf,
+    /// REST port of the ResourceManager.
+    #[arg(long, default_value_t = 8088)]
+    pub port: u16,
+    /// Number of NodeManagers.
+    #[arg(long, default_value_t = 2)]
+    pub nodes: u32,
+    /// Container isolation: auto uses cgroups when this host allows it, else none.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub isolation: UpIsolation,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum UpIsolation {
+    Auto,
+    Cgroups,
+    None,
+}
+
+/// Total memory of this host in MiB.
+fn host_memory_mb() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGE_SIZE)) };
+    if pages <= 0 || page <= 0 { 4096 } else { (pages as u64 * page as u64) >> 20 }
+}
+
+/// Starts an RM and `nodes` NMs in this process, each NM with an equal share of the host, and
+/// stops them all on Ctrl-C.
+pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
+    let data_dir = std::path::absolute(&args.data_dir)?;
+    let rm_cfg = RmConfig {
+        bind: format!("127.0.0.1:{}", args.port),
+        data_dir: data_dir.join("rm"),
+        store: StoreConfig::Sqlite { path: None },
+        ..RmConfig::default()
+    };
+    let rm = weft_resourcemanager::server::start(rm_cfg, Registry::default()).await.context("starting the ResourceManager")?;
+    let rm_url = format!("http://{}", rm.http_addr());
+
+    // Leave a fifth of memory to the host; vcores are scheduling units weighting CPU shares, so
+    // each NM offers at least 4 even on small hosts.
+    let memory_mb = (host_memory_mb() * 4 / 5 / u64::from(args.nodes)).max(512);
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    let vcores = (cpus * 2 / args.nodes).max(4);
+    let mut nms = Vec::new();
+    let mut isolation = match args.isolation {
+        UpIsolation::Auto | UpIsolation::Cgroups => IsolationMode::Auto,
+        UpIsolation::None => IsolationMode::None,
+    };
+    for i in 1..=args.nodes {
+        let nm_dir = data_dir.join(format!("nm{i}"));
+        let mut cfg = NmConfig::default();
+        cfg.rm_addresses = vec![rm_url.clone()];
+        cfg.bind = "127.0.0.1:0".into();
+        cfg.resources.memory_mb = memory_mb;
+        cfg.resources.vcores = vcores;
+        cfg.work_dir = nm_dir.join("work");
+        cfg.log_dir = nm_dir.join("logs");
+        cfg.isolation.cgroup_root = format!("weft-up-nm{i}");
+        cfg.isolation.mode = isolation;
+        let nm = match weft_nodemanager::start(cfg.clone(), Registry::default()).await {
+            Ok(nm) => nm,
+            // `auto` falls back to no isolation, loudly; an explicit `--isolation cgroups` does not.
+            Err(e) if matches!(args.isolation, UpIsolation::Auto) && isolation == IsolationMode::Auto => {
+                eprintln!("warning: cgroups are not usable here ({e:#}); containers run without isolation");
+                isolation = IsolationMode::None;
+                cfg.isolation.mode = isolation;
+                weft_nodemanager::start(cfg, Registry::default()).await.context("starting a NodeManager")?
+            }
+            Err(e) => return Err(e).context("starting a NodeManager"),
+        };
+        println!("NodeManager {} ({memory_mb} MB, {vcores} vcores, isolation {}) at http://{}", nm.node_id(), isolation, nm.http_addr());
+        nms.push(nm);
+    }
+    println!("Weft is up: REST at {rm_url}/ws/v1/cluster — try `weft dshell --containers 2 -- echo hello`. Ctrl-C stops everything.");
+    termination().await;
+    println!("stopping…");
+    for nm in nms {
+        if let Err(e) = nm.shutdown().await {
+            eprintln!("error stopping a NodeManager: {e:#}");
+        }
+    }
+    rm.shutdown().await.context("stopping the ResourceManager")?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ConfigKind {
+    Rm,
+    Nm,
+}
+
+/// `weft config check`: parses and validates a config file without starting anything, and prints
+/// the effective configuration (defaults filled in).
+pub fn check_config(path: &Path, kind: Option<ConfigKind>) -> anyhow::Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let kind = kind.or_else(|| {
+        if name.contains("nm") || name.contains("nodemanager") {
+            Some(ConfigKind::Nm)
+        } else if name.contains("rm") || name.contains("resourcemanager") {
+            Some(ConfigKind::Rm)
+        } else {
+            None
+        }
+    });
+    let effective = match kind {
+        Some(ConfigKind::Rm) => serde_json::to_value(RmConfig::load(path)?)?,
+        Some(ConfigKind::Nm) => serde_json::to_value(NmConfig::load(path)?)?,
+        None => anyhow::bail!("cannot tell whether {} is an RM or an NM config from its name; pass --kind rm or --kind nm", path.display()),
+    };
+    println!("{}: valid {} configuration", path.display(), if matches!(kind, Some(ConfigKind::Rm)) { "ResourceManager" } else { "NodeManager" });
+    println!("{}", serde_json::to_string_pretty(&effective)?);
+    Ok(())
+}

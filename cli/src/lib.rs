@@ -1,1 +1,0 @@
-//! The weft command-line tool and daemons

@@ -1,0 +1,83 @@
+//! `weft`: one binary for the daemons (`rm`, `nm`, `up`), the client commands and the bundled
+//! distributed shell.
+
+mod daemons;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "Weft: a YARN-class cluster resource manager")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a ResourceManager.
+    Rm {
+        #[arg(long, env = "WEFT_RM_CONFIG")]
+        config: Option<PathBuf>,
+        /// Write {"http_address": …} here once listening.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+    /// Run a NodeManager.
+    Nm {
+        #[arg(long, env = "WEFT_NM_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
+    },
+    /// Run a ResourceManager and NodeManagers on this machine, in the foreground.
+    Up(daemons::UpArgs),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file without starting anything and print the effective settings.
+    Check {
+        file: PathBuf,
+        #[arg(long, value_enum)]
+        kind: Option<daemons::ConfigKind>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<i32> = runtime.block_on(async {
+        match cli.command {
+            Command::Rm { config, ready_file } => daemons::run_rm(config, ready_file).await.map(|()| 0),
+            Command::Nm { config, ready_file } => daemons::run_nm(config, ready_file).await.map(|()| 0),
+            Command::Up(args) => daemons::run_up(args).await.map(|()| 0),
+            Command::Config(ConfigCommand::Check { file, kind }) => daemons::check_config(&file, kind).map(|()| 0),
+        }
+    });
+    match result {
+        Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

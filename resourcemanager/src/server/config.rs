@@ -1,0 +1,170 @@
+//! ResourceManager configuration (`config/rm.yaml`). Every field has a default in code; env
+//! overrides use the `WEFT_RM__` prefix (see `weft_common::config`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use weft_common::Resource;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct RmConfig {
+    /// Address of the REST API, NM and AM protocols. Port 0 picks a free port.
+    pub bind: String,
+    /// Host name put into the RM address handed to AMs.
+    pub hostname: String,
+    /// Directory for the embedded state store.
+    pub data_dir: PathBuf,
+    pub store: StoreConfig,
+    pub scheduler: SchedulerConfig,
+    pub nodemanagers: NodeManagersConfig,
+    pub applications: ApplicationsConfig,
+    /// How often timers (expiry checks, long-poll deadlines) run.
+    pub tick_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "kind")]
+pub enum StoreConfig {
+    /// SQLite file (default `<data-dir>/rm-state.db`).
+    Sqlite {
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
+    /// Nothing survives a restart; for tests and demos.
+    Memory,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct SchedulerConfig {
+    /// Only `fifo` until the capacity and fair schedulers land.
+    #[serde(rename = "type")]
+    pub kind: SchedulerKind,
+    /// Requests are rounded up to multiples of this (YARN: 1024 MB / 1 vcore; Weft: 128 MB).
+    pub minimum_allocation: ResourceConfig,
+    /// Requests above this are rejected.
+    pub maximum_allocation: ResourceConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerKind {
+    Fifo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ResourceConfig {
+    pub memory_mb: u64,
+    pub vcores: u32,
+}
+
+impl From<ResourceConfig> for Resource {
+    fn from(r: ResourceConfig) -> Self {
+        Resource::new(r.memory_mb, r.vcores)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct NodeManagersConfig {
+    pub heartbeat_interval_ms: u64,
+    /// A node silent for longer is LOST (YARN: 600000).
+    pub expiry_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ApplicationsConfig {
+    /// Global cap on AM attempts (YARN `yarn.resourcemanager.am.max-attempts`).
+    pub max_attempts: u32,
+    /// An AM silent for longer fails its attempt (YARN: 600000).
+    pub am_expiry_ms: u64,
+    /// Allocated containers never started are reclaimed after this long (YARN: 600000).
+    pub container_allocation_expiry_ms: u64,
+    /// Grace for an AM container to exit after it unregistered.
+    pub finished_app_container_grace_ms: u64,
+    pub max_completed_apps: usize,
+}
+
+impl Default for RmConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8088".into(),
+            hostname: "127.0.0.1".into(),
+            data_dir: PathBuf::from("weft-data/rm"),
+            store: StoreConfig::Sqlite { path: None },
+            scheduler: SchedulerConfig::default(),
+            nodemanagers: NodeManagersConfig::default(),
+            applications: ApplicationsConfig::default(),
+            tick_interval_ms: 100,
+        }
+    }
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            kind: SchedulerKind::Fifo,
+            minimum_allocation: ResourceConfig { memory_mb: 128, vcores: 1 },
+            maximum_allocation: ResourceConfig { memory_mb: 8192, vcores: 4 },
+        }
+    }
+}
+
+impl Default for NodeManagersConfig {
+    fn default() -> Self {
+        Self { heartbeat_interval_ms: 1000, expiry_ms: 30_000 }
+    }
+}
+
+impl Default for ApplicationsConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 2,
+            am_expiry_ms: 60_000,
+            container_allocation_expiry_ms: 600_000,
+            finished_app_container_grace_ms: 10_000,
+            max_completed_apps: 1000,
+        }
+    }
+}
+
+impl RmConfig {
+    /// Cross-field checks that serde cannot express.
+    pub fn validate(&self, source: &str) -> Result<(), weft_common::config::ConfigError> {
+        let invalid = |field: &str, message: String| weft_common::config::ConfigError::Invalid {
+            source_name: source.to_owned(),
+            field: field.to_owned(),
+            message,
+        };
+        let min = Resource::from(self.scheduler.minimum_allocation);
+        let max = Resource::from(self.scheduler.maximum_allocation);
+        if min.memory_mb == 0 || min.vcores == 0 {
+            return Err(invalid("scheduler.minimum-allocation", format!("must be positive, got {min}")));
+        }
+        if !max.fits(&min) {
+            return Err(invalid("scheduler.maximum-allocation", format!("{max} is below the minimum allocation {min}")));
+        }
+        if self.applications.max_attempts == 0 {
+            return Err(invalid("applications.max-attempts", "must be at least 1".into()));
+        }
+        if self.nodemanagers.expiry_ms <= self.nodemanagers.heartbeat_interval_ms {
+            return Err(invalid(
+                "nodemanagers.expiry-ms",
+                format!("must exceed heartbeat-interval-ms ({})", self.nodemanagers.heartbeat_interval_ms),
+            ));
+        }
+        if self.tick_interval_ms == 0 {
+            return Err(invalid("tick-interval-ms", "must be positive".into()));
+        }
+        Ok(())
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, weft_common::config::ConfigError> {
+        let cfg: Self = weft_common::config::load_yaml(path, "WEFT_RM")?;
+        cfg.validate(&path.display().to_string())?;
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,376 @@
+//! [`StateStore`] on an SQLite file: the embedded default.
+//!
+//! Durability: WAL journal with `synchronous=NORMAL`. A committed batch survives a crash of the
+//! RM process; an OS crash or power loss may lose the last few commits but never leaves the file
+//! inconsistent. That is the trade-off YARN's own stores make (they do not fsync per update
+//! either), and it keeps a commit per core step cheap (`FULL` would fsync the WAL on every one).
+//!
+//! Concurrency: several RMs may open the same file (on storage with working POSIX locks, so not
+//! NFS). Each batch runs under `BEGIN IMMEDIATE`, which takes the write lock before the epoch is
+//! read, so no other RM can claim the store between the fencing check and the writes.
+
+use std::fmt::Display;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Decode, Row, Sqlite, Type};
+use weft_common::Resource;
+
+use super::{AppRecord, AttemptRecord, RecoveredState, StateStore, StoreError, StoreOp};
+
+/// The schema migrations embedded in the binary. Public so tests can check them against the folder.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a write waits for another connection (possibly another RM) to release the lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite serializes writers anyway; a few connections let `load` run beside a batch.
+const MAX_FILE_CONNECTIONS: u32 = 4;
+
+const CLAIM_EPOCH: &str = "\
+    INSERT INTO rm_epoch (id, epoch, holder, claimed_at) VALUES (1, 1, ?, ?) \
+    ON CONFLICT (id) DO UPDATE SET \
+        epoch = rm_epoch.epoch + 1, holder = excluded.holder, claimed_at = excluded.claimed_at \
+    RETURNING epoch";
+
+const CURRENT_EPOCH: &str = "SELECT epoch FROM rm_epoch WHERE id = 1";
+
+// An upsert rather than `INSERT OR REPLACE`: REPLACE deletes the old row first, which would
+// cascade to the app's attempts.
+const UPSERT_APP: &str = "\
+    INSERT INTO applications (id, user_name, queue, name, application_type, tags, priority, \
+        max_attempts, am_memory_mb, am_vcores, launch_context, submit_time, finish_time, state, \
+        final_status, diagnostics, written_epoch) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (id) DO UPDATE SET \
+        user_name = excluded.user_name, queue = excluded.queue, name = excluded.name, \
+        application_type = excluded.application_type, tags = excluded.tags, \
+        priority = excluded.priority, max_attempts = excluded.max_attempts, \
+        am_memory_mb = excluded.am_memory_mb, am_vcores = excluded.am_vcores, \
+        launch_context = excluded.launch_context, submit_time = excluded.submit_time, \
+        finish_time = excluded.finish_time, state = excluded.state, \
+        final_status = excluded.final_status, diagnostics = excluded.diagnostics, \
+        written_epoch = excluded.written_epoch";
+
+const UPSERT_ATTEMPT: &str = "\
+    INSERT INTO app_attempts (id, app_id, attempt_number, state, am_container, node_id, \
+        node_http_address, start_time, finish_time, diagnostics, am_exit_status, written_epoch) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    ON CONFLICT (id) DO UPDATE SET \
+        app_id = excluded.app_id, attempt_number = excluded.attempt_number, \
+        state = excluded.state, am_container = excluded.am_container, \
+        node_id = excluded.node_id, node_http_address = excluded.node_http_address, \
+        start_time = excluded.start_time, finish_time = excluded.finish_time, \
+        diagnostics = excluded.diagnostics, am_exit_status = excluded.am_exit_status, \
+        written_epoch = excluded.written_epoch";
+
+// The app's attempts go with it through ON DELETE CASCADE.
+const DELETE_APP: &str = "DELETE FROM applications WHERE id = ?";
+
+const SELECT_APPS: &str = "\
+    SELECT id, user_name, queue, name, application_type, tags, priority, max_attempts, \
+        am_memory_mb, am_vcores, launch_context, submit_time, finish_time, state, final_status, \
+        diagnostics \
+    FROM applications";
+
+const SELECT_ATTEMPTS: &str = "\
+    SELECT id, state, am_container, node_id, node_http_address, start_time, finish_time, \
+        diagnostics, am_exit_status \
+    FROM app_attempts";
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if missing) the store file at `path` and
+    /// brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_error = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        // SQLite's own error for a directory is a bare "unable to open database file".
+        if path.is_dir() {
+            return Err(open_error("it is a directory".to_owned()));
+        }
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| open_error(format!("cannot create directory {}: {e}", parent.display())))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_FILE_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_error(e.to_string()))?;
+        Self::migrated(pool).await
+    }
+
+    /// A private, empty database that lives as long as the store (tests).
+    pub async fn open_in_memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        // The database vanishes with its last connection, so keep exactly one, forever.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        Self::migrated(pool).await
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<SqliteStore, StoreError> {
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn claim(&self, holder: &str) -> Result<u32, StoreError> {
+        let epoch = sqlx::query_scalar(CLAIM_EPOCH)
+            .bind(holder)
+            .bind(now_millis())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(epoch)
+    }
+
+    async fn apply_batch(&self, epoch: u32, ops: &[StoreOp]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Option<u32> = sqlx::query_scalar(CURRENT_EPOCH).fetch_optional(&mut *tx).await?;
+        let current = current.unwrap_or(0);
+        // Epoch 0 means nobody has claimed the store: no RM may write before claiming.
+        if current != epoch || current == 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Fenced { mine: epoch, current });
+        }
+        for op in ops {
+            match op {
+                StoreOp::PutApp(app) => put_app(&mut tx, epoch, app).await?,
+                StoreOp::PutAttempt(attempt) => put_attempt(&mut tx, epoch, attempt).await?,
+                StoreOp::RemoveApp(id) => {
+                    sqlx::query(DELETE_APP).bind(id.to_string()).execute(&mut *tx).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_all(&self) -> Result<RecoveredState, StoreError> {
+        // One read transaction, so both tables come from the same snapshot even while another RM
+        // writes.
+        let mut tx = self.pool.begin().await?;
+        let app_rows = sqlx::query(SELECT_APPS).fetch_all(&mut *tx).await?;
+        let attempt_rows = sqlx::query(SELECT_ATTEMPTS).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+
+        let mut apps = app_rows.iter().map(app_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut attempts = attempt_rows
+            .iter()
+            .map(attempt_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Sorted here rather than by SQL: the ids' text order is wrong once a sequence number
+        // outgrows its zero padding (`_10000` sorts before `_9999`).
+        apps.sort_by_key(|app| app.id);
+        attempts.sort_by_key(|attempt| attempt.id);
+        Ok(RecoveredState { apps, attempts })
+    }
+}
+
+impl StateStore for SqliteStore {
+    fn name(&self) -> &'static str {
+        "SqliteStore"
+    }
+
+    fn claim_epoch<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, Result<u32, StoreError>> {
+        Box::pin(self.claim(holder))
+    }
+
+    fn apply<'a>(&'a self, epoch: u32, ops: &'a [StoreOp]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.apply_batch(epoch, ops))
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<RecoveredState, StoreError>> {
+        Box::pin(self.load_all())
+    }
+}
+
+async fn put_app(conn: &mut SqliteConnection, epoch: u32, app: &AppRecord) -> Result<(), StoreError> {
+    sqlx::query(UPSERT_APP)
+        .bind(app.id.to_string())
+        .bind(&app.user)
+        .bind(&app.queue)
+        .bind(&app.name)
+        .bind(&app.application_type)
+        .bind(to_json(&app.tags)?)
+        .bind(app.priority)
+        .bind(app.max_attempts)
+        .bind(to_sql_int(app.am_resource.memory_mb, "am_memory_mb")?)
+        .bind(app.am_resource.vcores)
+        .bind(to_json(&app.launch_context)?)
+        .bind(to_sql_int(app.submit_time, "submit_time")?)
+        .bind(app.finish_time.map(|t| to_sql_int(t, "finish_time")).transpose()?)
+        .bind(app.state.as_str())
+        .bind(app.final_status.as_str())
+        .bind(&app.diagnostics)
+        .bind(epoch)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn put_attempt(conn: &mut SqliteConnection, epoch: u32, attempt: &AttemptRecord) -> Result<(), StoreError> {
+    sqlx::query(UPSERT_ATTEMPT)
+        .bind(attempt.id.to_string())
+        .bind(attempt.id.app.to_string())
+        .bind(attempt.id.attempt)
+        .bind(attempt.state.as_str())
+        .bind(attempt.am_container.map(|id| id.to_string()))
+        .bind(attempt.node_id.as_ref().map(|id| id.to_string()))
+        .bind(&attempt.node_http_address)
+        .bind(to_sql_int(attempt.start_time, "start_time")?)
+        .bind(attempt.finish_time.map(|t| to_sql_int(t, "finish_time")).transpose()?)
+        .bind(&attempt.diagnostics)
+        .bind(attempt.am_exit_status)
+        .bind(epoch)
+        .execute(conn)
+        .await
+        .map_err(|error| match error {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Corrupt(format!(
+                "attempt {} refers to application {}, which is not in the store",
+                attempt.id, attempt.id.app
+            )),
+            other => other.into(),
+        })?;
+    Ok(())
+}
+
+fn app_from_row(row: &SqliteRow) -> Result<AppRecord, StoreError> {
+    let row = RowReader::new(row, "applications")?;
+    Ok(AppRecord {
+        id: row.parse("id")?,
+        user: row.get("user_name")?,
+        queue: row.get("queue")?,
+        name: row.get("name")?,
+        application_type: row.get("application_type")?,
+        tags: row.json("tags")?,
+        priority: row.get("priority")?,
+        max_attempts: row.get("max_attempts")?,
+        am_resource: Resource::new(row.get("am_memory_mb")?, row.get("am_vcores")?),
+        launch_context: row.json("launch_context")?,
+        submit_time: row.get("submit_time")?,
+        finish_time: row.get("finish_time")?,
+        state: row.parse("state")?,
+        final_status: row.parse("final_status")?,
+        diagnostics: row.get("diagnostics")?,
+    })
+}
+
+fn attempt_from_row(row: &SqliteRow) -> Result<AttemptRecord, StoreError> {
+    let row = RowReader::new(row, "app_attempts")?;
+    Ok(AttemptRecord {
+        id: row.parse("id")?,
+        state: row.parse("state")?,
+        am_container: row.parse_optional("am_container")?,
+        node_id: row.parse_optional("node_id")?,
+        node_http_address: row.get("node_http_address")?,
+        start_time: row.get("start_time")?,
+        finish_time: row.get("finish_time")?,
+        diagnostics: row.get("diagnostics")?,
+        am_exit_status: row.get("am_exit_status")?,
+    })
+}
+
+/// Decodes the columns of one row, naming table, row id and column in every error.
+struct RowReader<'r> {
+    row: &'r SqliteRow,
+    table: &'static str,
+    id: String,
+}
+
+impl<'r> RowReader<'r> {
+    fn new(row: &'r SqliteRow, table: &'static str) -> Result<Self, StoreError> {
+        let id = row
+            .try_get("id")
+            .map_err(|e| StoreError::Corrupt(format!("{table} row with an unreadable id: {e}")))?;
+        Ok(RowReader { row, table, id })
+    }
+
+    fn corrupt(&self, column: &str, reason: impl Display) -> StoreError {
+        StoreError::Corrupt(format!("{} row {}, column {column}: {reason}", self.table, self.id))
+    }
+
+    /// Also checks ranges: a negative or oversized integer fails to decode into an unsigned type.
+    fn get<T>(&self, column: &str) -> Result<T, StoreError>
+    where
+        T: for<'v> Decode<'v, Sqlite> + Type<Sqlite>,
+    {
+        self.row.try_get(column).map_err(|e| self.corrupt(column, e))
+    }
+
+    /// A column holding the `Display` form of `T` (ids, state names).
+    fn parse<T: FromStr>(&self, column: &str) -> Result<T, StoreError>
+    where
+        T::Err: Display,
+    {
+        self.parse_text(column, &self.get::<String>(column)?)
+    }
+
+    fn parse_optional<T: FromStr>(&self, column: &str) -> Result<Option<T>, StoreError>
+    where
+        T::Err: Display,
+    {
+        self.get::<Option<String>>(column)?
+            .map(|text| self.parse_text(column, &text))
+            .transpose()
+    }
+
+    fn parse_text<T: FromStr>(&self, column: &str, text: &str) -> Result<T, StoreError>
+    where
+        T::Err: Display,
+    {
+        text.parse().map_err(|e| self.corrupt(column, e))
+    }
+
+    fn json<T: DeserializeOwned>(&self, column: &str) -> Result<T, StoreError> {
+        serde_json::from_str(&self.get::<String>(column)?).map_err(|e| self.corrupt(column, e))
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)).into())
+}
+
+/// SQLite integers are signed 64-bit; refuse the `u64`s that would not read back as themselves.
+fn to_sql_int(value: u64, column: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| {
+        sqlx::Error::Encode(format!("{column} value {value} exceeds the largest SQLite integer").into()).into()
+    })
+}
+
+/// For `rm_epoch.claimed_at`, which only informs operators: a clock before 1970 records 0.
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+}

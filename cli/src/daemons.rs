@@ -63,7 +63,10 @@ pub async fn run_nm(config: Option<PathBuf>, ready_file: Option<PathBuf>) -> any
     if let Some(path) = ready_file {
         write_ready_file(&path, serde_json::json!({ "http_address": url, "node_id": nm.node_id().to_string() }))?;
     }
-    termination().await;
+    tokio::select! {
+        _ = termination() => {}
+        _ = nm.rm_ordered_shutdown() => tracing::warn!("the ResourceManager ordered this NodeManager to shut down"),
+    }
     tracing::info!("stopping the NodeManager and its containers");
     nm.shutdown().await.context("stopping the NodeManager")?;
     Ok(())

@@ -1,0 +1,23 @@
+//! The example configs in `config/` load with the real loaders and equal the defaults in code,
+//! so the documented defaults cannot drift.
+
+use std::path::PathBuf;
+
+use weft_nodemanager::config::NmConfig;
+use weft_resourcemanager::server::RmConfig;
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config").join(name)
+}
+
+#[test]
+fn rm_example_is_the_defaults() {
+    assert_eq!(RmConfig::load(&example("rm.yaml")).unwrap(), RmConfig::default());
+}
+
+#[test]
+fn nm_example_is_the_defaults() {
+    let loaded = NmConfig::load(&example("nm.yaml")).unwrap();
+    // `user` defaults to whoever runs the NodeManager, so the example leaves it out.
+    assert_eq!(loaded, NmConfig::default());
+}

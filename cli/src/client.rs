@@ -156,8 +156,17 @@ async fn list_apps(client: &RmClient, filter: &AppsFilter, json: bool) -> anyhow
 }
 
 fn apps_table(apps: &[AppInfo]) -> String {
-    let headers =
-        ["Application-Id", "Application-Name", "Application-Type", "User", "Queue", "State", "Final-State", "Progress", "Tracking-URL"];
+    let headers = [
+        "Application-Id",
+        "Application-Name",
+        "Application-Type",
+        "User",
+        "Queue",
+        "State",
+        "Final-State",
+        "Progress",
+        "Tracking-URL",
+    ];
     let rows = apps
         .iter()
         .map(|app| {
@@ -207,7 +216,10 @@ fn app_report(app: &AppInfo) -> String {
         ("AM Container Logs", or_na(&app.am_container_logs)),
         ("Running Containers", app.running_containers.to_string()),
         ("Allocated Resources", format!("{} MB, {} vcores", app.allocated_mb, app.allocated_vcores)),
-        ("Aggregate Resource Allocation", format!("{} MB-seconds, {} vcore-seconds", app.memory_seconds, app.vcore_seconds)),
+        (
+            "Aggregate Resource Allocation",
+            format!("{} MB-seconds, {} vcore-seconds", app.memory_seconds, app.vcore_seconds),
+        ),
         ("Max App Attempts", app.max_app_attempts.to_string()),
         ("Diagnostics", app.diagnostics.clone()),
     ];
@@ -293,8 +305,14 @@ async fn list_nodes(client: &RmClient, states: &[NodeState], json: bool) -> anyh
 }
 
 fn nodes_table(nodes: &[NodeInfo]) -> String {
-    let headers =
-        ["Node-Id", "Node-State", "Node-Http-Address", "Number-of-Running-Containers", "Memory-Used/Total(MB)", "VCores-Used/Total"];
+    let headers = [
+        "Node-Id",
+        "Node-State",
+        "Node-Http-Address",
+        "Number-of-Running-Containers",
+        "Memory-Used/Total(MB)",
+        "VCores-Used/Total",
+    ];
     let rows = nodes
         .iter()
         .map(|node| {
@@ -383,19 +401,24 @@ async fn show_logs(client: &RmClient, args: &LogsArgs) -> anyhow::Result<i32> {
 /// Every container the RM knows for the application's attempts. The AM container of each
 /// attempt is known from the attempt itself, so it is listed even if the container listing
 /// cannot be had.
-async fn containers_with_logs(client: &RmClient, app: ApplicationId) -> anyhow::Result<BTreeMap<ContainerId, LogSource>> {
+async fn containers_with_logs(
+    client: &RmClient,
+    app: ApplicationId,
+) -> anyhow::Result<BTreeMap<ContainerId, LogSource>> {
     let mut sources = BTreeMap::new();
     for attempt in client.attempts(app).await? {
         if let Ok(am_container) = attempt.container_id.parse::<ContainerId>()
             && !attempt.node_http_address.is_empty()
         {
-            let source = LogSource { node_id: attempt.node_id.clone(), node_http_address: attempt.node_http_address.clone() };
+            let source =
+                LogSource { node_id: attempt.node_id.clone(), node_http_address: attempt.node_http_address.clone() };
             sources.insert(am_container, source);
         }
         match client.attempt_containers(app, &attempt.app_attempt_id).await {
             Ok(containers) => {
                 for container in containers {
-                    let source = LogSource { node_id: container.node_id, node_http_address: container.node_http_address };
+                    let source =
+                        LogSource { node_id: container.node_id, node_http_address: container.node_http_address };
                     sources.insert(container.container_id, source);
                 }
             }
@@ -445,12 +468,8 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
     let header_cells: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
     for row in std::iter::once(&header_cells).chain(rows) {
-        let line = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
+        let line =
+            row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect::<Vec<_>>().join("  ");
         let _ = writeln!(out, "{}", line.trim_end());
     }
     out
@@ -492,7 +511,10 @@ mod tests {
 
     #[test]
     fn tables_align_columns() {
-        let out = table(&["Id", "State"], &[vec!["application_1_0001".into(), "RUNNING".into()], vec!["a".into(), "".into()]]);
+        let out = table(
+            &["Id", "State"],
+            &[vec!["application_1_0001".into(), "RUNNING".into()], vec!["a".into(), "".into()]],
+        );
         assert_eq!(out, "Id                  State\napplication_1_0001  RUNNING\na\n");
     }
 
@@ -508,7 +530,10 @@ mod tests {
 
     #[test]
     fn log_sections_end_with_a_newline() {
-        assert_eq!(log_section("stdout", "hi"), "LogType:stdout\nLogLength:2\nLogContents:\nhi\nEnd of LogType:stdout\n\n");
+        assert_eq!(
+            log_section("stdout", "hi"),
+            "LogType:stdout\nLogLength:2\nLogContents:\nhi\nEnd of LogType:stdout\n\n"
+        );
         assert_eq!(log_section("stderr", ""), "LogType:stderr\nLogLength:0\nLogContents:\nEnd of LogType:stderr\n\n");
     }
 }

@@ -1,11 +1,13 @@
 //! `weft`: one binary for the daemons (`rm`, `nm`, `up`), the client commands and the bundled
 //! distributed shell.
 
+mod client;
 mod daemons;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use weft_frameworks::dshell::{DshellAmArgs, DshellArgs};
 
 #[derive(Parser)]
 #[command(name = "weft", version, about = "Weft: a YARN-class cluster resource manager")]
@@ -33,9 +35,46 @@ enum Command {
     },
     /// Run a ResourceManager and NodeManagers on this machine, in the foreground.
     Up(daemons::UpArgs),
+    /// Applications: list, status, kill, submit, wait.
+    App {
+        #[command(flatten)]
+        rm: RmOptions,
+        #[command(subcommand)]
+        command: client::AppCommand,
+    },
+    /// NodeManagers as the ResourceManager sees them.
+    Node {
+        #[command(flatten)]
+        rm: RmOptions,
+        #[command(subcommand)]
+        command: client::NodeCommand,
+    },
+    /// Container logs of an application.
+    Logs {
+        #[command(flatten)]
+        rm: RmOptions,
+        #[command(flatten)]
+        args: client::LogsArgs,
+    },
+    /// Run a shell command in N containers (the bundled distributed shell) and wait for it.
+    Dshell(DshellArgs),
+    /// The distributed shell's ApplicationMaster (started by the ResourceManager, not by hand).
+    #[command(hide = true)]
+    DshellAm(DshellAmArgs),
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+/// Where the ResourceManager is and who is asking.
+#[derive(Args)]
+struct RmOptions {
+    /// ResourceManager web address(es), comma-separated.
+    #[arg(long = "rm", env = "WEFT_RM", default_value = "http://127.0.0.1:8088", value_delimiter = ',')]
+    addresses: Vec<String>,
+    /// User to act as (YARN's ?user.name=).
+    #[arg(long = "as-user", env = "USER", default_value = "weft")]
+    user: String,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +109,11 @@ fn main() -> std::process::ExitCode {
             Command::Rm { config, ready_file } => daemons::run_rm(config, ready_file).await.map(|()| 0),
             Command::Nm { config, ready_file } => daemons::run_nm(config, ready_file).await.map(|()| 0),
             Command::Up(args) => daemons::run_up(args).await.map(|()| 0),
+            Command::App { rm, command } => client::run_app(command, &rm.addresses, &rm.user).await,
+            Command::Node { rm, command } => client::run_node(command, &rm.addresses, &rm.user).await,
+            Command::Logs { rm, args } => client::run_logs(args, &rm.addresses, &rm.user).await,
+            Command::Dshell(args) => weft_frameworks::dshell::run_client(args).await,
+            Command::DshellAm(args) => weft_frameworks::dshell::run_am(args).await.map(|()| 0),
             Command::Config(ConfigCommand::Check { file, kind }) => daemons::check_config(&file, kind).map(|()| 0),
         }
     });

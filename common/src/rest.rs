@@ -163,9 +163,11 @@ pub struct AppInfo {
     pub am_host_http_address: String,
     #[serde(rename = "amRPCAddress", default)]
     pub am_rpc_address: String,
+    #[serde(rename = "allocatedMB")]
     pub allocated_mb: i64,
     #[serde(rename = "allocatedVCores")]
     pub allocated_vcores: i64,
+    #[serde(rename = "reservedMB")]
     pub reserved_mb: i64,
     #[serde(rename = "reservedVCores")]
     pub reserved_vcores: i64,

@@ -1,1 +1,3 @@
-//! Applications bundled with Weft (distributed shell for now)
+//! Applications bundled with Weft (distributed shell for now).
+
+pub mod dshell;

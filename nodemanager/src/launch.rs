@@ -226,7 +226,9 @@ fn enter_container(procs_files: &[CString], parent_pid: u32) -> io::Result<()> {
             return Err(error);
         }
     }
-    // Best effort: if the NM dies without cleaning up, its containers die too.
+    // Best effort: if the NM dies without cleaning up, its containers die too. The signal fires
+    // when the forking *thread* exits, so spawns must run on long-lived runtime worker threads,
+    // never in `spawn_blocking` (whose threads retire when idle).
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     if unsafe { libc::getppid() }.unsigned_abs() != parent_pid {
         // The NM died before the death signal was armed.

@@ -1,0 +1,257 @@
+//! The ApplicationMaster's side of the AM ↔ RM protocol: register, allocate, finish.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use weft_common::protocol::{
+    AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, AllocateRequest, AllocateResponse, AmCommand, Container,
+    ContainerStatus, FinishAmRequest, FinishAmResponse, PreemptionMessage, RegisterAmRequest, RegisterAmResponse,
+    am_env,
+};
+use weft_common::states::FinalStatus;
+use weft_common::{ContainerId, Resource};
+
+use crate::asks::AskTable;
+use crate::error::{AM_NOT_REGISTERED, SdkError};
+use crate::retry::RetryPolicy;
+use crate::transport::{Endpoint, Request, http_client};
+
+/// How long the RM may hold an allocate call that has nothing new to say.
+pub const DEFAULT_LONG_POLL: Duration = Duration::from_secs(1);
+/// More resync requests in a row than this means re-registering does not help.
+const MAX_CONSECUTIVE_RESYNCS: u32 = 3;
+const FINISH_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What one [`AmRmClient::allocate`] brought.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Allocation {
+    pub allocated: Vec<Container>,
+    pub completed: Vec<ContainerStatus>,
+    pub preemption: Option<PreemptionMessage>,
+    /// Resources this application could still get (headroom).
+    pub limit: Resource,
+    pub num_cluster_nodes: u32,
+}
+
+impl Allocation {
+    fn absorb(&mut self, response: AllocateResponse) {
+        self.allocated.extend(response.allocated);
+        self.completed.extend(response.completed);
+        if response.preemption.is_some() {
+            self.preemption = response.preemption;
+        }
+        self.limit = response.limit;
+        self.num_cluster_nodes = response.num_cluster_nodes;
+    }
+
+    /// True when nothing was allocated or completed.
+    pub fn is_quiet(&self) -> bool {
+        self.allocated.is_empty() && self.completed.is_empty()
+    }
+}
+
+/// An AM's connection to the ResourceManager.
+///
+/// Keeps the asks table and pending releases, tracks the allocate `response_id`, retries a
+/// request whose response was lost with the same id (the RM then replays its answer), and
+/// transparently re-registers and re-sends every outstanding ask when the RM has lost this AM
+/// (RESYNC, or `WEFT-AM-NOT-REGISTERED` after an RM restart or failover).
+pub struct AmRmClient {
+    endpoint: Endpoint,
+    long_poll: Duration,
+    /// Kept to register again on resync.
+    registration: Option<RegisterAmRequest>,
+    asks: AskTable,
+    /// Releases not yet acknowledged by an allocate response.
+    pending_releases: BTreeSet<ContainerId>,
+    /// A request sent without learning whether the RM acted on it: it is sent again unchanged,
+    /// so that the RM can replay its answer.
+    unanswered: Option<AllocateRequest>,
+    last_response_id: u64,
+    /// Set by a resync: the RM lost every ask, so the next request carries the whole table.
+    resend_all_asks: bool,
+}
+
+impl AmRmClient {
+    pub fn new(rm_addresses: Vec<String>, am_token: String) -> Result<Self, SdkError> {
+        let endpoint =
+            Endpoint::new(http_client()?, &rm_addresses, RetryPolicy::default())?.with_bearer_token(am_token);
+        Ok(Self {
+            endpoint,
+            long_poll: DEFAULT_LONG_POLL,
+            registration: None,
+            asks: AskTable::default(),
+            pending_releases: BTreeSet::new(),
+            unanswered: None,
+            last_response_id: 0,
+            resend_all_asks: false,
+        })
+    }
+
+    /// Reads `WEFT_RM_ADDRESSES` and `WEFT_AM_TOKEN`, which the RM puts into the AM container.
+    pub fn from_env() -> Result<Self, SdkError> {
+        let var = |name: &'static str| std::env::var(name).map_err(|_| SdkError::MissingEnv { name });
+        let addresses = var(am_env::RM_ADDRESSES)?.split(',').map(str::to_owned).collect();
+        Self::new(addresses, var(am_env::AM_TOKEN)?)
+    }
+
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.endpoint.set_policy(policy);
+        self
+    }
+
+    /// How long the RM may hold an allocate call when nothing has happened (0: answer at once).
+    pub fn with_long_poll(mut self, wait: Duration) -> Self {
+        self.long_poll = wait;
+        self
+    }
+
+    pub async fn register(&mut self, request: RegisterAmRequest) -> Result<RegisterAmResponse, SdkError> {
+        let response = self.send_registration(&request).await?;
+        self.registration = Some(request);
+        Ok(response)
+    }
+
+    /// Adds `count` containers of `capability` at `priority` to what is outstanding.
+    pub fn add_request(&mut self, priority: i32, capability: Resource, count: u32) {
+        let total = self.asks.outstanding(priority, capability).saturating_add(count);
+        self.asks.set(priority, capability, total);
+    }
+
+    /// Withdraws up to `count` outstanding containers of `capability` at `priority`.
+    pub fn remove_request(&mut self, priority: i32, capability: Resource, count: u32) {
+        let total = self.asks.outstanding(priority, capability).saturating_sub(count);
+        self.asks.set(priority, capability, total);
+    }
+
+    /// Sets the number of containers still wanted at (`priority`, `capability`), YARN-style.
+    pub fn set_outstanding(&mut self, priority: i32, capability: Resource, total: u32) {
+        self.asks.set(priority, capability, total);
+    }
+
+    /// Containers wanted and not yet allocated, as far as this client knows.
+    pub fn outstanding(&self, priority: i32, capability: Resource) -> u32 {
+        self.asks.outstanding(priority, capability)
+    }
+
+    /// Gives a container back to the RM with the next allocate call.
+    pub fn release(&mut self, container: ContainerId) {
+        self.pending_releases.insert(container);
+    }
+
+    /// One heartbeat: sends changed asks and pending releases, reports `progress` (0.0–1.0)
+    /// and returns what the RM allocated and what completed. Fails with
+    /// [`SdkError::ShutdownRequested`] when the RM ended this attempt.
+    pub async fn allocate(&mut self, progress: f32) -> Result<Allocation, SdkError> {
+        let mut allocation = Allocation::default();
+        let mut resyncs = 0;
+        loop {
+            let request = match self.unanswered.take() {
+                Some(request) => request,
+                None => self.next_request(progress),
+            };
+            let http_request = Request::post(AM_ALLOCATE_PATH).json_body(&request)?.long_poll(self.long_poll);
+            let response: AllocateResponse = match self.endpoint.call_json(&http_request).await {
+                Ok(response) => response,
+                Err(error) if error.code() == Some(AM_NOT_REGISTERED) => {
+                    resyncs = self.count_resync(resyncs)?;
+                    self.resync().await?;
+                    continue;
+                }
+                Err(error @ (SdkError::Remote { .. } | SdkError::Status { .. })) => {
+                    // Refused, so not applied: its asks are still news for the RM.
+                    self.asks.mark_changed(&request.asks);
+                    return Err(error);
+                }
+                Err(error) => {
+                    // The RM may have acted on it: only this exact request may be sent next.
+                    self.unanswered = Some(request);
+                    return Err(error);
+                }
+            };
+            self.last_response_id = response.response_id;
+            for container in &response.allocated {
+                self.asks.on_allocated(container);
+            }
+            let command = response.am_command;
+            allocation.absorb(response);
+            match command {
+                None => {
+                    for id in &request.releases {
+                        self.pending_releases.remove(id);
+                    }
+                    return Ok(allocation);
+                }
+                Some(AmCommand::Shutdown) => return Err(SdkError::ShutdownRequested),
+                Some(AmCommand::Resync) => {
+                    resyncs = self.count_resync(resyncs)?;
+                    self.resync().await?;
+                }
+            }
+        }
+    }
+
+    /// Unregisters with `final_status`, polling until the RM confirms (it may first need to
+    /// persist the outcome). Gives up after the retry policy's deadline.
+    pub async fn finish(&mut self, final_status: FinalStatus, diagnostics: impl Into<String>) -> Result<(), SdkError> {
+        let request = FinishAmRequest { final_status, diagnostics: diagnostics.into(), tracking_url: String::new() };
+        let http_request = Request::post(AM_FINISH_PATH).json_body(&request)?;
+        let started = Instant::now();
+        let mut resyncs = 0;
+        loop {
+            match self.endpoint.call_json::<FinishAmResponse>(&http_request).await {
+                Ok(response) if response.is_unregistered => return Ok(()),
+                Ok(_) => {}
+                Err(error) if error.code() == Some(AM_NOT_REGISTERED) => {
+                    resyncs = self.count_resync(resyncs)?;
+                    self.send_registration_again().await?;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            }
+            let elapsed = started.elapsed();
+            if elapsed >= self.endpoint.policy().deadline {
+                return Err(SdkError::Incomplete { what: "unregistering the ApplicationMaster".into(), elapsed });
+            }
+            tokio::time::sleep(FINISH_POLL_INTERVAL).await;
+        }
+    }
+
+    fn next_request(&mut self, progress: f32) -> AllocateRequest {
+        let asks =
+            if std::mem::take(&mut self.resend_all_asks) { self.asks.take_all() } else { self.asks.take_changed() };
+        AllocateRequest {
+            response_id: self.last_response_id,
+            asks,
+            releases: self.pending_releases.iter().copied().collect(),
+            progress,
+            wait_ms: u64::try_from(self.long_poll.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn count_resync(&self, resyncs: u32) -> Result<u32, SdkError> {
+        if resyncs >= MAX_CONSECUTIVE_RESYNCS {
+            return Err(SdkError::ResyncLoop { times: resyncs + 1 });
+        }
+        Ok(resyncs + 1)
+    }
+
+    /// Registers again and queues every outstanding ask; the RM starts a new response sequence.
+    async fn resync(&mut self) -> Result<(), SdkError> {
+        tracing::info!("the ResourceManager lost this ApplicationMaster; registering again");
+        self.send_registration_again().await?;
+        self.last_response_id = 0;
+        self.unanswered = None;
+        self.resend_all_asks = true;
+        Ok(())
+    }
+
+    async fn send_registration_again(&self) -> Result<RegisterAmResponse, SdkError> {
+        let request = self.registration.as_ref().ok_or(SdkError::NotRegistered)?;
+        self.send_registration(request).await
+    }
+
+    async fn send_registration(&self, request: &RegisterAmRequest) -> Result<RegisterAmResponse, SdkError> {
+        self.endpoint.call_json(&Request::post(AM_REGISTER_PATH).json_body(request)?).await
+    }
+}

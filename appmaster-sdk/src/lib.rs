@@ -23,4 +23,4 @@ pub use amrm::{Allocation, AmRmClient, DEFAULT_LONG_POLL};
 pub use error::{AM_NOT_REGISTERED, RETRYABLE_SUFFIX, RM_STANDBY, SdkError};
 pub use nm::NmClient;
 pub use retry::RetryPolicy;
-pub use rm::{AppsFilter, AttemptContainerInfo, RmClient};
+pub use rm::{AppsFilter, RmClient};

@@ -3,11 +3,10 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde::{Deserialize, Deserializer, Serialize};
 use weft_common::rest::{
     AppAttemptInfo, AppAttemptsWrapper, AppInfo, AppStateBody, AppWrapper, ApplicationSubmissionContext, AppsWrapper,
-    CLUSTER_PREFIX, ClusterInfo, ClusterInfoWrapper, ClusterMetrics, ClusterMetricsWrapper, NewApplication, NodeInfo,
-    NodeWrapper, NodesWrapper,
+    CLUSTER_PREFIX, ClusterInfo, ClusterInfoWrapper, ClusterMetrics, ClusterMetricsWrapper, ContainerInfo,
+    ContainersWrapper, NewApplication, NodeInfo, NodeWrapper, NodesWrapper,
 };
 use weft_common::states::AppState;
 use weft_common::{ApplicationId, ContainerId, NodeId};
@@ -30,51 +29,6 @@ pub struct AppsFilter {
     pub limit: Option<u32>,
     pub application_types: Vec<String>,
     pub application_tags: Vec<String>,
-}
-
-/// One container of an application attempt, as the RM lists it (YARN's container report).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AttemptContainerInfo {
-    pub container_id: ContainerId,
-    pub node_id: String,
-    pub node_http_address: String,
-    #[serde(default)]
-    pub container_state: Option<String>,
-    #[serde(default)]
-    pub container_exit_status: Option<i32>,
-}
-
-#[derive(Deserialize)]
-struct AttemptContainersWrapper {
-    #[serde(default, deserialize_with = "null_as_default")]
-    containers: AttemptContainerList,
-}
-
-#[derive(Default, Deserialize)]
-struct AttemptContainerList {
-    #[serde(default, deserialize_with = "one_or_many")]
-    container: Vec<AttemptContainerInfo>,
-}
-
-fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// YARN writes a one-element list as a bare object and an empty one as `null`.
-fn one_or_many<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany<T> {
-        Many(Vec<T>),
-        One(T),
-        Null(()),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::Many(items) => items,
-        OneOrMany::One(item) => vec![item],
-        OneOrMany::Null(()) => Vec::new(),
-    })
 }
 
 /// A client of the ResourceManager's REST API, acting as `user`. With several addresses (RM
@@ -156,10 +110,10 @@ impl RmClient {
         &self,
         app: ApplicationId,
         attempt: &str,
-    ) -> Result<Vec<AttemptContainerInfo>, SdkError> {
+    ) -> Result<Vec<ContainerInfo>, SdkError> {
         let path = cluster_path(&format!("apps/{app}/appattempts"));
         let request = Request::get(&path).segment(attempt).segment("containers");
-        let wrapper: AttemptContainersWrapper = self.endpoint.call_json(&request).await?;
+        let wrapper: ContainersWrapper = self.endpoint.call_json(&request).await?;
         Ok(wrapper.containers.container)
     }
 
@@ -245,20 +199,4 @@ fn cluster_path(rest: &str) -> String {
 
 fn join<'a>(values: impl Iterator<Item = &'a str>) -> String {
     values.collect::<Vec<_>>().join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attempt_containers_accept_yarn_shapes() {
-        let one = r#"{"containers":{"container":{"containerId":"container_1_0001_01_000002","nodeId":"n1:8041",
-            "nodeHttpAddress":"http://n1:8042","containerExitStatus":0,"allocatedMB":1024}}}"#;
-        let parsed: AttemptContainersWrapper = serde_json::from_str(one).unwrap();
-        assert_eq!(parsed.containers.container.len(), 1);
-        assert_eq!(parsed.containers.container[0].container_exit_status, Some(0));
-        let empty: AttemptContainersWrapper = serde_json::from_str(r#"{"containers":null}"#).unwrap();
-        assert!(empty.containers.container.is_empty());
-    }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::protocol::{LocalResource, LocalResourceType, LocalResourceVisibility};
-use crate::states::{AppState, AttemptState, FinalStatus, NodeState};
-use crate::{ApplicationId, Resource};
+use crate::states::{AppState, AttemptState, FinalStatus, NmContainerState, NodeState};
+use crate::{ApplicationId, ContainerId, Resource};
 
 pub const CLUSTER_PREFIX: &str = "/ws/v1/cluster";
 
@@ -275,6 +275,44 @@ pub struct AppAttemptList {
     pub app_attempt: Vec<AppAttemptInfo>,
 }
 
+/// One container of an attempt (`…/apps/{id}/appattempts/{attempt}/containers`), in YARN's
+/// container-report shape; completed containers are listed too.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerInfo {
+    pub container_id: ContainerId,
+    #[serde(rename = "allocatedMB")]
+    pub allocated_mb: u64,
+    #[serde(rename = "allocatedVCores")]
+    pub allocated_vcores: u32,
+    pub assigned_node_id: String,
+    pub node_id: String,
+    pub node_http_address: String,
+    pub priority: i32,
+    pub started_time: u64,
+    pub finished_time: u64,
+    pub elapsed_time: u64,
+    pub log_url: String,
+    /// The exit status once complete, `INVALID` (-1000) while running.
+    pub container_exit_status: i32,
+    /// `RUNNING` or `COMPLETE`.
+    pub container_state: NmContainerState,
+    #[serde(default)]
+    pub diagnostics_info: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainersWrapper {
+    #[serde(deserialize_with = "null_as_default")]
+    pub containers: ContainerList,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContainerList {
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub container: Vec<ContainerInfo>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeInfo {
@@ -407,5 +445,7 @@ mod tests {
         assert!(w.apps.app.is_empty());
         let w: NodesWrapper = serde_json::from_str(r#"{"nodes":{"node":[]}}"#).unwrap();
         assert!(w.nodes.node.is_empty());
+        let w: ContainersWrapper = serde_json::from_str(r#"{"containers":null}"#).unwrap();
+        assert!(w.containers.container.is_empty());
     }
 }

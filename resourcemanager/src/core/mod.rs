@@ -92,6 +92,27 @@ pub enum Event {
     Tick,
 }
 
+impl Event {
+    /// A span naming the ids this event concerns, so every log line of its step carries them.
+    fn span(&self) -> tracing::Span {
+        use tracing::debug_span;
+        match self {
+            Event::NewApplication { .. } => debug_span!("new_application"),
+            Event::Submit { context, .. } => debug_span!("submit", app = ?context.application_id),
+            Event::Kill { app, .. } => debug_span!("kill", %app),
+            Event::NodeRegister { request, .. } => debug_span!("node_register", node = %request.node_id),
+            Event::NodeHeartbeat { request, .. } => debug_span!("node_heartbeat", node = %request.node_id),
+            Event::AmRegister { attempt, .. } => debug_span!("am_register", %attempt),
+            Event::Allocate { attempt, .. } => debug_span!("allocate", %attempt),
+            Event::AmFinish { attempt, .. } => debug_span!("am_finish", %attempt),
+            Event::AmLaunched { container } => debug_span!("am_launched", %container),
+            Event::AmLaunchFailed { container, .. } => debug_span!("am_launch_failed", %container),
+            Event::Persisted => debug_span!("persisted"),
+            Event::Tick => debug_span!("tick"),
+        }
+    }
+}
+
 /// Counters since this RM started (YARN's cluster metrics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -210,6 +231,7 @@ impl Core {
     }
 
     pub fn handle(&mut self, event: Event, now: Millis, fx: &mut impl Effects) {
+        let _span = event.span().entered();
         match event {
             Event::NewApplication { req } => {
                 let id = ApplicationId::new(self.cfg.cluster_ts, self.next_app_seq);
@@ -333,11 +355,11 @@ impl Core {
             environment: spec.environment.as_ref().map(|e| e.to_map()).unwrap_or_default(),
             local_resources,
         };
-        let mut app = App {
+        let mut app = app_from_record(AppRecord {
             id,
             user,
-            name: ctx.application_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "N/A".into()),
             queue,
+            name: ctx.application_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "N/A".into()),
             application_type: ctx.application_type.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "YARN".into()),
             tags: ctx.application_tags.map(|t| t.tag).unwrap_or_default(),
             priority: ctx.priority.unwrap_or(0),
@@ -345,23 +367,12 @@ impl Core {
             am_resource,
             launch_context,
             submit_time: now,
-            launch_time: None,
             finish_time: None,
             state: AppState::New,
             final_status: FinalStatus::Undefined,
             diagnostics: String::new(),
-            progress: 0.0,
-            attempts: Vec::new(),
-            am_ask_since: None,
-            asks: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            used: Resource::ZERO,
-            next_container_seq: 1,
-            memory_seconds: 0,
-            vcore_seconds: 0,
-            saving_reply: Some(req),
-            container_history: BTreeMap::new(),
-        };
+        });
+        app.saving_reply = Some(req);
         transition(&mut app.state, AppState::NewSaving, &id)?;
         fx.persist(StoreOp::PutApp(app_record(&app)));
         self.apps.insert(id, app);

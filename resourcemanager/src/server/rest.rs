@@ -20,7 +20,7 @@ use weft_common::protocol::{
 };
 use weft_common::rest::{
     AppAttemptList, AppAttemptsWrapper, AppList, AppStateBody, AppWrapper, AppsWrapper, ApplicationSubmissionContext,
-    ClusterInfo, ClusterInfoWrapper, ClusterMetricsWrapper, NodeList, NodeWrapper, NodesWrapper,
+    ClusterInfo, ClusterInfoWrapper, ClusterMetricsWrapper, ContainerList, ContainersWrapper, NodeList, NodeWrapper, NodesWrapper,
 };
 use weft_common::states::{AppState as YarnAppState, FinalStatus, NodeState};
 use weft_common::token::{self, AmToken, MasterKey};
@@ -386,12 +386,12 @@ async fn attempt_containers(State(s): State<ServerState>, Path((id, attempt)): P
         .core
         .inspect(move |core| {
             core.app(id).map(|a| {
-                a.container_history.values().filter(|c| c.id.attempt == attempt).map(|c| views::container_json(c, now)).collect::<Vec<_>>()
+                a.container_history.values().filter(|c| c.id.attempt == attempt).map(|c| views::container_info(c, now)).collect()
             })
         })
         .await?;
-    let containers = containers.ok_or(CoreError::UnknownApp(id))?;
-    Ok(json(serde_json::json!({"containers": {"container": containers}})))
+    let container = containers.ok_or(CoreError::UnknownApp(id))?;
+    Ok(json(ContainersWrapper { containers: ContainerList { container } }))
 }
 
 // ---------------------------------------------------------------------------------------------

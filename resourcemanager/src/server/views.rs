@@ -2,9 +2,9 @@
 //! `CoreHandle::inspect`), so they see one consistent state.
 
 use weft_common::rest::{
-    AppAttemptInfo, AppInfo, ClusterMetrics, NodeInfo, PriorityInfo, ResourceInfo, ResourceRequestInfo,
+    AppAttemptInfo, AppInfo, ClusterMetrics, ContainerInfo, NodeInfo, PriorityInfo, ResourceInfo, ResourceRequestInfo,
 };
-use weft_common::states::{AppState, NodeState};
+use weft_common::states::{AppState, NmContainerState, NodeState};
 use weft_common::{Millis, Resource};
 
 use crate::core::{App, ContainerHistory, Core, Node};
@@ -108,24 +108,23 @@ pub(super) fn attempt_infos(app: &App) -> Vec<AppAttemptInfo> {
         .collect()
 }
 
-/// YARN's timeline container DAO, for `…/appattempts/{id}/containers`.
-pub(super) fn container_json(c: &ContainerHistory, now: Millis) -> serde_json::Value {
-    serde_json::json!({
-        "containerId": c.id.to_string(),
-        "allocatedMB": c.resource.memory_mb,
-        "allocatedVCores": c.resource.vcores,
-        "assignedNodeId": c.node_id.to_string(),
-        "nodeId": c.node_id.to_string(),
-        "nodeHttpAddress": c.node_http_address,
-        "priority": c.priority,
-        "startedTime": c.allocated_at,
-        "finishedTime": c.finished_at.unwrap_or(0),
-        "elapsedTime": c.finished_at.unwrap_or(now).saturating_sub(c.allocated_at),
-        "logUrl": format!("{}/ws/v1/node/containers/{}/logs", c.node_http_address, c.id),
-        "containerExitStatus": c.exit_status.unwrap_or(weft_common::states::exit_status::INVALID),
-        "containerState": if c.finished_at.is_some() { "COMPLETE" } else { "RUNNING" },
-        "diagnosticsInfo": c.diagnostics,
-    })
+pub(super) fn container_info(c: &ContainerHistory, now: Millis) -> ContainerInfo {
+    ContainerInfo {
+        container_id: c.id,
+        allocated_mb: c.resource.memory_mb,
+        allocated_vcores: c.resource.vcores,
+        assigned_node_id: c.node_id.to_string(),
+        node_id: c.node_id.to_string(),
+        node_http_address: c.node_http_address.clone(),
+        priority: c.priority,
+        started_time: c.allocated_at,
+        finished_time: c.finished_at.unwrap_or(0),
+        elapsed_time: c.finished_at.unwrap_or(now).saturating_sub(c.allocated_at),
+        log_url: format!("{}/ws/v1/node/containers/{}/logs", c.node_http_address, c.id),
+        container_exit_status: c.exit_status.unwrap_or(weft_common::states::exit_status::INVALID),
+        container_state: if c.finished_at.is_some() { NmContainerState::Complete } else { NmContainerState::Running },
+        diagnostics_info: c.diagnostics.clone(),
+    }
 }
 
 pub(super) fn node_info(node: &Node) -> NodeInfo {

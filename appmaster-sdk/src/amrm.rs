@@ -124,6 +124,12 @@ impl AmRmClient {
         self.asks.set(priority, capability, total);
     }
 
+    /// Asks for `count` containers of `capability` that the RM allocates all together or not at
+    /// all (a gang). They arrive in one allocate response.
+    pub fn set_gang_request(&mut self, priority: i32, capability: Resource, count: u32) {
+        self.asks.set_gang(priority, capability, count);
+    }
+
     /// Sets the number of containers still wanted at (`priority`, `capability`), YARN-style.
     pub fn set_outstanding(&mut self, priority: i32, capability: Resource, total: u32) {
         self.asks.set(priority, capability, total);

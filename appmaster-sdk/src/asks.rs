@@ -32,6 +32,8 @@ pub(crate) struct AskTable {
     outstanding: BTreeMap<AskKey, u32>,
     /// Keys whose count the RM has not been told yet (zero counts included: they cancel).
     changed: BTreeSet<AskKey>,
+    /// Keys asked for all-or-nothing.
+    gangs: BTreeSet<AskKey>,
 }
 
 impl AskTable {
@@ -46,6 +48,12 @@ impl AskTable {
             self.outstanding.insert(key, total);
             self.changed.insert(key);
         }
+    }
+
+    /// Asks for `total` containers at this key, allocated all together or not at all.
+    pub(crate) fn set_gang(&mut self, priority: i32, capability: Resource, total: u32) {
+        self.gangs.insert(AskKey::new(priority, capability));
+        self.set(priority, capability, total);
     }
 
     /// Queues these asks' keys to be sent again (with their current counts).
@@ -105,6 +113,7 @@ impl AskTable {
             num_containers: self.outstanding.get(key).copied().unwrap_or(0),
             resource_name: ANY.to_owned(),
             relax_locality: true,
+            gang: self.gangs.contains(key),
         }
     }
 }
@@ -129,6 +138,15 @@ mod tests {
 
     fn counts(asks: &[ResourceRequest]) -> Vec<(i32, u64, u32)> {
         asks.iter().map(|a| (a.priority, a.capability.memory_mb, a.num_containers)).collect()
+    }
+
+    #[test]
+    fn gang_asks_are_sent_as_gangs() {
+        let mut table = AskTable::default();
+        table.set_gang(1, Resource::new(512, 1), 10);
+        table.set(2, Resource::new(512, 1), 3);
+        let asks = table.take_changed();
+        assert_eq!(asks.iter().map(|a| (a.priority, a.num_containers, a.gang)).collect::<Vec<_>>(), vec![(1, 10, true), (2, 3, false)]);
     }
 
     #[test]

@@ -185,6 +185,11 @@ pub struct ResourceRequest {
     pub resource_name: String,
     #[serde(default = "default_true")]
     pub relax_locality: bool,
+    /// All `num_containers` at this key are allocated together or not at all (beyond YARN).
+    /// While a gang waits, the RM holds back freed capacity it needs, so small asks cannot
+    /// starve it; one gang holds such a reservation at a time, so gangs cannot deadlock.
+    #[serde(default)]
+    pub gang: bool,
 }
 
 pub const ANY: &str = "*";

@@ -46,6 +46,12 @@ impl Core {
         if indexed != self.free_index {
             return Err(format!("free index {:?} != usable nodes {:?}", self.free_index, indexed));
         }
+        if let Some(r) = &self.gang_reservation {
+            let pending = self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
+            if !pending {
+                return Err(format!("gang reservation {r:?} has no pending gang ask"));
+            }
+        }
         for app in self.apps.values() {
             let mut used = Resource::ZERO;
             for id in &app.containers {

@@ -38,7 +38,7 @@ use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resourc
 pub use effects::{AmLaunch, ContainerStop, Effects, Observation, RecordingEffects, Reply, ReqId};
 pub use error::CoreError;
 use lifecycle::transition;
-pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, Node, RmContainer};
+pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation, Node, RmContainer};
 
 use crate::store::{AppRecord, AttemptRecord, RecoveredState, StoreOp};
 
@@ -67,6 +67,8 @@ pub struct CoreConfig {
     pub finished_app_container_grace_ms: u64,
     /// Completed applications kept (in memory and in the store).
     pub max_completed_apps: usize,
+    /// A gang holds its reservation at most this long before another waiting gang may take it.
+    pub gang_reservation_timeout_ms: u64,
     pub container_token_key: MasterKey,
     pub am_token_key: MasterKey,
     /// RM web addresses handed to AMs.
@@ -137,6 +139,9 @@ pub struct Core {
     /// Finished apps in finishing order, for retention.
     completed_order: Vec<ApplicationId>,
     counters: Counters,
+    gang_reservation: Option<GangReservation>,
+    /// The gang whose reservation last timed out, and until when it may not reserve again.
+    gang_yielding: Option<(ApplicationId, AskKey, Millis)>,
 }
 
 impl Core {
@@ -152,6 +157,8 @@ impl Core {
             saving: Vec::new(),
             completed_order: Vec::new(),
             counters: Counters::default(),
+            gang_reservation: None,
+            gang_yielding: None,
         }
     }
 
@@ -181,6 +188,9 @@ impl Core {
     }
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+    pub fn gang_reservation(&self) -> Option<&GangReservation> {
+        self.gang_reservation.as_ref()
     }
     pub fn cluster_used(&self) -> Resource {
         self.cluster_used
@@ -667,7 +677,7 @@ impl Core {
                 app.asks.remove(&key);
             } else {
                 let since = app.asks.get(&key).map_or(now, |a| a.since);
-                app.asks.insert(key, Ask { count: ask.num_containers, relax_locality: ask.relax_locality, since });
+                app.asks.insert(key, Ask { count: ask.num_containers, relax_locality: ask.relax_locality, gang: ask.gang, since });
             }
         }
         for c in request.releases {

@@ -21,6 +21,8 @@ pub struct AskKey {
 pub struct Ask {
     pub count: u32,
     pub relax_locality: bool,
+    /// All `count` containers are allocated together or not at all.
+    pub gang: bool,
     /// When this ask (re)appeared, for allocation-latency metrics.
     pub since: Millis,
 }
@@ -167,6 +169,15 @@ impl Node {
     pub fn free(&self) -> Resource {
         self.total.saturating_sub(self.used)
     }
+}
+
+/// Capacity held back for the oldest waiting gang ask: other asks may only use what the gang
+/// cannot use, so the gang's chances never shrink while it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GangReservation {
+    pub app: ApplicationId,
+    pub key: AskKey,
+    pub since: Millis,
 }
 
 /// Completed container as remembered for REST listings (`…/appattempts/{id}/containers`).

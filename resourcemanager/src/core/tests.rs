@@ -29,6 +29,7 @@ fn config() -> CoreConfig {
         container_allocation_expiry_ms: 60_000,
         finished_app_container_grace_ms: 5_000,
         max_completed_apps: 100,
+        gang_reservation_timeout_ms: 60_000,
         container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
         am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
         rm_addresses: vec!["http://127.0.0.1:8088".into()],
@@ -157,7 +158,7 @@ impl Env {
 }
 
 fn ask(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
-    ResourceRequest { priority, capability: Resource::new(memory_mb, 1), num_containers: n, resource_name: "*".into(), relax_locality: true }
+    ResourceRequest { priority, capability: Resource::new(memory_mb, 1), num_containers: n, resource_name: "*".into(), relax_locality: true, gang: false }
 }
 
 fn done(id: ContainerId, exit: i32) -> ContainerReport {
@@ -505,6 +506,7 @@ enum Op {
     AddNode(u64, u32),
     Submit,
     Ask(usize, u64, u32),
+    Gang(usize, u64, u32),
     Release(usize),
     CompleteOne(usize, i32),
     Finish(usize),
@@ -518,6 +520,7 @@ fn op() -> impl Strategy<Value = Op> {
         (512u64..8192, 1u32..8).prop_map(|(m, c)| Op::AddNode(m, c)),
         Just(Op::Submit),
         (0usize..8, 1u64..3000, 0u32..6).prop_map(|(a, m, n)| Op::Ask(a, m, n)),
+        (0usize..8, 1u64..1500, 1u32..6).prop_map(|(a, m, n)| Op::Gang(a, m, n)),
         (0usize..64).prop_map(Op::Release),
         (0usize..64, prop_oneof![Just(0), Just(1), Just(-100), Just(-104)]).prop_map(|(c, e)| Op::CompleteOne(c, e)),
         (0usize..8).prop_map(Op::Finish),
@@ -527,11 +530,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// No idle capacity while an eligible ask waits. The documented exception: capacity held back
+/// for a waiting gang.
 fn work_conserving(core: &Core) -> Result<(), String> {
+    if core.gang_reservation().is_some() {
+        return Ok(());
+    }
     for app in core.apps().filter(|a| a.has_demand()) {
         let wanted: Vec<Resource> = match app.am_ask_since {
             Some(_) => vec![app.am_resource],
-            None => app.asks.keys().map(|k| k.capability).collect(),
+            None => app.asks.iter().filter(|(_, a)| !a.gang).map(|(k, _)| k.capability).collect(),
         };
         for r in wanted {
             if let Some(n) = core.nodes().find(|n| n.state.is_usable() && n.free().fits(&r)) {
@@ -560,12 +568,13 @@ proptest! {
                     env.step(Event::Persisted);
                     apps.push(id);
                 }
-                Op::Ask(i, m, n) => if let Some(&id) = apps.get(i) {
+                Op::Ask(i, m, n) | Op::Gang(i, m, n) => if let Some(&id) = apps.get(i) {
+                    let is_gang = matches!(op, Op::Gang(..));
                     let Some(att) = env.app(id).current_attempt().map(|a| (a.id, a.response_id)) else { continue };
                     let req = env.req();
                     env.step(Event::AmRegister { req, attempt: att.0, request: RegisterAmRequest::default() });
                     let req = env.req();
-                    env.step(Event::Allocate { req, attempt: att.0, request: AllocateRequest { response_id: att.1, asks: vec![ask(1, m, n)], ..Default::default() } });
+                    env.step(Event::Allocate { req, attempt: att.0, request: AllocateRequest { response_id: att.1, asks: vec![ResourceRequest { gang: is_gang, ..ask(1, m, n) }], ..Default::default() } });
                 }
                 Op::Release(i) => {
                     let live: Vec<ContainerId> = env.core.live_containers().filter(|c| !c.is_am).map(|c| c.id).collect();
@@ -613,4 +622,93 @@ proptest! {
             env.fx.persisted.clear();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gang asks.
+
+fn gang(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
+    ResourceRequest { gang: true, ..ask(priority, memory_mb, n) }
+}
+
+/// Sends one allocate for `attempt` with the attempt's current response id.
+fn allocate_now(env: &mut Env, app: ApplicationId, asks: Vec<ResourceRequest>) -> AllocateResponse {
+    let attempt = env.app(app).current_attempt().unwrap();
+    let (id, response_id) = (attempt.id, attempt.response_id);
+    env.allocate(id, AllocateRequest { response_id, asks, ..Default::default() }).unwrap().unwrap()
+}
+
+#[test]
+fn a_gang_waits_while_nine_of_ten_fit_then_gets_all_ten_at_once() {
+    let mut env = Env::new();
+    // Room for two AMs (256 MB each), one blocker container and 9 more containers.
+    let node = env.add_node("n1", 256 * 2 + 128 + 128 * 9, 64);
+    let (blocker, _) = env.running_app();
+    let held = allocate_now(&mut env, blocker, vec![ask(1, 128, 1)]).allocated[0].id;
+    let (g, _) = env.running_app();
+    let r = allocate_now(&mut env, g, vec![gang(1, 128, 10)]);
+    assert!(r.allocated.is_empty(), "9 free slots are not enough for a 10-container gang");
+    assert_eq!(env.core.node(&node).unwrap().free().memory_mb, 128 * 9);
+    assert_eq!(env.core.gang_reservation().map(|r| r.app), Some(g));
+
+    // A small ask may not take capacity the gang needs (its AM would eat two gang slots).
+    let small = env.submit();
+    assert!(env.fx.take_launches().is_empty(), "held back for the gang");
+    assert_eq!(env.app(small).state, AppState::Accepted);
+
+    // One container frees up: the gang gets all ten in one response.
+    env.heartbeat(&node, vec![done(held, 0)]);
+    let r = allocate_now(&mut env, g, vec![]);
+    assert_eq!(r.allocated.len(), 10, "all or nothing");
+    assert!(env.core.gang_reservation().is_none());
+    let _ = env.fx.take_launches();
+}
+
+#[test]
+fn two_gangs_never_deadlock_and_are_never_partially_allocated() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 256 * 3 + 128 * 10, 64);
+    let (blocker, _) = env.running_app();
+    let held: Vec<ContainerId> = allocate_now(&mut env, blocker, vec![ask(1, 128, 8)]).allocated.iter().map(|c| c.id).collect();
+    let (g1, _) = env.running_app();
+    let (g2, _) = env.running_app();
+    assert!(allocate_now(&mut env, g1, vec![gang(1, 128, 6)]).allocated.is_empty());
+    assert!(allocate_now(&mut env, g2, vec![gang(1, 128, 6)]).allocated.is_empty());
+    let count = |env: &Env, app| env.app(app).containers.len() - 1; // minus the AM
+    for (i, c) in held.iter().enumerate() {
+        env.heartbeat(&node, vec![done(*c, 0)]);
+        let (a, b) = (count(&env, g1), count(&env, g2));
+        assert!(a == 0 || a == 6, "gang 1 partially allocated after {i} completions: {a}");
+        assert!(b == 0 || b == 6, "gang 2 partially allocated after {i} completions: {b}");
+    }
+    assert_eq!(count(&env, g1), 6, "the first gang, holding the reservation, went first");
+    // Gang 1 finishes; gang 2 follows.
+    let g1_containers: Vec<ContainerId> = env.app(g1).containers.iter().copied().filter(|c| !env.core.container(c).unwrap().is_am).collect();
+    env.heartbeat(&node, g1_containers.iter().map(|c| done(*c, 0)).collect());
+    assert_eq!(count(&env, g2), 6);
+    env.fx.replies.clear();
+}
+
+#[test]
+fn a_gang_that_cannot_fit_yields_its_reservation_so_small_asks_are_not_starved() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 256 * 2 + 128 * 4, 64);
+    let (g, _) = env.running_app();
+    // 8 containers can never fit on this node.
+    assert!(allocate_now(&mut env, g, vec![gang(1, 128, 8)]).allocated.is_empty());
+    assert!(env.core.gang_reservation().is_some());
+    let small = env.submit();
+    assert!(env.fx.take_launches().is_empty(), "held back while the gang reserves");
+    // Time passes with the node and the gang's AM alive.
+    let deadline = env.now + config().gang_reservation_timeout_ms + 1;
+    while env.now < deadline {
+        env.advance(1_000);
+        let reports: Vec<ContainerReport> = env.core.node(&node).unwrap().containers.iter().map(|c| running(*c)).collect();
+        env.heartbeat(&node, reports);
+        allocate_now(&mut env, g, vec![]);
+    }
+    assert!(env.core.gang_reservation().is_none(), "the reservation timed out");
+    assert_eq!(env.fx.take_launches().len(), 1, "the small app's AM now runs");
+    assert_eq!(env.app(small).attempts[0].state, AttemptState::Allocated);
+    env.fx.replies.clear();
 }

@@ -45,6 +45,8 @@ pub struct SchedulerConfig {
     pub minimum_allocation: ResourceConfig,
     /// Requests above this are rejected.
     pub maximum_allocation: ResourceConfig,
+    /// How long the oldest waiting gang ask may hold capacity back before another gang's turn.
+    pub gang_reservation_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +111,7 @@ impl Default for SchedulerConfig {
             kind: SchedulerKind::Fifo,
             minimum_allocation: ResourceConfig { memory_mb: 128, vcores: 1 },
             maximum_allocation: ResourceConfig { memory_mb: 8192, vcores: 4 },
+            gang_reservation_timeout_ms: 300_000,
         }
     }
 }

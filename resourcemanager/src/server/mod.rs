@@ -153,6 +153,7 @@ pub async fn start(cfg: RmConfig, mut registry: Registry) -> Result<RmHandle, Rm
         container_allocation_expiry_ms: cfg.applications.container_allocation_expiry_ms,
         finished_app_container_grace_ms: cfg.applications.finished_app_container_grace_ms,
         max_completed_apps: cfg.applications.max_completed_apps,
+        gang_reservation_timeout_ms: cfg.scheduler.gang_reservation_timeout_ms,
         container_token_key: MasterKey::generate(epoch),
         am_token_key: MasterKey::generate(epoch),
         rm_addresses: vec![rm_address.clone()],

@@ -419,3 +419,40 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     c.assert_all_alive().unwrap();
 }
+
+#[test]
+fn a_ten_container_gang_waits_while_nine_fit_then_starts_all_at_once() {
+    // 2 × 1024 MB: two AMs (256 MB each) and 3 blocker containers leave 9 slots of 128 MB.
+    let mut c = Cluster::start(ClusterOptions { nm_memory_mb: 1024, ..Default::default() }).unwrap();
+    let marker = c.path().join("release-blocker");
+    let wait = format!("while [ ! -e {} ]; do sleep 0.05; done", marker.display());
+    let (mut blocker, blocker_id) = dshell_background(&c, &["--containers", "3", "--memory-mb", "128", "--am-memory-mb", "256", "--", &wait]);
+    wait_for("blocker containers running", MINUTE, || {
+        let app = c.app(&blocker_id).ok()?;
+        (containers_of(&c, &app).len() == 4).then_some(())
+    })
+    .unwrap();
+    let (mut gang, gang_id) = dshell_background(&c, &["--gang", "--containers", "10", "--memory-mb", "128", "--am-memory-mb", "256", "--", "true"]);
+    let pending = wait_for("the gang ask to be pending", MINUTE, || {
+        let app = c.app(&gang_id).ok()?;
+        let asks = app["resourceRequests"].as_array()?.clone();
+        asks.iter().find(|a| a["numContainers"] == 10).cloned()
+    })
+    .unwrap();
+    assert_eq!(pending["capability"]["memory"], 128);
+    let metrics = &c.get("/ws/v1/cluster/metrics").unwrap()["clusterMetrics"];
+    assert_eq!(metrics["availableMB"], 9 * 128, "exactly 9 slots are free: {metrics}");
+    assert_eq!(containers_of(&c, &c.app(&gang_id).unwrap()).len(), 1, "nothing but the gang's AM runs");
+
+    std::fs::write(&marker, "").unwrap();
+    assert!(blocker.wait().unwrap().success());
+    assert!(gang.wait().unwrap().success());
+    let app = c.app(&gang_id).unwrap();
+    assert_eq!(app["finalStatus"], "SUCCEEDED", "{app}");
+    let ams = am_container_ids(&c, &gang_id);
+    let workers: Vec<Value> = containers_of(&c, &app).into_iter().filter(|w| !ams.contains(&w["containerId"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(workers.len(), 10);
+    let allocated_at: std::collections::BTreeSet<u64> = workers.iter().map(|w| w["startedTime"].as_u64().unwrap()).collect();
+    assert_eq!(allocated_at.len(), 1, "all ten were allocated in one step: {allocated_at:?}");
+    c.assert_all_alive().unwrap();
+}

@@ -30,6 +30,9 @@ pub struct DshellAmArgs {
     /// Virtual cores of each container
     #[arg(long, default_value_t = 1)]
     pub vcores: u32,
+    /// Ask for the containers all-or-nothing (a gang)
+    #[arg(long)]
+    pub gang: bool,
     /// The command to run; when absent it is read from WEFT_DSHELL_COMMAND (base64 of a JSON
     /// argv), which is how `weft dshell` passes it
     #[arg(last = true)]
@@ -49,6 +52,8 @@ pub struct ShellJob {
     pub containers: u32,
     pub capability: Resource,
     pub argv: Vec<String>,
+    /// Containers are asked for as a gang: they all start together or none do.
+    pub gang: bool,
 }
 
 /// `weft dshell-am`: reads its RM connection from the environment the RM gave the AM
@@ -62,7 +67,12 @@ pub async fn run_am(args: DshellAmArgs) -> anyhow::Result<()> {
         args.command
     };
     anyhow::ensure!(!argv.is_empty(), "the command is empty");
-    let job = ShellJob { containers: args.containers, capability: Resource::new(args.memory_mb, args.vcores), argv };
+    let job = ShellJob {
+        containers: args.containers,
+        capability: Resource::new(args.memory_mb, args.vcores),
+        argv,
+        gang: args.gang,
+    };
     let mut rm = AmRmClient::from_env()?;
     let host = std::env::var(container_env::NM_HOST).unwrap_or_default();
     rm.register(RegisterAmRequest { host, ..Default::default() }).await?;
@@ -84,7 +94,11 @@ pub async fn run_job(job: &ShellJob, rm: &mut AmRmClient, nm: NmClient) -> anyho
     let mut slots = SlotTracker::new(job.containers);
     let (launch_failures_tx, mut launch_failures) = mpsc::unbounded_channel();
     let outcome = loop {
-        rm.set_outstanding(CONTAINER_PRIORITY, job.capability, slots.outstanding());
+        if job.gang {
+            rm.set_gang_request(CONTAINER_PRIORITY, job.capability, slots.outstanding());
+        } else {
+            rm.set_outstanding(CONTAINER_PRIORITY, job.capability, slots.outstanding());
+        }
         let heartbeat_started = Instant::now();
         let allocation = rm.allocate(slots.progress()).await?;
 

@@ -48,6 +48,10 @@ pub struct DshellArgs {
     /// User to submit as
     #[arg(long, env = "USER", default_value = "weft")]
     pub user: String,
+    /// Start all containers together or none (a gang ask); replacements for lost containers
+    /// are asked for together too
+    #[arg(long)]
+    pub gang: bool,
     /// Print the application id and exit without waiting for the application to finish
     #[arg(long)]
     pub no_wait: bool,
@@ -104,9 +108,12 @@ fn submission_context(args: &DshellArgs, executable: &Path) -> anyhow::Result<Ap
         timestamp: None,
     };
     let am_command = format!(
-        "./{WEFT_RESOURCE} dshell-am --containers {} --memory-mb {} --vcores {} \
+        "./{WEFT_RESOURCE} dshell-am --containers {} --memory-mb {} --vcores {}{} \
          1><LOG_DIR>/AppMaster.stdout 2><LOG_DIR>/AppMaster.stderr",
-        args.containers, args.memory_mb, args.vcores
+        args.containers,
+        args.memory_mb,
+        args.vcores,
+        if args.gang { " --gang" } else { "" }
     );
     Ok(ApplicationSubmissionContext {
         application_name: Some(args.name.clone()),

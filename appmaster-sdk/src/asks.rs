@@ -146,7 +146,10 @@ mod tests {
         table.set_gang(1, Resource::new(512, 1), 10);
         table.set(2, Resource::new(512, 1), 3);
         let asks = table.take_changed();
-        assert_eq!(asks.iter().map(|a| (a.priority, a.num_containers, a.gang)).collect::<Vec<_>>(), vec![(1, 10, true), (2, 3, false)]);
+        assert_eq!(
+            asks.iter().map(|a| (a.priority, a.num_containers, a.gang)).collect::<Vec<_>>(),
+            vec![(1, 10, true), (2, 3, false)]
+        );
     }
 
     #[test]

@@ -106,11 +106,7 @@ impl RmClient {
     }
 
     /// Every container the RM knows for one attempt, completed ones included.
-    pub async fn attempt_containers(
-        &self,
-        app: ApplicationId,
-        attempt: &str,
-    ) -> Result<Vec<ContainerInfo>, SdkError> {
+    pub async fn attempt_containers(&self, app: ApplicationId, attempt: &str) -> Result<Vec<ContainerInfo>, SdkError> {
         let path = cluster_path(&format!("apps/{app}/appattempts"));
         let request = Request::get(&path).segment(attempt).segment("containers");
         let wrapper: ContainersWrapper = self.endpoint.call_json(&request).await?;

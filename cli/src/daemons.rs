@@ -38,7 +38,8 @@ pub async fn run_rm(config: Option<PathBuf>, ready_file: Option<PathBuf>) -> any
         Some(path) => RmConfig::load(path)?,
         None => RmConfig::default(),
     };
-    let mut rm = weft_resourcemanager::server::start(cfg, Registry::default()).await.context("starting the ResourceManager")?;
+    let mut rm =
+        weft_resourcemanager::server::start(cfg, Registry::default()).await.context("starting the ResourceManager")?;
     let url = format!("http://{}", rm.http_addr());
     println!("ResourceManager listening on {url}");
     if let Some(path) = ready_file {
@@ -114,7 +115,9 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
         store: StoreConfig::Sqlite { path: None },
         ..RmConfig::default()
     };
-    let rm = weft_resourcemanager::server::start(rm_cfg, Registry::default()).await.context("starting the ResourceManager")?;
+    let rm = weft_resourcemanager::server::start(rm_cfg, Registry::default())
+        .await
+        .context("starting the ResourceManager")?;
     let rm_url = format!("http://{}", rm.http_addr());
 
     // Leave a fifth of memory to the host; vcores are scheduling units weighting CPU shares, so
@@ -149,10 +152,17 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e).context("starting a NodeManager"),
         };
-        println!("NodeManager {} ({memory_mb} MB, {vcores} vcores, isolation {}) at http://{}", nm.node_id(), isolation, nm.http_addr());
+        println!(
+            "NodeManager {} ({memory_mb} MB, {vcores} vcores, isolation {}) at http://{}",
+            nm.node_id(),
+            isolation,
+            nm.http_addr()
+        );
         nms.push(nm);
     }
-    println!("Weft is up: REST at {rm_url}/ws/v1/cluster — try `weft dshell --containers 2 -- echo hello`. Ctrl-C stops everything.");
+    println!(
+        "Weft is up: REST at {rm_url}/ws/v1/cluster — try `weft dshell --containers 2 -- echo hello`. Ctrl-C stops everything."
+    );
     termination().await;
     println!("stopping…");
     for nm in nms {
@@ -186,9 +196,16 @@ pub fn check_config(path: &Path, kind: Option<ConfigKind>) -> anyhow::Result<()>
     let effective = match kind {
         Some(ConfigKind::Rm) => serde_json::to_value(RmConfig::load(path)?)?,
         Some(ConfigKind::Nm) => serde_json::to_value(NmConfig::load(path)?)?,
-        None => anyhow::bail!("cannot tell whether {} is an RM or an NM config from its name; pass --kind rm or --kind nm", path.display()),
+        None => anyhow::bail!(
+            "cannot tell whether {} is an RM or an NM config from its name; pass --kind rm or --kind nm",
+            path.display()
+        ),
     };
-    println!("{}: valid {} configuration", path.display(), if matches!(kind, Some(ConfigKind::Rm)) { "ResourceManager" } else { "NodeManager" });
+    println!(
+        "{}: valid {} configuration",
+        path.display(),
+        if matches!(kind, Some(ConfigKind::Rm)) { "ResourceManager" } else { "NodeManager" }
+    );
     println!("{}", serde_json::to_string_pretty(&effective)?);
     Ok(())
 }

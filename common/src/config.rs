@@ -58,7 +58,8 @@ pub fn apply_env_overrides<T: DeserializeOwned + Serialize>(
         let scalar: serde_json::Value = serde_saphyr::from_str(value).map_err(|e| env_err(e.to_string()))?;
         let mut node = &mut tree;
         for (i, key) in path.iter().enumerate() {
-            let obj = node.as_object_mut().ok_or_else(|| env_err(format!("`{}` is not a section", path[..i].join("."))))?;
+            let obj =
+                node.as_object_mut().ok_or_else(|| env_err(format!("`{}` is not a section", path[..i].join("."))))?;
             if i + 1 == path.len() {
                 obj.insert(key.clone(), scalar.clone());
                 break;
@@ -97,7 +98,8 @@ mod tests {
 
     #[test]
     fn error_names_file_line_and_field() {
-        let err = parse_yaml::<Cfg>("inner:\n  heartbeat-interval-ms: 5\n  nmae: x\n", "rm.yaml").unwrap_err().to_string();
+        let err =
+            parse_yaml::<Cfg>("inner:\n  heartbeat-interval-ms: 5\n  nmae: x\n", "rm.yaml").unwrap_err().to_string();
         assert!(err.contains("rm.yaml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("nmae"), "{err}");

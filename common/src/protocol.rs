@@ -367,14 +367,16 @@ mod tests {
     #[test]
     fn resource_request_defaults() {
         let r: ResourceRequest =
-            serde_json::from_str(r#"{"priority":1,"capability":{"memory":512,"vCores":1},"num_containers":2}"#).unwrap();
+            serde_json::from_str(r#"{"priority":1,"capability":{"memory":512,"vCores":1},"num_containers":2}"#)
+                .unwrap();
         assert_eq!(r.resource_name, ANY);
         assert!(r.relax_locality);
     }
 
     #[test]
     fn local_resource_paths() {
-        let lr = |s: &str| LocalResource { resource: s.into(), kind: Default::default(), visibility: Default::default() };
+        let lr =
+            |s: &str| LocalResource { resource: s.into(), kind: Default::default(), visibility: Default::default() };
         assert_eq!(lr("file:///a/b").local_path(), Some("/a/b"));
         assert_eq!(lr("/a/b").local_path(), Some("/a/b"));
         assert_eq!(lr("hdfs://nn/a").local_path(), None);

@@ -33,10 +33,7 @@ impl Resource {
     }
 
     pub fn saturating_sub(self, o: Resource) -> Resource {
-        Resource {
-            memory_mb: self.memory_mb.saturating_sub(o.memory_mb),
-            vcores: self.vcores.saturating_sub(o.vcores),
-        }
+        Resource { memory_mb: self.memory_mb.saturating_sub(o.memory_mb), vcores: self.vcores.saturating_sub(o.vcores) }
     }
 
     /// `self * n`, used for "n containers of this size".

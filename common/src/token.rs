@@ -74,10 +74,7 @@ pub fn verify<T: Signed>(token: &str, keys: &[MasterKey]) -> Result<T, TokenErro
     let (body, sig) = token.split_once('.').ok_or(TokenError::Malformed)?;
     let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Malformed)?;
     let payload: T = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-    let key = keys
-        .iter()
-        .find(|k| k.key_id == payload.key_id())
-        .ok_or(TokenError::UnknownKey(payload.key_id()))?;
+    let key = keys.iter().find(|k| k.key_id == payload.key_id()).ok_or(TokenError::UnknownKey(payload.key_id()))?;
     let sig = hex::decode(sig).map_err(|_| TokenError::Malformed)?;
     let mut mac = key.mac();
     mac.update(body.as_bytes());
@@ -168,7 +165,8 @@ mod tests {
         assert_eq!(verify::<ContainerToken>(&forged, &[key.clone()]), Err(TokenError::BadSignature));
         // Swapping the payload while keeping the signature must fail.
         let (_, sig) = t.split_once('.').unwrap();
-        let (other, _) = sign(&token("n2:1", 100), &key).split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+        let (other, _) =
+            sign(&token("n2:1", 100), &key).split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
         assert_eq!(verify::<ContainerToken>(&format!("{other}.{sig}"), &[key]), Err(TokenError::BadSignature));
     }
 }

@@ -125,7 +125,12 @@ fn response(response_id: u64, allocated: Vec<Container>, completed: Vec<Containe
 }
 
 fn job(containers: u32) -> ShellJob {
-    ShellJob { containers, capability: Resource::new(256, 1), argv: vec!["echo".into(), "hello world".into()], gang: false }
+    ShellJob {
+        containers,
+        capability: Resource::new(256, 1),
+        argv: vec!["echo".into(), "hello world".into()],
+        gang: false,
+    }
 }
 
 fn asks(request: &AllocateRequest) -> Vec<(u64, u32)> {

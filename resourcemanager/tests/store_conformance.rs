@@ -48,11 +48,7 @@ fn app(id: ApplicationId) -> AppRecord {
 /// A finished app with every field set, including text that needs escaping.
 fn finished_app(id: ApplicationId) -> AppRecord {
     let launch_context = ContainerLaunchContext {
-        commands: vec![
-            "{{JAVA_HOME}}/bin/java".into(),
-            "-Xmx512m".into(),
-            "1><LOG_DIR>/stdout".into(),
-        ],
+        commands: vec!["{{JAVA_HOME}}/bin/java".into(), "-Xmx512m".into(), "1><LOG_DIR>/stdout".into()],
         environment: BTreeMap::from([
             ("CLASSPATH".into(), "./*<CPS>lib/*".into()),
             ("GREETING".into(), "héllo \"wörld\" 🚀".into()),
@@ -114,11 +110,7 @@ fn failed_attempt(app: ApplicationId, number: u32) -> AttemptRecord {
     let id = AttemptId::new(app, number);
     AttemptRecord {
         state: AttemptState::Failed,
-        am_container: Some(ContainerId {
-            attempt: id,
-            epoch: 3,
-            seq: 1,
-        }),
+        am_container: Some(ContainerId { attempt: id, epoch: 3, seq: 1 }),
         node_id: Some(NodeId("worker-7.example.com:8042".into())),
         node_http_address: "http://worker-7.example.com:8042".into(),
         finish_time: Some(CLUSTER_TS + 60_000),
@@ -148,46 +140,27 @@ async fn epoch_claims_increase(store: &dyn StateStore) {
 async fn roundtrip_keeps_every_field(store: &dyn StateStore) {
     let epoch = store.claim_epoch("rm").await.unwrap();
     let (finished, accepted) = (finished_app(app_id(1)), app(app_id(2)));
-    let attempts = [
-        failed_attempt(finished.id, 1),
-        attempt(finished.id, 2),
-        attempt(accepted.id, 1),
-    ];
+    let attempts = [failed_attempt(finished.id, 1), attempt(finished.id, 2), attempt(accepted.id, 1)];
     // Apps and their attempts in one batch: an attempt's app may come earlier in the same batch.
     let ops = [put_apps(&[finished.clone(), accepted.clone()]), put_attempts(&attempts)].concat();
     store.apply(epoch, &ops).await.unwrap();
 
-    let expected = RecoveredState {
-        apps: vec![finished, accepted],
-        attempts: attempts.to_vec(),
-    };
+    let expected = RecoveredState { apps: vec![finished, accepted], attempts: attempts.to_vec() };
     assert_eq!(store.load().await.unwrap(), expected);
 }
 
 async fn put_replaces_existing_rows(store: &dyn StateStore) {
     let epoch = store.claim_epoch("rm").await.unwrap();
     let id = app_id(1);
-    store
-        .apply(epoch, &[StoreOp::PutApp(app(id)), StoreOp::PutAttempt(attempt(id, 1))])
-        .await
-        .unwrap();
+    store.apply(epoch, &[StoreOp::PutApp(app(id)), StoreOp::PutAttempt(attempt(id, 1))]).await.unwrap();
 
     let (finished, failed) = (finished_app(id), failed_attempt(id, 1));
     store.apply(epoch, &[StoreOp::PutApp(finished.clone())]).await.unwrap();
     // Replacing the app must keep its attempts (a delete-then-insert would cascade to them).
     assert_eq!(store.load().await.unwrap().attempts, vec![attempt(id, 1)]);
 
-    store
-        .apply(epoch, &[StoreOp::PutAttempt(failed.clone())])
-        .await
-        .unwrap();
-    assert_eq!(
-        store.load().await.unwrap(),
-        RecoveredState {
-            apps: vec![finished],
-            attempts: vec![failed]
-        }
-    );
+    store.apply(epoch, &[StoreOp::PutAttempt(failed.clone())]).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), RecoveredState { apps: vec![finished], attempts: vec![failed] });
 }
 
 async fn remove_app_removes_its_attempts(store: &dyn StateStore) {
@@ -198,10 +171,7 @@ async fn remove_app_removes_its_attempts(store: &dyn StateStore) {
     store.apply(epoch, &ops).await.unwrap();
 
     store.apply(epoch, &[StoreOp::RemoveApp(gone)]).await.unwrap();
-    let expected = RecoveredState {
-        apps: vec![app(kept)],
-        attempts: vec![attempt(kept, 1)],
-    };
+    let expected = RecoveredState { apps: vec![app(kept)], attempts: vec![attempt(kept, 1)] };
     assert_eq!(store.load().await.unwrap(), expected);
 
     // Removing an app that is not stored is not an error (retention may race with nothing).
@@ -215,10 +185,7 @@ async fn stale_epoch_is_fenced_and_writes_nothing(store: &dyn StateStore) {
     let before = store.load().await.unwrap();
 
     let new = store.claim_epoch("rm-new").await.unwrap();
-    let stale_batch = [
-        StoreOp::PutApp(finished_app(app_id(1))),
-        StoreOp::PutApp(app(app_id(2))),
-    ];
+    let stale_batch = [StoreOp::PutApp(finished_app(app_id(1))), StoreOp::PutApp(app(app_id(2)))];
     match store.apply(old, &stale_batch).await {
         Err(StoreError::Fenced { mine, current }) => assert_eq!((mine, current), (old, new)),
         other => panic!("expected Fenced, got {other:?}"),
@@ -226,10 +193,7 @@ async fn stale_epoch_is_fenced_and_writes_nothing(store: &dyn StateStore) {
     assert_eq!(store.load().await.unwrap(), before);
 
     store.apply(new, &stale_batch).await.unwrap();
-    assert_eq!(
-        store.load().await.unwrap().apps,
-        vec![finished_app(app_id(1)), app(app_id(2))]
-    );
+    assert_eq!(store.load().await.unwrap().apps, vec![finished_app(app_id(1)), app(app_id(2))]);
 }
 
 async fn writes_before_any_claim_are_fenced(store: &dyn StateStore) {
@@ -253,10 +217,7 @@ async fn empty_batch_succeeds_without_writing(store: &dyn StateStore) {
 async fn failed_batch_writes_nothing(store: &dyn StateStore) {
     let epoch = store.claim_epoch("rm").await.unwrap();
     let (stored, removed) = (app_id(1), app_id(2));
-    store
-        .apply(epoch, &[StoreOp::PutApp(app(stored)), StoreOp::PutApp(app(removed))])
-        .await
-        .unwrap();
+    store.apply(epoch, &[StoreOp::PutApp(app(stored)), StoreOp::PutApp(app(removed))]).await.unwrap();
     let before = store.load().await.unwrap();
 
     // Every op but the last is valid; the last puts an attempt of an app that is not stored.
@@ -283,11 +244,7 @@ async fn load_orders_by_numeric_id(store: &dyn StateStore) {
     // cluster timestamp sorts after a 13-digit one.
     let earlier_cluster = ApplicationId::new(999_999_999_999, 1);
     let ids = [app_id(10_000), app_id(9_999), earlier_cluster, app_id(10)];
-    let attempts = [
-        attempt(app_id(10_000), 1),
-        attempt(app_id(9_999), 10),
-        attempt(app_id(9_999), 9),
-    ];
+    let attempts = [attempt(app_id(10_000), 1), attempt(app_id(9_999), 10), attempt(app_id(9_999), 9)];
     let ops = [put_apps(&ids.map(app)), put_attempts(&attempts)].concat();
     store.apply(epoch, &ops).await.unwrap();
 
@@ -372,11 +329,7 @@ async fn sqlite_data_survives_reopen() {
 
     let restarted = SqliteStore::open(&path).await.unwrap();
     assert_eq!(restarted.load().await.unwrap(), expected);
-    assert_eq!(
-        restarted.claim_epoch("rm-1").await.unwrap(),
-        2,
-        "the epoch is durable too"
-    );
+    assert_eq!(restarted.claim_epoch("rm-1").await.unwrap(), 2, "the epoch is durable too");
 }
 
 #[tokio::test]
@@ -387,25 +340,16 @@ async fn sqlite_second_rm_fences_the_first() {
     let second = SqliteStore::open(&path).await.unwrap();
 
     let first_epoch = first.claim_epoch("rm-1").await.unwrap();
-    first
-        .apply(first_epoch, &[StoreOp::PutApp(app(app_id(1)))])
-        .await
-        .unwrap();
+    first.apply(first_epoch, &[StoreOp::PutApp(app(app_id(1)))]).await.unwrap();
 
     let second_epoch = second.claim_epoch("rm-2").await.unwrap();
     assert_eq!(second.load().await.unwrap().apps, vec![app(app_id(1))]);
-    match first
-        .apply(first_epoch, &[StoreOp::PutApp(finished_app(app_id(1)))])
-        .await
-    {
+    match first.apply(first_epoch, &[StoreOp::PutApp(finished_app(app_id(1)))]).await {
         Err(StoreError::Fenced { mine, current }) => assert_eq!((mine, current), (first_epoch, second_epoch)),
         other => panic!("expected Fenced, got {other:?}"),
     }
 
-    second
-        .apply(second_epoch, &[StoreOp::PutApp(app(app_id(2)))])
-        .await
-        .unwrap();
+    second.apply(second_epoch, &[StoreOp::PutApp(app(app_id(2)))]).await.unwrap();
     assert_eq!(first.load().await.unwrap().apps, vec![app(app_id(1)), app(app_id(2))]);
 }
 
@@ -415,15 +359,10 @@ async fn sqlite_file_uses_wal_and_records_the_holder() {
     store.claim_epoch("rm-a.example.com:8088").await.unwrap();
 
     let mut raw = raw_connection(&dir.path().join("rm-state.db")).await;
-    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut raw)
-        .await
-        .unwrap();
+    let journal_mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut raw).await.unwrap();
     assert_eq!(journal_mode, "wal");
-    let (epoch, holder): (i64, String) = sqlx::query_as("SELECT epoch, holder FROM rm_epoch")
-        .fetch_one(&mut raw)
-        .await
-        .unwrap();
+    let (epoch, holder): (i64, String) =
+        sqlx::query_as("SELECT epoch, holder FROM rm_epoch").fetch_one(&mut raw).await.unwrap();
     assert_eq!((epoch, holder.as_str()), (1, "rm-a.example.com:8088"));
 }
 
@@ -433,22 +372,13 @@ async fn sqlite_corrupt_rows_name_the_row_and_column() {
         ("UPDATE applications SET state = 'SLEEPING'", "column state"),
         ("UPDATE applications SET tags = 'not json'", "column tags"),
         ("UPDATE applications SET am_vcores = -1", "column am_vcores"),
-        (
-            "UPDATE app_attempts SET am_container = 'container_x'",
-            "column am_container",
-        ),
+        ("UPDATE app_attempts SET am_container = 'container_x'", "column am_container"),
     ];
     for (corruption, column) in cases {
         let (store, dir) = temp_sqlite().await;
         let epoch = store.claim_epoch("rm").await.unwrap();
         let id = app_id(1);
-        store
-            .apply(
-                epoch,
-                &[StoreOp::PutApp(app(id)), StoreOp::PutAttempt(failed_attempt(id, 1))],
-            )
-            .await
-            .unwrap();
+        store.apply(epoch, &[StoreOp::PutApp(app(id)), StoreOp::PutAttempt(failed_attempt(id, 1))]).await.unwrap();
 
         let mut raw = raw_connection(&dir.path().join("rm-state.db")).await;
         sqlx::query(corruption).execute(&mut raw).await.unwrap();
@@ -457,15 +387,8 @@ async fn sqlite_corrupt_rows_name_the_row_and_column() {
             Err(StoreError::Corrupt(message)) => message,
             other => panic!("{corruption}: expected Corrupt, got {other:?}"),
         };
-        let row = if corruption.contains("app_attempts") {
-            AttemptId::new(id, 1).to_string()
-        } else {
-            id.to_string()
-        };
-        assert!(
-            message.contains(&row) && message.contains(column),
-            "{corruption}: {message}"
-        );
+        let row = if corruption.contains("app_attempts") { AttemptId::new(id, 1).to_string() } else { id.to_string() };
+        assert!(message.contains(&row) && message.contains(column), "{corruption}: {message}");
     }
 }
 
@@ -496,22 +419,13 @@ async fn sqlite_open_rejects_a_path_under_a_file() {
 async fn sqlite_open_rejects_a_file_that_is_not_a_database() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rm.db");
-    std::fs::write(
-        &file,
-        "this is not an SQLite database, just text long enough to have a header",
-    )
-    .unwrap();
-    let error = SqliteStore::open(&file)
-        .await
-        .err()
-        .expect("opening a text file must fail");
+    std::fs::write(&file, "this is not an SQLite database, just text long enough to have a header").unwrap();
+    let error = SqliteStore::open(&file).await.err().expect("opening a text file must fail");
     assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
 }
 
 async fn raw_connection(path: &Path) -> SqliteConnection {
-    SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap()
+    SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,13 +436,7 @@ async fn raw_connection(path: &Path) -> SqliteConnection {
 fn migration_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
-        .map(|entry| {
-            entry
-                .unwrap()
-                .file_name()
-                .into_string()
-                .expect("migration names are UTF-8")
-        })
+        .map(|entry| entry.unwrap().file_name().into_string().expect("migration names are UTF-8"))
         .collect();
     names.sort();
     names
@@ -549,9 +457,7 @@ fn is_well_formed_migration_name(name: &str) -> bool {
     version.len() == 4
         && version.bytes().all(|b| b.is_ascii_digit())
         && !description.is_empty()
-        && description
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && description.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[test]
@@ -569,16 +475,7 @@ fn sqlite_migrations_are_well_formed_and_embedded() {
     // sqlx reads `0001_initial_schema.sql` as version 1, description "initial schema".
     let embedded: Vec<String> = sqlite::MIGRATOR
         .iter()
-        .map(|migration| {
-            format!(
-                "{:04}_{}.sql",
-                migration.version,
-                migration.description.replace(' ', "_")
-            )
-        })
+        .map(|migration| format!("{:04}_{}.sql", migration.version, migration.description.replace(' ', "_")))
         .collect();
-    assert_eq!(
-        embedded, names,
-        "the binary embeds a different migration set than the folder holds; rebuild"
-    );
+    assert_eq!(embedded, names, "the binary embeds a different migration set than the folder holds; rebuild");
 }

@@ -380,7 +380,8 @@ fn remove_cgroup_tree(dir: &Path) {
 /// Minimal blocking HTTP/1.1 JSON client, so tests need no async runtime.
 pub fn http_json(method: &str, url: &str, body: Option<&Value>) -> anyhow::Result<(u16, Value)> {
     let (status, text) = http(method, url, body.map(|b| b.to_string()).as_deref(), "application/json")?;
-    let value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    let value =
+        if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     Ok((status, value))
 }
 
@@ -389,7 +390,12 @@ pub fn http(method: &str, url: &str, body: Option<&str>, content_type: &str) -> 
     http_full(method, url, body, content_type).map(|(s, _, b)| (s, b))
 }
 
-pub fn http_full(method: &str, url: &str, body: Option<&str>, content_type: &str) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
+pub fn http_full(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    content_type: &str,
+) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").context("http:// URL")?;
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
@@ -406,7 +412,8 @@ pub fn http_full(method: &str, url: &str, body: Option<&str>, content_type: &str
     let text = String::from_utf8_lossy(&raw);
     let (head, payload) = text.split_once("\r\n\r\n").context("HTTP response without header end")?;
     let mut lines = head.lines();
-    let status: u16 = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).context("status line")?;
+    let status: u16 =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).context("status line")?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())))
         .collect();

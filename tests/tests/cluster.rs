@@ -37,7 +37,8 @@ fn dshell_background(c: &Cluster, args: &[&str]) -> (Child, String) {
         .stderr(file)
         .spawn()
         .expect("spawn weft dshell");
-    let id = wait_for("dshell to print its app id", MINUTE, || app_id_in(&std::fs::read_to_string(&out).ok()?)).expect("app id");
+    let id = wait_for("dshell to print its app id", MINUTE, || app_id_in(&std::fs::read_to_string(&out).ok()?))
+        .expect("app id");
     (child, id)
 }
 
@@ -62,7 +63,12 @@ fn nm_containers(nm_http: &str) -> Vec<Value> {
 
 fn am_container_ids(c: &Cluster, app: &str) -> Vec<String> {
     let attempts = c.get(&format!("/ws/v1/cluster/apps/{app}/appattempts")).expect("attempts");
-    attempts["appAttempts"]["appAttempt"].as_array().expect("array").iter().filter_map(|a| a["containerId"].as_str().map(str::to_owned)).collect()
+    attempts["appAttempts"]["appAttempt"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|a| a["containerId"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[test]
@@ -75,7 +81,10 @@ fn dshell_over_the_cli_succeeds_with_containers_on_both_nodes() {
     let app = c.app(&id).unwrap();
     assert_eq!((app["state"].as_str(), app["finalStatus"].as_str()), (Some("FINISHED"), Some("SUCCEEDED")), "{app}");
     assert_eq!(app["applicationType"], "DSHELL");
-    let workers: Vec<Value> = containers_of(&c, &app).into_iter().filter(|w| !am_container_ids(&c, &id).contains(&w["containerId"].as_str().unwrap().to_owned())).collect();
+    let workers: Vec<Value> = containers_of(&c, &app)
+        .into_iter()
+        .filter(|w| !am_container_ids(&c, &id).contains(&w["containerId"].as_str().unwrap().to_owned()))
+        .collect();
     assert_eq!(workers.len(), 4, "{workers:#?}");
     assert!(workers.iter().all(|w| w["containerExitStatus"] == 0));
     let nodes: std::collections::BTreeSet<&str> = workers.iter().map(|w| w["nodeId"].as_str().unwrap()).collect();
@@ -85,7 +94,11 @@ fn dshell_over_the_cli_succeeds_with_containers_on_both_nodes() {
     let worker = workers[0]["containerId"].as_str().unwrap();
     let logs = c.weft(&["logs", &id, "--container", worker]);
     let text = String::from_utf8_lossy(&logs.stdout);
-    assert!(logs.status.success() && text.contains(&format!("hello from {worker}")), "{text}\n{}", String::from_utf8_lossy(&logs.stderr));
+    assert!(
+        logs.status.success() && text.contains(&format!("hello from {worker}")),
+        "{text}\n{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
     c.assert_all_alive().unwrap();
 }
 
@@ -115,7 +128,8 @@ curl -sf -X POST -H "$auth" -H 'Content-Type: application/json' -d '{"final_stat
         }
     });
     let url = format!("{}/ws/v1/cluster/apps?user.name=alice", c.rm_url());
-    let (status, headers, _) = weft_tests::http_full("POST", &url, Some(&body.to_string()), "application/json").unwrap();
+    let (status, headers, _) =
+        weft_tests::http_full("POST", &url, Some(&body.to_string()), "application/json").unwrap();
     assert_eq!(status, 202);
     let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone()).unwrap();
     assert!(location.ends_with(&format!("/ws/v1/cluster/apps/{id}")), "{location}");
@@ -140,20 +154,28 @@ fn v1_cgroup_dir(pid: u64, controller: &str) -> Option<std::path::PathBuf> {
 
 #[test]
 fn containers_run_in_cgroups_with_their_limits_which_are_removed_afterwards() {
-    let mut c = Cluster::start(ClusterOptions { isolation: "cgroup-v1".into(), ..Default::default() }).expect("cgroups must be usable on this host");
+    let mut c = Cluster::start(ClusterOptions { isolation: "cgroup-v1".into(), ..Default::default() })
+        .expect("cgroups must be usable on this host");
     let marker = c.path().join("release");
     let wait = format!("while [ ! -e {} ]; do sleep 0.05; done", marker.display());
-    let (mut dshell, id) = dshell_background(&c, &["--containers", "1", "--memory-mb", "256", "--vcores", "2", "--", &wait]);
+    let (mut dshell, id) =
+        dshell_background(&c, &["--containers", "1", "--memory-mb", "256", "--vcores", "2", "--", &wait]);
     let worker = wait_for("the worker to run", MINUTE, || {
         let ams = am_container_ids(&c, &id);
-        c.nms.iter().flat_map(|nm| nm_containers(&nm.http_address)).find(|w| w["state"] == "RUNNING" && !ams.contains(&w["container_id"].as_str().unwrap_or("").to_owned()) && w["pid"].is_u64())
+        c.nms.iter().flat_map(|nm| nm_containers(&nm.http_address)).find(|w| {
+            w["state"] == "RUNNING"
+                && !ams.contains(&w["container_id"].as_str().unwrap_or("").to_owned())
+                && w["pid"].is_u64()
+        })
     })
     .unwrap();
     let pid = worker["pid"].as_u64().unwrap();
     let memory = v1_cgroup_dir(pid, "memory").unwrap();
     let cpu = v1_cgroup_dir(pid, "cpu").unwrap();
     let pids = v1_cgroup_dir(pid, "pids").unwrap();
-    let read = |p: &Path, f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", p.display())).trim().to_owned();
+    let read = |p: &Path, f: &str| {
+        std::fs::read_to_string(p.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", p.display())).trim().to_owned()
+    };
     assert_eq!(read(&memory, "memory.limit_in_bytes"), (256u64 << 20).to_string());
     assert_eq!(read(&cpu, "cpu.shares"), "2048");
     assert_ne!(read(&pids, "pids.max"), "max");
@@ -163,7 +185,10 @@ fn containers_run_in_cgroups_with_their_limits_which_are_removed_afterwards() {
     std::fs::write(&marker, "").unwrap();
     let status = dshell.wait().unwrap();
     assert!(status.success());
-    wait_for("the container's cgroups to be removed", Duration::from_secs(10), || (!memory.exists() && !cpu.exists() && !pids.exists()).then_some(())).unwrap();
+    wait_for("the container's cgroups to be removed", Duration::from_secs(10), || {
+        (!memory.exists() && !cpu.exists() && !pids.exists()).then_some(())
+    })
+    .unwrap();
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "container process outlived its container");
     c.assert_all_alive().unwrap();
 }
@@ -172,7 +197,8 @@ fn containers_run_in_cgroups_with_their_limits_which_are_removed_afterwards() {
 fn memory_hog_is_killed_with_pmem_exit_status_and_the_app_fails() {
     let mut c = cluster();
     // `tail` buffers its whole input when there is no newline: ~600 MB against a 128 MB limit.
-    let out = c.weft(&["dshell", "--containers", "1", "--memory-mb", "128", "--", "head -c 600000000 /dev/zero | tail"]);
+    let out =
+        c.weft(&["dshell", "--containers", "1", "--memory-mb", "128", "--", "head -c 600000000 /dev/zero | tail"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "the app must fail: {stdout}");
     let id = app_id_in(&stdout).unwrap();
@@ -180,7 +206,8 @@ fn memory_hog_is_killed_with_pmem_exit_status_and_the_app_fails() {
     assert_eq!((app["state"].as_str(), app["finalStatus"].as_str()), (Some("FINISHED"), Some("FAILED")), "{app}");
     let diagnostics = app["diagnostics"].as_str().unwrap();
     assert!(diagnostics.contains("-104"), "{diagnostics}");
-    let hog = containers_of(&c, &app).into_iter().find(|w| w["containerExitStatus"] == -104).expect("a container with -104");
+    let hog =
+        containers_of(&c, &app).into_iter().find(|w| w["containerExitStatus"] == -104).expect("a container with -104");
     let diag = hog["diagnosticsInfo"].as_str().unwrap_or("");
     assert!(diag.contains("physical memory"), "diagnostic names usage and limit: {diag}");
     c.assert_all_alive().unwrap();
@@ -196,7 +223,9 @@ fn a_nodemanager_killed_mid_app_loses_its_containers_and_the_app_still_succeeds(
     let am_node = wait_for("workers running", MINUTE, || {
         let app = c.app(&id).ok()?;
         let live = containers_of(&c, &app).into_iter().filter(|w| w["containerState"] == "RUNNING").count();
-        (live == 5).then(|| c.get(&format!("/ws/v1/cluster/apps/{id}/appattempts")).ok())?.map(|a| a["appAttempts"]["appAttempt"][0]["nodeId"].as_str().unwrap_or("").to_owned())
+        (live == 5)
+            .then(|| c.get(&format!("/ws/v1/cluster/apps/{id}/appattempts")).ok())?
+            .map(|a| a["appAttempts"]["appAttempt"][0]["nodeId"].as_str().unwrap_or("").to_owned())
     })
     .unwrap();
     let victim = c.nms.iter().position(|nm| !nm.http_address.ends_with(am_node.rsplit(':').next().unwrap())).unwrap();
@@ -214,7 +243,10 @@ fn a_nodemanager_killed_mid_app_loses_its_containers_and_the_app_still_succeeds(
     let all = containers_of(&c, &app);
     let aborted = all.iter().filter(|w| w["containerExitStatus"] == -100).count();
     assert!(aborted >= 1, "containers on the lost node complete ABORTED: {all:#?}");
-    let succeeded = all.iter().filter(|w| w["containerExitStatus"] == 0 && w["nodeId"].as_str() != Some(victim_node.as_str())).count();
+    let succeeded = all
+        .iter()
+        .filter(|w| w["containerExitStatus"] == 0 && w["nodeId"].as_str() != Some(victim_node.as_str()))
+        .count();
     assert!(succeeded >= 4, "lost work was re-run elsewhere: {all:#?}");
     c.assert_all_alive().unwrap();
 }
@@ -227,7 +259,11 @@ fn killing_the_am_process_starts_a_second_attempt_that_succeeds() {
     let (mut dshell, id) = dshell_background(&c, &["--containers", "2", "--memory-mb", "128", "--", &cmd]);
     let am_pid = wait_for("the AM to run", MINUTE, || {
         let am = am_container_ids(&c, &id).pop()?;
-        c.nms.iter().flat_map(|nm| nm_containers(&nm.http_address)).find(|w| w["container_id"] == am.as_str() && w["state"] == "RUNNING")?["pid"].as_i64()
+        c.nms
+            .iter()
+            .flat_map(|nm| nm_containers(&nm.http_address))
+            .find(|w| w["container_id"] == am.as_str() && w["state"] == "RUNNING")?["pid"]
+            .as_i64()
     })
     .unwrap();
     wait_for("the app to run", MINUTE, || (c.app(&id).ok()?["state"] == "RUNNING").then_some(())).unwrap();
@@ -259,7 +295,10 @@ fn an_rm_restart_keeps_finished_apps_and_gives_unfinished_apps_a_new_attempt() {
     let app = c.app(&done).unwrap();
     assert_eq!((app["state"].as_str(), app["finalStatus"].as_str()), (Some("FINISHED"), Some("SUCCEEDED")));
     c.wait_for_nodes(2).unwrap();
-    wait_for("a new attempt of the unfinished app", MINUTE, || (am_container_ids(&c, &running).len() == 2).then_some(())).unwrap();
+    wait_for("a new attempt of the unfinished app", MINUTE, || {
+        (am_container_ids(&c, &running).len() == 2).then_some(())
+    })
+    .unwrap();
     std::fs::write(&marker, "").unwrap();
     let app = c.wait_for_final(&running, MINUTE).unwrap();
     assert_eq!(app["finalStatus"], "SUCCEEDED", "{app}");
@@ -280,7 +319,9 @@ fn kill_over_rest_stops_every_container() {
         (containers_of(&c, &app).iter().filter(|w| w["containerState"] == "RUNNING").count() == 4).then_some(())
     })
     .unwrap();
-    let (status, body) = c.call("PUT", &format!("/ws/v1/cluster/apps/{id}/state?user.name=tester"), Some(&json!({"state": "KILLED"}))).unwrap();
+    let (status, body) = c
+        .call("PUT", &format!("/ws/v1/cluster/apps/{id}/state?user.name=tester"), Some(&json!({"state": "KILLED"})))
+        .unwrap();
     assert_eq!((status, body), (200, json!({"state": "KILLED"})));
     let app = c.app(&id).unwrap();
     assert_eq!((app["state"].as_str(), app["finalStatus"].as_str()), (Some("KILLED"), Some("KILLED")));
@@ -290,7 +331,9 @@ fn kill_over_rest_stops_every_container() {
     .unwrap();
     assert!(!dshell.wait().unwrap().success(), "dshell reports the app did not succeed");
     // Killing again is harmless.
-    let (status, _) = c.call("PUT", &format!("/ws/v1/cluster/apps/{id}/state?user.name=tester"), Some(&json!({"state": "KILLED"}))).unwrap();
+    let (status, _) = c
+        .call("PUT", &format!("/ws/v1/cluster/apps/{id}/state?user.name=tester"), Some(&json!({"state": "KILLED"})))
+        .unwrap();
     assert_eq!(status, 200);
     c.assert_all_alive().unwrap();
 }
@@ -306,7 +349,11 @@ fn rest_endpoints_have_yarn_shapes_and_filters() {
     assert_eq!(info["clusterInfo"]["state"], "STARTED");
     assert_eq!(c.get("/ws/v1/cluster").unwrap(), info);
     let m = &c.get("/ws/v1/cluster/metrics").unwrap()["clusterMetrics"];
-    assert_eq!((m["activeNodes"].as_u64(), m["totalMB"].as_u64(), m["appsCompleted"].as_u64()), (Some(2), Some(4096), Some(1)), "{m}");
+    assert_eq!(
+        (m["activeNodes"].as_u64(), m["totalMB"].as_u64(), m["appsCompleted"].as_u64()),
+        (Some(2), Some(4096), Some(1)),
+        "{m}"
+    );
     let s = &c.get("/ws/v1/cluster/scheduler").unwrap()["scheduler"]["schedulerInfo"];
     assert_eq!(s["type"], "fifoScheduler");
     assert_eq!(s["numNodes"], 2);
@@ -314,7 +361,27 @@ fn rest_endpoints_have_yarn_shapes_and_filters() {
     let apps = c.get("/ws/v1/cluster/apps").unwrap();
     assert_eq!(apps["apps"]["app"].as_array().unwrap().len(), 1);
     let app = &apps["apps"]["app"][0];
-    for field in ["id", "user", "name", "queue", "state", "finalStatus", "progress", "trackingUI", "diagnostics", "applicationType", "applicationTags", "startedTime", "finishedTime", "elapsedTime", "amContainerLogs", "allocatedMB", "runningContainers", "memorySeconds", "vcoreSeconds"] {
+    for field in [
+        "id",
+        "user",
+        "name",
+        "queue",
+        "state",
+        "finalStatus",
+        "progress",
+        "trackingUI",
+        "diagnostics",
+        "applicationType",
+        "applicationTags",
+        "startedTime",
+        "finishedTime",
+        "elapsedTime",
+        "amContainerLogs",
+        "allocatedMB",
+        "runningContainers",
+        "memorySeconds",
+        "vcoreSeconds",
+    ] {
         assert!(app.get(field).is_some(), "app is missing {field}: {app}");
     }
     assert_eq!(app["runningContainers"], -1);
@@ -357,17 +424,36 @@ fn rest_endpoints_have_yarn_shapes_and_filters() {
 #[test]
 fn bad_input_gets_clear_errors_and_changes_nothing() {
     let mut c = cluster();
-    let submit = |body: &str| http_json("POST", &format!("{}/ws/v1/cluster/apps?user.name=alice", c.rm_url()), Some(&serde_json::from_str(body).unwrap_or(Value::String(body.into()))));
-    let new_id = || c.call("POST", "/ws/v1/cluster/apps/new-application?user.name=alice", None).unwrap().1["application-id"].as_str().unwrap().to_owned();
+    let submit = |body: &str| {
+        http_json(
+            "POST",
+            &format!("{}/ws/v1/cluster/apps?user.name=alice", c.rm_url()),
+            Some(&serde_json::from_str(body).unwrap_or(Value::String(body.into()))),
+        )
+    };
+    let new_id = || {
+        c.call("POST", "/ws/v1/cluster/apps/new-application?user.name=alice", None).unwrap().1["application-id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let code = |v: &Value| v["RemoteException"]["code"].as_str().unwrap_or("").to_owned();
 
     // Malformed JSON.
-    let (s, v) = http("POST", &format!("{}/ws/v1/cluster/apps?user.name=alice", c.rm_url()), Some("{not json"), "application/json").unwrap();
+    let (s, v) = http(
+        "POST",
+        &format!("{}/ws/v1/cluster/apps?user.name=alice", c.rm_url()),
+        Some("{not json"),
+        "application/json",
+    )
+    .unwrap();
     assert_eq!(s, 400, "{v}");
     assert!(v.contains("WEFT-BODY-INVALID"), "{v}");
     // Unknown queue, negative and oversized resources, missing commands.
     let id = new_id();
-    let base = |extra: &str| format!(r#"{{"application-id":"{id}","am-container-spec":{{"commands":{{"command":"true"}}}}{extra}}}"#);
+    let base = |extra: &str| {
+        format!(r#"{{"application-id":"{id}","am-container-spec":{{"commands":{{"command":"true"}}}}{extra}}}"#)
+    };
     let (s, v) = submit(&base(r#","queue":"nope""#)).unwrap();
     assert_eq!((s, code(&v).as_str()), (400, "WEFT-QUEUE-UNKNOWN"), "{v}");
     let (s, v) = submit(&base(r#","resource":{"memory":-1,"vCores":1}"#)).unwrap();
@@ -385,15 +471,21 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let (s, v) = submit(&base("")).unwrap();
     assert_eq!((s, code(&v).as_str()), (400, "WEFT-APP-ALREADY-SUBMITTED"), "{v}");
     // Ids never issued, unknown and malformed ids.
-    let (s, v) = submit(r#"{"application-id":"application_1_9999","am-container-spec":{"commands":{"command":"true"}}}"#).unwrap();
+    let (s, v) =
+        submit(r#"{"application-id":"application_1_9999","am-container-spec":{"commands":{"command":"true"}}}"#)
+            .unwrap();
     assert_eq!((s, code(&v).as_str()), (400, "WEFT-APP-ID-NOT-ISSUED"), "{v}");
     let (s, v) = c.call("GET", "/ws/v1/cluster/apps/application_1_9999", None).unwrap();
     assert_eq!((s, v["RemoteException"]["exception"].as_str()), (404, Some("NotFoundException")));
     let (s, _) = c.call("GET", "/ws/v1/cluster/apps/bogus", None).unwrap();
     assert_eq!(s, 400);
-    let (s, _) = c.call("PUT", "/ws/v1/cluster/apps/application_1_9999/state?user.name=a", Some(&json!({"state": "KILLED"}))).unwrap();
+    let (s, _) = c
+        .call("PUT", "/ws/v1/cluster/apps/application_1_9999/state?user.name=a", Some(&json!({"state": "KILLED"})))
+        .unwrap();
     assert_eq!(s, 404);
-    let (s, v) = c.call("PUT", &format!("/ws/v1/cluster/apps/{id}/state?user.name=a"), Some(&json!({"state": "RUNNING"}))).unwrap();
+    let (s, v) = c
+        .call("PUT", &format!("/ws/v1/cluster/apps/{id}/state?user.name=a"), Some(&json!({"state": "RUNNING"})))
+        .unwrap();
     assert_eq!(s, 400, "{v}");
     let (s, _) = c.call("GET", "/ws/v1/cluster/apps?states=BOGUS", None).unwrap();
     assert_eq!(s, 400);
@@ -407,7 +499,8 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
 
     // A bad YAML config names the file, the line and the field; nothing starts.
     let bad = c.path().join("bad-rm.yaml");
-    std::fs::write(&bad, "bind: 127.0.0.1:0\nscheduler:\n  minimum-allocation:\n    memory-mb: 128\n    vcorez: 1\n").unwrap();
+    std::fs::write(&bad, "bind: 127.0.0.1:0\nscheduler:\n  minimum-allocation:\n    memory-mb: 128\n    vcorez: 1\n")
+        .unwrap();
     let out = c.weft(&["config", "check", bad.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -426,13 +519,17 @@ fn a_ten_container_gang_waits_while_nine_fit_then_starts_all_at_once() {
     let mut c = Cluster::start(ClusterOptions { nm_memory_mb: 1024, ..Default::default() }).unwrap();
     let marker = c.path().join("release-blocker");
     let wait = format!("while [ ! -e {} ]; do sleep 0.05; done", marker.display());
-    let (mut blocker, blocker_id) = dshell_background(&c, &["--containers", "3", "--memory-mb", "128", "--am-memory-mb", "256", "--", &wait]);
+    let (mut blocker, blocker_id) =
+        dshell_background(&c, &["--containers", "3", "--memory-mb", "128", "--am-memory-mb", "256", "--", &wait]);
     wait_for("blocker containers running", MINUTE, || {
         let app = c.app(&blocker_id).ok()?;
         (containers_of(&c, &app).len() == 4).then_some(())
     })
     .unwrap();
-    let (mut gang, gang_id) = dshell_background(&c, &["--gang", "--containers", "10", "--memory-mb", "128", "--am-memory-mb", "256", "--", "true"]);
+    let (mut gang, gang_id) = dshell_background(
+        &c,
+        &["--gang", "--containers", "10", "--memory-mb", "128", "--am-memory-mb", "256", "--", "true"],
+    );
     let pending = wait_for("the gang ask to be pending", MINUTE, || {
         let app = c.app(&gang_id).ok()?;
         let asks = app["resourceRequests"].as_array()?.clone();
@@ -450,9 +547,13 @@ fn a_ten_container_gang_waits_while_nine_fit_then_starts_all_at_once() {
     let app = c.app(&gang_id).unwrap();
     assert_eq!(app["finalStatus"], "SUCCEEDED", "{app}");
     let ams = am_container_ids(&c, &gang_id);
-    let workers: Vec<Value> = containers_of(&c, &app).into_iter().filter(|w| !ams.contains(&w["containerId"].as_str().unwrap().to_owned())).collect();
+    let workers: Vec<Value> = containers_of(&c, &app)
+        .into_iter()
+        .filter(|w| !ams.contains(&w["containerId"].as_str().unwrap().to_owned()))
+        .collect();
     assert_eq!(workers.len(), 10);
-    let allocated_at: std::collections::BTreeSet<u64> = workers.iter().map(|w| w["startedTime"].as_u64().unwrap()).collect();
+    let allocated_at: std::collections::BTreeSet<u64> =
+        workers.iter().map(|w| w["startedTime"].as_u64().unwrap()).collect();
     assert_eq!(allocated_at.len(), 1, "all ten were allocated in one step: {allocated_at:?}");
     c.assert_all_alive().unwrap();
 }

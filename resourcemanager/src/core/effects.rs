@@ -55,9 +55,16 @@ pub struct ContainerStop {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     /// A container was allocated after its ask waited `wait_ms`.
-    ContainerAllocated { wait_ms: u64, is_am: bool },
-    ContainerCompleted { exit_status: i32 },
-    AppFinished { state: AppState },
+    ContainerAllocated {
+        wait_ms: u64,
+        is_am: bool,
+    },
+    ContainerCompleted {
+        exit_status: i32,
+    },
+    AppFinished {
+        state: AppState,
+    },
     NodeLost,
 }
 

@@ -21,7 +21,9 @@ pub enum CoreError {
     ResourceAboveMaximum { field: &'static str, requested: Resource, maximum: Resource },
     #[error("invalid resource request: {0}")]
     InvalidResourceRequest(String),
-    #[error("AM is not registered for known application attempt {0}, or the RM restarted after the AM registered. AM should re-register.")]
+    #[error(
+        "AM is not registered for known application attempt {0}, or the RM restarted after the AM registered. AM should re-register."
+    )]
     AmNotRegistered(AttemptId),
     #[error("attempt {0} is not the current attempt of its application (it has finished)")]
     AttemptNotCurrent(AttemptId),
@@ -56,7 +58,9 @@ impl CoreError {
     pub fn describe(&self) -> ErrorDescription {
         let d = |status, exception, code, hint| ErrorDescription { status, exception, code, hint };
         match self {
-            CoreError::UnknownApp(_) => d(404, "NotFoundException", "WEFT-APP-NOT-FOUND", "list applications with `weft app list`"),
+            CoreError::UnknownApp(_) => {
+                d(404, "NotFoundException", "WEFT-APP-NOT-FOUND", "list applications with `weft app list`")
+            }
             CoreError::AppIdNotIssued(_) => d(
                 400,
                 "BadRequestException",
@@ -69,7 +73,9 @@ impl CoreError {
                 "WEFT-APP-ALREADY-SUBMITTED",
                 "each submission needs a fresh id from new-application",
             ),
-            CoreError::UnknownQueue(_) => d(400, "BadRequestException", "WEFT-QUEUE-UNKNOWN", "submit to queue \"default\""),
+            CoreError::UnknownQueue(_) => {
+                d(400, "BadRequestException", "WEFT-QUEUE-UNKNOWN", "submit to queue \"default\"")
+            }
             CoreError::InvalidSubmission { .. } => {
                 d(400, "BadRequestException", "WEFT-SUBMISSION-INVALID", "fix the named field and submit again")
             }
@@ -82,9 +88,12 @@ impl CoreError {
             CoreError::InvalidResourceRequest(_) => {
                 d(400, "BadRequestException", "WEFT-RESOURCE-REQUEST-INVALID", "resources must be positive")
             }
-            CoreError::AmNotRegistered(_) => {
-                d(409, "ApplicationMasterNotRegisteredException", "WEFT-AM-NOT-REGISTERED", "register the AM again, then re-send all asks")
-            }
+            CoreError::AmNotRegistered(_) => d(
+                409,
+                "ApplicationMasterNotRegisteredException",
+                "WEFT-AM-NOT-REGISTERED",
+                "register the AM again, then re-send all asks",
+            ),
             CoreError::AttemptNotCurrent(_) => d(
                 409,
                 "ApplicationAttemptNotFoundException",
@@ -101,9 +110,12 @@ impl CoreError {
                 d(403, "ForbiddenException", "WEFT-CONTAINER-FORBIDDEN", "an AM may only release its own containers")
             }
             CoreError::UnknownNode(_) => d(404, "NotFoundException", "WEFT-NODE-UNKNOWN", "register the node first"),
-            CoreError::InvalidNodeResources { .. } => {
-                d(400, "BadRequestException", "WEFT-NODE-RESOURCES-INVALID", "configure positive memory and vcores on the NodeManager")
-            }
+            CoreError::InvalidNodeResources { .. } => d(
+                400,
+                "BadRequestException",
+                "WEFT-NODE-RESOURCES-INVALID",
+                "configure positive memory and vcores on the NodeManager",
+            ),
             CoreError::Internal(_) => d(500, "YarnRuntimeException", "WEFT-INTERNAL", "this is a bug; see the RM log"),
         }
     }

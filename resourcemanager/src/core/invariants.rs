@@ -13,7 +13,8 @@ impl Core {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut cluster = Resource::ZERO;
         for c in self.containers.values() {
-            let node = self.nodes.get(&c.node_id).ok_or_else(|| format!("{} is on unknown node {}", c.id, c.node_id))?;
+            let node =
+                self.nodes.get(&c.node_id).ok_or_else(|| format!("{} is on unknown node {}", c.id, c.node_id))?;
             if !node.containers.contains(&c.id) {
                 return Err(format!("{} is missing from node {}", c.id, c.node_id));
             }
@@ -55,7 +56,11 @@ impl Core {
         for app in self.apps.values() {
             let mut used = Resource::ZERO;
             for id in &app.containers {
-                used += self.containers.get(id).ok_or_else(|| format!("app {} lists dead container {id}", app.id))?.resource;
+                used += self
+                    .containers
+                    .get(id)
+                    .ok_or_else(|| format!("app {} lists dead container {id}", app.id))?
+                    .resource;
             }
             if used != app.used {
                 return Err(format!("app {} used {} != sum of its containers {}", app.id, app.used, used));
@@ -72,7 +77,10 @@ impl Core {
             } else if matches!(app.state, AppState::Accepted | AppState::Running) {
                 let current_live = app.current_attempt().is_some_and(|a| !a.state.is_final());
                 if live_attempts != 1 || !current_live {
-                    return Err(format!("app {} in {} must have exactly one live attempt, the last", app.id, app.state));
+                    return Err(format!(
+                        "app {} in {} must have exactly one live attempt, the last",
+                        app.id, app.state
+                    ));
                 }
                 let current = app.current_attempt().map(|a| a.id);
                 if let Some(c) = app.containers.iter().find(|c| Some(c.attempt) != current) {

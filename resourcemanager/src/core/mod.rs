@@ -24,9 +24,9 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_common::protocol::{
-    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest,
-    FinishAmResponse, NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterAmRequest,
-    RegisterAmResponse, RegisterNodeRequest, RegisterNodeResponse, am_env,
+    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
+    NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterAmRequest, RegisterAmResponse,
+    RegisterNodeRequest, RegisterNodeResponse, am_env,
 };
 use weft_common::rest::{ApplicationSubmissionContext, NewApplication};
 use weft_common::states::{
@@ -77,17 +77,50 @@ pub struct CoreConfig {
 
 #[derive(Debug)]
 pub enum Event {
-    NewApplication { req: ReqId },
-    Submit { req: ReqId, user: String, context: Box<ApplicationSubmissionContext> },
-    Kill { req: ReqId, app: ApplicationId, diagnostics: Option<String> },
-    NodeRegister { req: ReqId, request: RegisterNodeRequest },
-    NodeHeartbeat { req: ReqId, request: NodeHeartbeatRequest },
-    AmRegister { req: ReqId, attempt: AttemptId, request: RegisterAmRequest },
-    Allocate { req: ReqId, attempt: AttemptId, request: AllocateRequest },
-    AmFinish { req: ReqId, attempt: AttemptId, request: FinishAmRequest },
+    NewApplication {
+        req: ReqId,
+    },
+    Submit {
+        req: ReqId,
+        user: String,
+        context: Box<ApplicationSubmissionContext>,
+    },
+    Kill {
+        req: ReqId,
+        app: ApplicationId,
+        diagnostics: Option<String>,
+    },
+    NodeRegister {
+        req: ReqId,
+        request: RegisterNodeRequest,
+    },
+    NodeHeartbeat {
+        req: ReqId,
+        request: NodeHeartbeatRequest,
+    },
+    AmRegister {
+        req: ReqId,
+        attempt: AttemptId,
+        request: RegisterAmRequest,
+    },
+    Allocate {
+        req: ReqId,
+        attempt: AttemptId,
+        request: AllocateRequest,
+    },
+    AmFinish {
+        req: ReqId,
+        attempt: AttemptId,
+        request: FinishAmRequest,
+    },
     /// The NM accepted the AM container launch.
-    AmLaunched { container: ContainerId },
-    AmLaunchFailed { container: ContainerId, diagnostics: String },
+    AmLaunched {
+        container: ContainerId,
+    },
+    AmLaunchFailed {
+        container: ContainerId,
+        diagnostics: String,
+    },
     /// Every store write emitted so far is durable.
     Persisted,
     /// Time passed: expiry checks and long-poll deadlines.
@@ -472,11 +505,22 @@ impl Core {
         // Containers other than a finished AM's own are stopped now; the AM container gets
         // `finished_app_container_grace_ms` to exit by itself after unregistering.
         let am_container = app.current_attempt().and_then(|a| a.am_container);
-        let victims: Vec<ContainerId> =
-            app.containers.iter().copied().filter(|c| state != AppState::Finished || Some(*c) != am_container).collect();
+        let victims: Vec<ContainerId> = app
+            .containers
+            .iter()
+            .copied()
+            .filter(|c| state != AppState::Finished || Some(*c) != am_container)
+            .collect();
         for c in victims {
             let diag = format!("Container killed because application {id} is {state}");
-            self.complete_container(c, exit_status::KILLED_BY_RESOURCEMANAGER, &diag, now, fx, Some(exit_status::KILLED_BY_RESOURCEMANAGER));
+            self.complete_container(
+                c,
+                exit_status::KILLED_BY_RESOURCEMANAGER,
+                &diag,
+                now,
+                fx,
+                Some(exit_status::KILLED_BY_RESOURCEMANAGER),
+            );
         }
         match state {
             AppState::Finished => self.counters.apps_completed += 1,
@@ -528,7 +572,8 @@ impl Core {
         attempt.finish_time = Some(now);
         attempt.diagnostics = diagnostics.to_owned();
         attempt.am_exit_status = am_exit;
-        attempt.counts_as_failure = to == AttemptState::Failed && am_exit.is_none_or(exit_status::counts_as_attempt_failure);
+        attempt.counts_as_failure =
+            to == AttemptState::Failed && am_exit.is_none_or(exit_status::counts_as_attempt_failure);
         if let Some((req, _)) = attempt.parked.take() {
             let resp = build_response(attempt, limit, nodes, Some(AmCommand::Shutdown));
             fx.reply(req, Reply::Allocate(Ok(resp)));
@@ -553,7 +598,14 @@ impl Core {
         let live: Vec<ContainerId> = app.containers.iter().copied().collect();
         for c in live {
             let diag = format!("Container of a failed attempt of {id}");
-            self.complete_container(c, exit_status::KILLED_BY_RESOURCEMANAGER, &diag, now, fx, Some(exit_status::KILLED_BY_RESOURCEMANAGER));
+            self.complete_container(
+                c,
+                exit_status::KILLED_BY_RESOURCEMANAGER,
+                &diag,
+                now,
+                fx,
+                Some(exit_status::KILLED_BY_RESOURCEMANAGER),
+            );
         }
         let app = &self.apps[&id];
         let failures = app.attempts.iter().filter(|a| a.counts_as_failure).count() as u32;
@@ -582,7 +634,12 @@ impl Core {
         }
     }
 
-    fn register_am(&mut self, id: AttemptId, req: RegisterAmRequest, now: Millis) -> Result<RegisterAmResponse, CoreError> {
+    fn register_am(
+        &mut self,
+        id: AttemptId,
+        req: RegisterAmRequest,
+        now: Millis,
+    ) -> Result<RegisterAmResponse, CoreError> {
         self.live_attempt(id)?;
         let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
         let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
@@ -644,7 +701,11 @@ impl Core {
             return Ok(());
         }
         if request.response_id != attempt.response_id {
-            return Err(CoreError::InvalidResponseId { attempt: id, expected: attempt.response_id, got: request.response_id });
+            return Err(CoreError::InvalidResponseId {
+                attempt: id,
+                expected: attempt.response_id,
+                got: request.response_id,
+            });
         }
         // Validate everything before changing anything.
         let mut asks = Vec::with_capacity(request.asks.len());
@@ -669,7 +730,14 @@ impl Core {
         attempt.last_heartbeat = now;
         if let Some((old, _)) = attempt.parked.take() {
             // The AM gave up on its previous long poll (e.g. client timeout) and asked again.
-            fx.reply(old, Reply::Allocate(Err(CoreError::InvalidResponseId { attempt: id, expected: attempt.response_id + 1, got: attempt.response_id })));
+            fx.reply(
+                old,
+                Reply::Allocate(Err(CoreError::InvalidResponseId {
+                    attempt: id,
+                    expected: attempt.response_id + 1,
+                    got: attempt.response_id,
+                })),
+            );
         }
         for (ask, capability) in asks {
             let key = AskKey { priority: ask.priority, resource_name: ask.resource_name.clone(), capability };
@@ -677,12 +745,22 @@ impl Core {
                 app.asks.remove(&key);
             } else {
                 let since = app.asks.get(&key).map_or(now, |a| a.since);
-                app.asks.insert(key, Ask { count: ask.num_containers, relax_locality: ask.relax_locality, gang: ask.gang, since });
+                app.asks.insert(
+                    key,
+                    Ask { count: ask.num_containers, relax_locality: ask.relax_locality, gang: ask.gang, since },
+                );
             }
         }
         for c in request.releases {
             if self.containers.get(&c).is_some_and(|rc| !rc.is_am) {
-                self.complete_container(c, exit_status::ABORTED, "Container released by the application", now, fx, Some(exit_status::KILLED_BY_APPMASTER));
+                self.complete_container(
+                    c,
+                    exit_status::ABORTED,
+                    "Container released by the application",
+                    now,
+                    fx,
+                    Some(exit_status::KILLED_BY_APPMASTER),
+                );
             }
         }
         // Serve the new asks before answering, so allocations ride on this very response.
@@ -713,7 +791,13 @@ impl Core {
         }
     }
 
-    fn finish_am(&mut self, id: AttemptId, req: FinishAmRequest, now: Millis, fx: &mut impl Effects) -> Result<FinishAmResponse, CoreError> {
+    fn finish_am(
+        &mut self,
+        id: AttemptId,
+        req: FinishAmRequest,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<FinishAmResponse, CoreError> {
         let app = self.apps.get(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
         // A repeated finish after success is answered the same way (the AM polls until true).
         if app.state == AppState::Finished && app.current_attempt().is_some_and(|a| a.id == id) {
@@ -728,7 +812,8 @@ impl Core {
             a.tracking_url = req.tracking_url;
         }
         self.end_current_attempt(id.app, AttemptState::Finished, &diag, None, now, fx)?;
-        let final_status = if req.final_status == FinalStatus::Undefined { FinalStatus::Undefined } else { req.final_status };
+        let final_status =
+            if req.final_status == FinalStatus::Undefined { FinalStatus::Undefined } else { req.final_status };
         self.finish_app(id.app, AppState::Finished, final_status, diag, now, fx)?;
         Ok(FinishAmResponse { is_unregistered: true })
     }
@@ -752,21 +837,29 @@ impl Core {
     // -----------------------------------------------------------------------------------------
     // NodeManager protocol.
 
-    fn register_node(&mut self, req: RegisterNodeRequest, now: Millis, fx: &mut impl Effects) -> Result<RegisterNodeResponse, CoreError> {
+    fn register_node(
+        &mut self,
+        req: RegisterNodeRequest,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<RegisterNodeResponse, CoreError> {
         if req.total.memory_mb == 0 || req.total.vcores == 0 {
             return Err(CoreError::InvalidNodeResources { node: req.node_id, total: req.total });
         }
-        let reported: BTreeSet<ContainerId> = req
-            .containers
-            .iter()
-            .filter(|c| c.state != NmContainerState::Complete)
-            .map(|c| c.container_id)
-            .collect();
+        let reported: BTreeSet<ContainerId> =
+            req.containers.iter().filter(|c| c.state != NmContainerState::Complete).map(|c| c.container_id).collect();
         if let Some(node) = self.nodes.get(&req.node_id) {
             // The NM restarted (or came back after being LOST): what it no longer runs is gone.
             let gone: Vec<ContainerId> = node.containers.iter().filter(|c| !reported.contains(c)).copied().collect();
             for c in gone {
-                self.complete_container(c, exit_status::ABORTED, "Container lost: its NodeManager re-registered without it", now, fx, None);
+                self.complete_container(
+                    c,
+                    exit_status::ABORTED,
+                    "Container lost: its NodeManager re-registered without it",
+                    now,
+                    fx,
+                    None,
+                );
             }
             let node_id = req.node_id.clone();
             self.update_node(&node_id, |node| {
@@ -807,7 +900,12 @@ impl Core {
         })
     }
 
-    fn node_heartbeat(&mut self, req: NodeHeartbeatRequest, now: Millis, fx: &mut impl Effects) -> Result<NodeHeartbeatResponse, CoreError> {
+    fn node_heartbeat(
+        &mut self,
+        req: NodeHeartbeatRequest,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Result<NodeHeartbeatResponse, CoreError> {
         let resync = || NodeHeartbeatResponse {
             action: NodeAction::Resync,
             containers_to_cleanup: Vec::new(),
@@ -842,7 +940,14 @@ impl Core {
         Ok(response)
     }
 
-    fn container_report(&mut self, node: &NodeId, report: ContainerReport, response: &mut NodeHeartbeatResponse, now: Millis, fx: &mut impl Effects) {
+    fn container_report(
+        &mut self,
+        node: &NodeId,
+        report: ContainerReport,
+        response: &mut NodeHeartbeatResponse,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) {
         let id = report.container_id;
         let live_here = self.containers.get(&id).is_some_and(|c| &c.node_id == node);
         match report.state {
@@ -912,7 +1017,9 @@ impl Core {
             h.exit_status = Some(exit);
             h.diagnostics = diagnostics.to_owned();
         }
-        let Some(attempt) = app.attempts.last_mut().filter(|a| a.id == id.attempt && !a.state.is_final()) else { return };
+        let Some(attempt) = app.attempts.last_mut().filter(|a| a.id == id.attempt && !a.state.is_final()) else {
+            return;
+        };
         if rc.is_am {
             let diag = format!(
                 "AM Container for {} exited with exitCode: {exit}{}{}",
@@ -1000,7 +1107,12 @@ impl Core {
             env.insert(am_env::APP_ATTEMPT_ID.into(), attempt.id.to_string());
             env.insert(am_env::MAX_APP_ATTEMPTS.into(), app.max_attempts.to_string());
             env.insert(am_env::APP_SUBMIT_TIME.into(), app.submit_time.to_string());
-            fx.launch_am(AmLaunch { container_id: id, node_http_address: http, container_token: token.clone(), launch_context });
+            fx.launch_am(AmLaunch {
+                container_id: id,
+                node_http_address: http,
+                container_token: token.clone(),
+                launch_context,
+            });
         } else {
             attempt.outbox_allocated.push(weft_common::protocol::Container {
                 id,
@@ -1018,7 +1130,16 @@ impl Core {
         });
         self.cluster_used += resource;
         self.counters.containers_allocated += 1;
-        let mut rc = RmContainer { id, node_id: node_id.clone(), resource, priority, state: ContainerState::New, is_am, allocated_at: now, token };
+        let mut rc = RmContainer {
+            id,
+            node_id: node_id.clone(),
+            resource,
+            priority,
+            state: ContainerState::New,
+            is_am,
+            allocated_at: now,
+            token,
+        };
         let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
         self.containers.insert(id, rc);
     }
@@ -1037,7 +1158,8 @@ impl Core {
 
     /// Headroom for an app: free resources on usable nodes (FIFO has no queue limits).
     fn limit(&self) -> Resource {
-        self.cluster_capacity().saturating_sub(self.nodes.values().filter(|n| n.state.is_usable()).fold(Resource::ZERO, |a, n| a + n.used))
+        self.cluster_capacity()
+            .saturating_sub(self.nodes.values().filter(|n| n.state.is_usable()).fold(Resource::ZERO, |a, n| a + n.used))
     }
 
     fn usable_nodes(&self) -> u32 {
@@ -1064,13 +1186,18 @@ impl Core {
             .values()
             .filter(|a| !a.state.is_final())
             .filter_map(|a| a.current_attempt().map(|t| (a.id, t)))
-            .filter(|(_, t)| matches!(t.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running))
+            .filter(|(_, t)| {
+                matches!(t.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running)
+            })
             .filter(|(_, t)| now.saturating_sub(t.last_heartbeat) > self.cfg.am_expiry_ms)
             .map(|(a, t)| (a, t.id))
             .collect();
         for (app, attempt) in expired_ams {
             // Failing the attempt stops its AM container too, so two AMs never run at once.
-            let diag = format!("ApplicationMaster for attempt {attempt} timed out after {} ms without a heartbeat", self.cfg.am_expiry_ms);
+            let diag = format!(
+                "ApplicationMaster for attempt {attempt} timed out after {} ms without a heartbeat",
+                self.cfg.am_expiry_ms
+            );
             if let Err(e) = self.fail_attempt(app, diag, None, now, fx) {
                 tracing::error!(%attempt, error = %e, "cannot expire attempt");
             }
@@ -1081,10 +1208,17 @@ impl Core {
             .values()
             .filter_map(|c| {
                 let app = self.apps.get(&c.id.app())?;
-                if app.state.is_final() && now.saturating_sub(app.finish_time.unwrap_or(now)) > self.cfg.finished_app_container_grace_ms {
-                    return Some((c.id, "Container killed after its application completed", exit_status::KILLED_AFTER_APP_COMPLETION));
+                if app.state.is_final()
+                    && now.saturating_sub(app.finish_time.unwrap_or(now)) > self.cfg.finished_app_container_grace_ms
+                {
+                    return Some((
+                        c.id,
+                        "Container killed after its application completed",
+                        exit_status::KILLED_AFTER_APP_COMPLETION,
+                    ));
                 }
-                (c.state == ContainerState::Allocated && now.saturating_sub(c.allocated_at) > self.cfg.container_allocation_expiry_ms)
+                (c.state == ContainerState::Allocated
+                    && now.saturating_sub(c.allocated_at) > self.cfg.container_allocation_expiry_ms)
                     .then_some((c.id, "Container expired since it was unused", exit_status::ABORTED))
             })
             .collect();
@@ -1113,7 +1247,8 @@ impl Core {
             return;
         }
         tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.nm_expiry_ms);
-        let containers: Vec<ContainerId> = self.nodes.get(id).map(|n| n.containers.iter().copied().collect()).unwrap_or_default();
+        let containers: Vec<ContainerId> =
+            self.nodes.get(id).map(|n| n.containers.iter().copied().collect()).unwrap_or_default();
         for c in containers {
             self.complete_container(c, exit_status::ABORTED, "Container released on a *lost* node", now, fx, None);
         }
@@ -1122,7 +1257,12 @@ impl Core {
 }
 
 /// Takes what the attempt's outbox holds into a new allocate response.
-fn build_response(attempt: &mut Attempt, limit: Resource, num_cluster_nodes: u32, am_command: Option<AmCommand>) -> AllocateResponse {
+fn build_response(
+    attempt: &mut Attempt,
+    limit: Resource,
+    num_cluster_nodes: u32,
+    am_command: Option<AmCommand>,
+) -> AllocateResponse {
     attempt.response_id += 1;
     let resp = AllocateResponse {
         response_id: attempt.response_id,
@@ -1213,6 +1353,7 @@ fn attempt_from_record(r: AttemptRecord) -> Attempt {
     a.finish_time = r.finish_time;
     a.diagnostics = r.diagnostics;
     a.am_exit_status = r.am_exit_status;
-    a.counts_as_failure = r.state == AttemptState::Failed && r.am_exit_status.is_none_or(exit_status::counts_as_attempt_failure);
+    a.counts_as_failure =
+        r.state == AttemptState::Failed && r.am_exit_status.is_none_or(exit_status::counts_as_attempt_failure);
     a
 }

@@ -65,7 +65,11 @@ impl Core {
             }
             let asks: Vec<(AskKey, Ask)> = app.asks.iter().map(|(k, a)| (k.clone(), a.clone())).collect();
             for (key, ask) in asks {
-                let granted = if ask.gang { self.serve_gang(app_id, &key, &ask, now, fx) } else { self.serve(app_id, &key, &ask, now, fx) };
+                let granted = if ask.gang {
+                    self.serve_gang(app_id, &key, &ask, now, fx)
+                } else {
+                    self.serve(app_id, &key, &ask, now, fx)
+                };
                 if let Some(app) = self.apps.get_mut(&app_id) {
                     if granted == ask.count {
                         app.asks.remove(&key);
@@ -91,13 +95,21 @@ impl Core {
 
     /// Places a whole gang at once if it fits; otherwise lets it hold the gang reservation (if
     /// free), so capacity it needs accumulates instead of going to later asks.
-    fn serve_gang(&mut self, app_id: ApplicationId, key: &AskKey, ask: &Ask, now: Millis, fx: &mut impl Effects) -> u32 {
+    fn serve_gang(
+        &mut self,
+        app_id: ApplicationId,
+        key: &AskKey,
+        ask: &Ask,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> u32 {
         let holds_reservation = self.gang_reservation.as_ref().is_some_and(|r| r.app == app_id && &r.key == key);
         if self.gang_reservation.is_some() && !holds_reservation {
             return 0; // Only the reserving gang may be placed: it must not be overtaken by another.
         }
         let Some(nodes) = self.place_gang(key.capability, ask.count) else {
-            let yielding = self.gang_yielding.as_ref().is_some_and(|(a, k, until)| *a == app_id && k == key && now < *until);
+            let yielding =
+                self.gang_yielding.as_ref().is_some_and(|(a, k, until)| *a == app_id && k == key && now < *until);
             if self.gang_reservation.is_none() && !yielding {
                 tracing::info!(app = %app_id, count = ask.count, capability = %key.capability, "gang waits; holding back capacity for it");
                 self.gang_reservation = Some(GangReservation { app: app_id, key: key.clone(), since: now });
@@ -118,7 +130,8 @@ impl Core {
     /// wait forever behind a gang that does not fit.
     fn refresh_gang_reservation(&mut self, now: Millis) {
         let Some(r) = &self.gang_reservation else { return };
-        let still_wanted = self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
+        let still_wanted =
+            self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
         if !still_wanted {
             self.gang_reservation = None;
         } else if now.saturating_sub(r.since) > self.cfg.gang_reservation_timeout_ms {

@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use weft_common::protocol::{
-    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, FinishAmRequest, NodeAction,
-    NodeHeartbeatRequest, RegisterAmRequest, RegisterNodeRequest, ResourceRequest,
+    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, FinishAmRequest, NodeAction, NodeHeartbeatRequest,
+    RegisterAmRequest, RegisterNodeRequest, ResourceRequest,
 };
 use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
 use weft_common::states::{AppState, AttemptState, FinalStatus, NmContainerState, NodeState, exit_status};
@@ -79,7 +79,11 @@ impl Env {
         node_id
     }
 
-    fn heartbeat(&mut self, node: &NodeId, containers: Vec<ContainerReport>) -> weft_common::protocol::NodeHeartbeatResponse {
+    fn heartbeat(
+        &mut self,
+        node: &NodeId,
+        containers: Vec<ContainerReport>,
+    ) -> weft_common::protocol::NodeHeartbeatResponse {
         let req = self.req();
         let request = NodeHeartbeatRequest { node_id: node.clone(), containers, health: Default::default() };
         self.step(Event::NodeHeartbeat { req, request });
@@ -139,7 +143,11 @@ impl Env {
         (id, launch)
     }
 
-    fn allocate(&mut self, attempt: AttemptId, request: AllocateRequest) -> Option<Result<AllocateResponse, CoreError>> {
+    fn allocate(
+        &mut self,
+        attempt: AttemptId,
+        request: AllocateRequest,
+    ) -> Option<Result<AllocateResponse, CoreError>> {
         let req = self.req();
         self.step(Event::Allocate { req, attempt, request });
         self.fx.has_reply(req).then(|| match self.fx.take_reply(req) {
@@ -158,15 +166,36 @@ impl Env {
 }
 
 fn ask(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
-    ResourceRequest { priority, capability: Resource::new(memory_mb, 1), num_containers: n, resource_name: "*".into(), relax_locality: true, gang: false }
+    ResourceRequest {
+        priority,
+        capability: Resource::new(memory_mb, 1),
+        num_containers: n,
+        resource_name: "*".into(),
+        relax_locality: true,
+        gang: false,
+    }
 }
 
 fn done(id: ContainerId, exit: i32) -> ContainerReport {
-    ContainerReport { container_id: id, state: NmContainerState::Complete, exit_status: exit, diagnostics: String::new(), resource: Resource::ZERO, pid: None }
+    ContainerReport {
+        container_id: id,
+        state: NmContainerState::Complete,
+        exit_status: exit,
+        diagnostics: String::new(),
+        resource: Resource::ZERO,
+        pid: None,
+    }
 }
 
 fn running(id: ContainerId) -> ContainerReport {
-    ContainerReport { container_id: id, state: NmContainerState::Running, exit_status: exit_status::INVALID, diagnostics: String::new(), resource: Resource::ZERO, pid: None }
+    ContainerReport {
+        container_id: id,
+        state: NmContainerState::Running,
+        exit_status: exit_status::INVALID,
+        diagnostics: String::new(),
+        resource: Resource::ZERO,
+        pid: None,
+    }
 }
 
 #[test]
@@ -182,7 +211,8 @@ fn submit_is_acknowledged_after_persisting_and_launches_the_am_with_credentials(
     let launch = env.fx.take_launches().pop().unwrap();
     assert_eq!(launch.node_http_address, "http://n1:8042");
     assert_eq!(launch.container_id.to_string(), format!("container_e1_1000_0001_01_000001"));
-    let t = ContainerToken::verify_for_node(&launch.container_token, &[config().container_token_key], &node, env.now).unwrap();
+    let t = ContainerToken::verify_for_node(&launch.container_token, &[config().container_token_key], &node, env.now)
+        .unwrap();
     assert_eq!(t.resource, Resource::new(256, 1));
     assert_eq!(t.user, "alice");
     let env_vars = &launch.launch_context.environment;
@@ -201,7 +231,10 @@ fn asks_are_served_at_once_spread_over_nodes_and_replace_earlier_asks() {
     let (id, launch) = env.running_app();
     let attempt = launch.container_id.attempt;
     // Ask 8, then replace with 4 in the same request round: only 4 are outstanding.
-    let r = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 100, 4)], ..Default::default() }).unwrap().unwrap();
+    let r = env
+        .allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 100, 4)], ..Default::default() })
+        .unwrap()
+        .unwrap();
     assert_eq!(r.response_id, 1);
     assert_eq!(r.allocated.len(), 4, "allocated in the same response");
     assert!(r.allocated.iter().all(|c| c.resource == Resource::new(128, 1)), "rounded up to the minimum allocation");
@@ -212,9 +245,22 @@ fn asks_are_served_at_once_spread_over_nodes_and_replace_earlier_asks() {
     // Replace semantics: 3 outstanding then 1 outstanding leaves 1.
     env.core.handle(Event::Tick, env.now, &mut env.fx);
     let big = ask(2, 2048, 3);
-    let r = env.allocate(attempt, AllocateRequest { response_id: 1, asks: vec![big.clone()], ..Default::default() }).unwrap().unwrap();
+    let r = env
+        .allocate(attempt, AllocateRequest { response_id: 1, asks: vec![big.clone()], ..Default::default() })
+        .unwrap()
+        .unwrap();
     assert!(r.allocated.is_empty(), "no node has 2 GiB free");
-    let r = env.allocate(attempt, AllocateRequest { response_id: 2, asks: vec![ResourceRequest { num_containers: 1, ..big }], ..Default::default() }).unwrap().unwrap();
+    let r = env
+        .allocate(
+            attempt,
+            AllocateRequest {
+                response_id: 2,
+                asks: vec![ResourceRequest { num_containers: 1, ..big }],
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
     assert!(r.allocated.is_empty());
     assert_eq!(env.app(id).pending_containers(), 1);
     env.fx.assert_drained();
@@ -226,7 +272,10 @@ fn long_poll_is_answered_when_capacity_appears_or_at_its_deadline() {
     env.add_node("n1", 512, 2);
     let (_, launch) = env.running_app();
     let attempt = launch.container_id.attempt;
-    let parked = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 512, 1)], wait_ms: 5_000, ..Default::default() });
+    let parked = env.allocate(
+        attempt,
+        AllocateRequest { response_id: 0, asks: vec![ask(1, 512, 1)], wait_ms: 5_000, ..Default::default() },
+    );
     assert!(parked.is_none(), "held while nothing can be allocated");
     // A node appears: the held allocate is answered with the container right away.
     let req_before = env.next_req;
@@ -253,9 +302,15 @@ fn response_ids_follow_yarn_duplicate_semantics() {
     env.add_node("n1", 4096, 4);
     let (_, launch) = env.running_app();
     let attempt = launch.container_id.attempt;
-    let first = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 2)], ..Default::default() }).unwrap().unwrap();
+    let first = env
+        .allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 2)], ..Default::default() })
+        .unwrap()
+        .unwrap();
     // The same request again (its response was lost) gets the same response, no new allocation.
-    let again = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 2)], ..Default::default() }).unwrap().unwrap();
+    let again = env
+        .allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 2)], ..Default::default() })
+        .unwrap()
+        .unwrap();
     assert_eq!(first, again);
     let err = env.allocate(attempt, AllocateRequest { response_id: 7, ..Default::default() }).unwrap().unwrap_err();
     assert!(matches!(err, CoreError::InvalidResponseId { expected: 1, got: 7, .. }));
@@ -268,16 +323,28 @@ fn invalid_asks_and_foreign_releases_are_rejected_without_changing_anything() {
     let (a, la) = env.running_app();
     let (_, lb) = env.running_app();
     let att_a = la.container_id.attempt;
-    let err = env.allocate(att_a, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1), ask(2, 9999, 1)], ..Default::default() }).unwrap().unwrap_err();
+    let err = env
+        .allocate(
+            att_a,
+            AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1), ask(2, 9999, 1)], ..Default::default() },
+        )
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(err, CoreError::ResourceAboveMaximum { .. }), "{err}");
     assert!(env.app(a).asks.is_empty(), "a rejected request changes nothing");
-    let err = env.allocate(att_a, AllocateRequest { response_id: 0, releases: vec![lb.container_id], ..Default::default() }).unwrap().unwrap_err();
+    let err = env
+        .allocate(att_a, AllocateRequest { response_id: 0, releases: vec![lb.container_id], ..Default::default() })
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(err, CoreError::ForeignContainer { .. }));
     assert_eq!(err.describe().status, 403);
     assert!(env.core.container(&lb.container_id).is_some());
     // Unregistered attempts must register first.
     let fake = AttemptId::new(a, 9);
-    assert!(matches!(env.allocate(fake, AllocateRequest::default()).unwrap().unwrap(), AllocateResponse { am_command: Some(AmCommand::Shutdown), .. }));
+    assert!(matches!(
+        env.allocate(fake, AllocateRequest::default()).unwrap().unwrap(),
+        AllocateResponse { am_command: Some(AmCommand::Shutdown), .. }
+    ));
 }
 
 #[test]
@@ -289,7 +356,10 @@ fn bad_submissions_get_clear_errors_and_change_nothing() {
     let too_big = ApplicationSubmissionContext { resource: Some(Resource::new(1 << 20, 1)), ..Env::context(id) };
     assert!(matches!(env.submit_with(too_big).unwrap_err(), CoreError::ResourceAboveMaximum { .. }));
     let no_cmd = ApplicationSubmissionContext { am_container_spec: AmContainerSpec::default(), ..Env::context(id) };
-    assert!(matches!(env.submit_with(no_cmd).unwrap_err(), CoreError::InvalidSubmission { field: "am-container-spec.commands", .. }));
+    assert!(matches!(
+        env.submit_with(no_cmd).unwrap_err(),
+        CoreError::InvalidSubmission { field: "am-container-spec.commands", .. }
+    ));
     let never_issued = ApplicationId::new(1_000, 77);
     assert_eq!(env.submit_with(Env::context(never_issued)).unwrap_err(), CoreError::AppIdNotIssued(never_issued));
     assert_eq!(env.core.apps().count(), 0);
@@ -304,7 +374,10 @@ fn am_failure_starts_a_new_attempt_until_max_attempts_then_fails_the_app() {
     let node = env.add_node("n1", 4096, 4);
     let (id, launch) = env.running_app();
     let attempt1 = launch.container_id.attempt;
-    let r = env.allocate(attempt1, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1)], ..Default::default() }).unwrap().unwrap();
+    let r = env
+        .allocate(attempt1, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1)], ..Default::default() })
+        .unwrap()
+        .unwrap();
     let worker = r.allocated[0].id;
     env.heartbeat(&node, vec![done(launch.container_id, 1)]);
     assert_eq!(env.stops(), vec![worker], "the failed attempt's containers are stopped");
@@ -336,18 +409,27 @@ fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
     let (id, launch) = env.running_app(); // AM on n1 (most free memory)
     assert_eq!(env.core.container(&launch.container_id).unwrap().node_id, n1);
     let attempt = launch.container_id.attempt;
-    let r = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 1024, 2)], ..Default::default() }).unwrap().unwrap();
+    let r = env
+        .allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 1024, 2)], ..Default::default() })
+        .unwrap()
+        .unwrap();
     let on_n2: Vec<ContainerId> = r.allocated.iter().filter(|c| c.node_id == n2).map(|c| c.id).collect();
     assert_eq!(on_n2.len(), 1);
     // n2 goes silent; n1 keeps heartbeating.
     for _ in 0..11 {
         env.advance(1_000);
         env.heartbeat(&n1, vec![running(launch.container_id)]);
-        let _ = env.allocate(attempt, AllocateRequest { response_id: env.app(id).attempts[0].response_id, ..Default::default() });
+        let _ = env.allocate(
+            attempt,
+            AllocateRequest { response_id: env.app(id).attempts[0].response_id, ..Default::default() },
+        );
     }
     assert_eq!(env.core.node(&n2).unwrap().state, NodeState::Lost);
     let completed: Vec<_> = env.app(id).attempts[0].last_response.iter().flat_map(|r| r.completed.clone()).collect();
-    assert!(completed.iter().any(|s| s.container_id == on_n2[0] && s.exit_status == exit_status::ABORTED), "{completed:?}");
+    assert!(
+        completed.iter().any(|s| s.container_id == on_n2[0] && s.exit_status == exit_status::ABORTED),
+        "{completed:?}"
+    );
     assert_eq!(env.heartbeat(&n2, vec![]).action, NodeAction::Resync);
     env.add_node("n2", 1024, 4);
     assert_eq!(env.core.node(&n2).unwrap().state, NodeState::Running);
@@ -385,7 +467,10 @@ fn silent_am_fails_its_attempt() {
     assert_eq!(env.stops(), vec![launch.container_id], "the silent AM is stopped");
     assert_eq!(env.fx.take_launches().len(), 1);
     // The NM still reporting the old AM as running is told to clean it up.
-    assert_eq!(env.heartbeat(&node, vec![running(launch.container_id)]).containers_to_cleanup, vec![launch.container_id]);
+    assert_eq!(
+        env.heartbeat(&node, vec![running(launch.container_id)]).containers_to_cleanup,
+        vec![launch.container_id]
+    );
 }
 
 #[test]
@@ -394,7 +479,15 @@ fn kill_stops_everything_and_is_idempotent() {
     env.add_node("n1", 4096, 4);
     let (id, launch) = env.running_app();
     let attempt = launch.container_id.attempt;
-    let parked = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 8192.min(4096), 1)], wait_ms: 10_000, ..Default::default() });
+    let parked = env.allocate(
+        attempt,
+        AllocateRequest {
+            response_id: 0,
+            asks: vec![ask(1, 8192.min(4096), 1)],
+            wait_ms: 10_000,
+            ..Default::default()
+        },
+    );
     assert!(parked.is_none());
     let req = env.req();
     env.step(Event::Kill { req, app: id, diagnostics: None });
@@ -422,9 +515,13 @@ fn finish_unregisters_stops_workers_and_reaps_a_lingering_am() {
     let node = env.add_node("n1", 4096, 4);
     let (id, launch) = env.running_app();
     let attempt = launch.container_id.attempt;
-    let r = env.allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1)], ..Default::default() }).unwrap().unwrap();
+    let r = env
+        .allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1)], ..Default::default() })
+        .unwrap()
+        .unwrap();
     let req = env.req();
-    let request = FinishAmRequest { final_status: FinalStatus::Succeeded, diagnostics: "ok".into(), tracking_url: String::new() };
+    let request =
+        FinishAmRequest { final_status: FinalStatus::Succeeded, diagnostics: "ok".into(), tracking_url: String::new() };
     env.step(Event::AmFinish { req, attempt, request: request.clone() });
     assert!(matches!(env.fx.take_reply(req), Reply::AmFinish(Ok(r)) if r.is_unregistered));
     assert_eq!(env.stops(), vec![r.allocated[0].id]);
@@ -451,7 +548,10 @@ fn heartbeats_ack_completions_and_clean_up_unknown_containers() {
     let node = env.add_node("n1", 4096, 4);
     let (_, launch) = env.running_app();
     let stranger = ContainerId { attempt: AttemptId::new(ApplicationId::new(5, 5), 1), epoch: 0, seq: 3 };
-    let r = env.heartbeat(&node, vec![running(launch.container_id), running(stranger), done(ContainerId { seq: 9, ..stranger }, 0)]);
+    let r = env.heartbeat(
+        &node,
+        vec![running(launch.container_id), running(stranger), done(ContainerId { seq: 9, ..stranger }, 0)],
+    );
     assert_eq!(r.containers_to_cleanup, vec![stranger]);
     assert_eq!(r.acked_completed, vec![ContainerId { seq: 9, ..stranger }]);
     assert_eq!(env.core.container(&launch.container_id).unwrap().state, weft_common::states::ContainerState::Running);
@@ -466,7 +566,11 @@ async fn restart_lists_finished_apps_and_gives_unfinished_apps_a_new_attempt() {
     env.add_node("n1", 4096, 4);
     let (done_app, launch) = env.running_app();
     let req = env.req();
-    let finish = FinishAmRequest { final_status: FinalStatus::Succeeded, diagnostics: String::new(), tracking_url: String::new() };
+    let finish = FinishAmRequest {
+        final_status: FinalStatus::Succeeded,
+        diagnostics: String::new(),
+        tracking_url: String::new(),
+    };
     env.step(Event::AmFinish { req, attempt: launch.container_id.attempt, request: finish });
     let (running_app, _) = env.running_app();
     let ops = env.fx.take_persisted();
@@ -669,7 +773,8 @@ fn two_gangs_never_deadlock_and_are_never_partially_allocated() {
     let mut env = Env::new();
     let node = env.add_node("n1", 256 * 3 + 128 * 10, 64);
     let (blocker, _) = env.running_app();
-    let held: Vec<ContainerId> = allocate_now(&mut env, blocker, vec![ask(1, 128, 8)]).allocated.iter().map(|c| c.id).collect();
+    let held: Vec<ContainerId> =
+        allocate_now(&mut env, blocker, vec![ask(1, 128, 8)]).allocated.iter().map(|c| c.id).collect();
     let (g1, _) = env.running_app();
     let (g2, _) = env.running_app();
     assert!(allocate_now(&mut env, g1, vec![gang(1, 128, 6)]).allocated.is_empty());
@@ -683,7 +788,8 @@ fn two_gangs_never_deadlock_and_are_never_partially_allocated() {
     }
     assert_eq!(count(&env, g1), 6, "the first gang, holding the reservation, went first");
     // Gang 1 finishes; gang 2 follows.
-    let g1_containers: Vec<ContainerId> = env.app(g1).containers.iter().copied().filter(|c| !env.core.container(c).unwrap().is_am).collect();
+    let g1_containers: Vec<ContainerId> =
+        env.app(g1).containers.iter().copied().filter(|c| !env.core.container(c).unwrap().is_am).collect();
     env.heartbeat(&node, g1_containers.iter().map(|c| done(*c, 0)).collect());
     assert_eq!(count(&env, g2), 6);
     env.fx.replies.clear();
@@ -703,7 +809,8 @@ fn a_gang_that_cannot_fit_yields_its_reservation_so_small_asks_are_not_starved()
     let deadline = env.now + config().gang_reservation_timeout_ms + 1;
     while env.now < deadline {
         env.advance(1_000);
-        let reports: Vec<ContainerReport> = env.core.node(&node).unwrap().containers.iter().map(|c| running(*c)).collect();
+        let reports: Vec<ContainerReport> =
+            env.core.node(&node).unwrap().containers.iter().map(|c| running(*c)).collect();
         env.heartbeat(&node, reports);
         allocate_now(&mut env, g, vec![]);
     }

@@ -148,7 +148,10 @@ impl RmConfig {
             return Err(invalid("scheduler.minimum-allocation", format!("must be positive, got {min}")));
         }
         if !max.fits(&min) {
-            return Err(invalid("scheduler.maximum-allocation", format!("{max} is below the minimum allocation {min}")));
+            return Err(invalid(
+                "scheduler.maximum-allocation",
+                format!("{max} is below the minimum allocation {min}"),
+            ));
         }
         if self.applications.max_attempts == 0 {
             return Err(invalid("applications.max-attempts", "must be at least 1".into()));

@@ -32,7 +32,10 @@ impl Launcher {
         tokio::spawn(async move {
             let container = launch.container_id;
             let url = format!("{}{NM_CONTAINERS_PATH}", launch.node_http_address);
-            let body = StartContainerRequest { container_token: launch.container_token, launch_context: launch.launch_context };
+            let body = StartContainerRequest {
+                container_token: launch.container_token,
+                launch_context: launch.launch_context,
+            };
             let mut last_error = String::new();
             for attempt in 1..=LAUNCH_ATTEMPTS {
                 match http.post(&url).json(&body).send().await {
@@ -43,7 +46,8 @@ impl Launcher {
                     }
                     Ok(resp) => {
                         let status = resp.status();
-                        last_error = format!("NodeManager answered {status}: {}", resp.text().await.unwrap_or_default());
+                        last_error =
+                            format!("NodeManager answered {status}: {}", resp.text().await.unwrap_or_default());
                         // Only "not ready yet" is worth retrying; other refusals are final.
                         if status != reqwest::StatusCode::SERVICE_UNAVAILABLE {
                             break;
@@ -65,7 +69,8 @@ impl Launcher {
         let http = self.http.clone();
         tokio::spawn(async move {
             let url = format!("{}{NM_CONTAINERS_PATH}/{}/stop", stop.node_http_address, stop.container_id);
-            let body = StopContainerRequest { container_token: stop.container_token, exit_status: Some(stop.exit_status) };
+            let body =
+                StopContainerRequest { container_token: stop.container_token, exit_status: Some(stop.exit_status) };
             if let Err(e) = http.post(&url).json(&body).send().await {
                 tracing::debug!(container = %stop.container_id, error = %error_chain(&e), "stop request failed; the heartbeat will reconcile");
             }

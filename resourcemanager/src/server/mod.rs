@@ -69,7 +69,10 @@ impl CoreHandle {
         rx.await.map_err(|_| CoreGone)
     }
 
-    pub(crate) async fn inspect<T: Send + 'static>(&self, f: impl FnOnce(&Core) -> T + Send + 'static) -> Result<T, CoreGone> {
+    pub(crate) async fn inspect<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Core) -> T + Send + 'static,
+    ) -> Result<T, CoreGone> {
         let (tx, rx) = oneshot::channel();
         let run = move |core: &Core| {
             let _ = tx.send(f(core));

@@ -15,12 +15,11 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weft_common::error::ErrorBody;
-use weft_common::protocol::{
-    AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, NM_HEARTBEAT_PATH, NM_REGISTER_PATH,
-};
+use weft_common::protocol::{AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, NM_HEARTBEAT_PATH, NM_REGISTER_PATH};
 use weft_common::rest::{
-    AppAttemptList, AppAttemptsWrapper, AppList, AppStateBody, AppWrapper, AppsWrapper, ApplicationSubmissionContext,
-    ClusterInfo, ClusterInfoWrapper, ClusterMetricsWrapper, ContainerList, ContainersWrapper, NodeList, NodeWrapper, NodesWrapper,
+    AppAttemptList, AppAttemptsWrapper, AppList, AppStateBody, AppWrapper, ApplicationSubmissionContext, AppsWrapper,
+    ClusterInfo, ClusterInfoWrapper, ClusterMetricsWrapper, ContainerList, ContainersWrapper, NodeList, NodeWrapper,
+    NodesWrapper,
 };
 use weft_common::states::{AppState as YarnAppState, FinalStatus, NodeState};
 use weft_common::token::{self, AmToken, MasterKey};
@@ -103,7 +102,13 @@ impl From<CoreError> for ApiError {
 
 impl From<CoreGone> for ApiError {
     fn from(e: CoreGone) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException", "WEFT-RM-SHUTTING-DOWN-RETRYABLE", e.to_string(), "retry against another ResourceManager")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableException",
+            "WEFT-RM-SHUTTING-DOWN-RETRYABLE",
+            e.to_string(),
+            "retry against another ResourceManager",
+        )
     }
 }
 
@@ -129,7 +134,11 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let at = if path == "." { String::new() } else { format!("field `{path}`: ") };
-        ApiError::bad_request("WEFT-BODY-INVALID", format!("invalid JSON body: {at}{inner}"), "send a JSON body in the documented shape")
+        ApiError::bad_request(
+            "WEFT-BODY-INVALID",
+            format!("invalid JSON body: {at}{inner}"),
+            "send a JSON body in the documented shape",
+        )
     })
 }
 
@@ -138,20 +147,45 @@ async fn json_only(req: Request, next: Next) -> Response {
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let wants_only_xml = accept.contains("xml") && !accept.contains("json") && !accept.contains("*/*");
     if wants_only_xml {
-        return ApiError::new(StatusCode::NOT_ACCEPTABLE, "NotAcceptableException", "WEFT-XML-UNSUPPORTED", "only application/json is served", "send Accept: application/json").into_response();
+        return ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "NotAcceptableException",
+            "WEFT-XML-UNSUPPORTED",
+            "only application/json is served",
+            "send Accept: application/json",
+        )
+        .into_response();
     }
     next.run(req).await
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NotFoundException", "WEFT-PATH-NOT-FOUND", "no such resource", "see the REST reference in the README")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NotFoundException",
+        "WEFT-PATH-NOT-FOUND",
+        "no such resource",
+        "see the REST reference in the README",
+    )
 }
 
 fn parse_app_id(raw: &str) -> ApiResult<ApplicationId> {
     if raw.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "NotFoundException", "WEFT-APP-NOT-FOUND", format!("appId, {raw}, is empty or null"), ""));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "WEFT-APP-NOT-FOUND",
+            format!("appId, {raw}, is empty or null"),
+            "",
+        ));
     }
-    raw.parse().map_err(|e: weft_common::IdParseError| ApiError::bad_request("WEFT-APP-ID-INVALID", e.to_string(), "application ids look like application_1700000000000_0001"))
+    raw.parse().map_err(|e: weft_common::IdParseError| {
+        ApiError::bad_request(
+            "WEFT-APP-ID-INVALID",
+            e.to_string(),
+            "application ids look like application_1700000000000_0001",
+        )
+    })
 }
 
 /// The caller named by `?user.name=`; write endpoints need one (YARN's pseudo authentication).
@@ -235,7 +269,13 @@ fn time_range(q: &HashMap<String, String>, begin: &str, end: &str) -> ApiResult<
     let parse = |key: &str, default: u64| -> ApiResult<u64> {
         match q.get(key) {
             None => Ok(default),
-            Some(v) => v.parse::<u64>().map_err(|_| ApiError::bad_request("WEFT-QUERY-INVALID", format!("{key} must be a non-negative number of milliseconds, got {v:?}"), "")),
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(
+                    "WEFT-QUERY-INVALID",
+                    format!("{key} must be a non-negative number of milliseconds, got {v:?}"),
+                    "",
+                )
+            }),
         }
     };
     let (b, e) = (parse(begin, 0)?, parse(end, u64::MAX)?);
@@ -334,7 +374,11 @@ async fn put_app_state(
     let id = parse_app_id(&id)?;
     let target: AppStateBody = parse_body(&body)?;
     if target.state != YarnAppState::Killed {
-        return Err(ApiError::bad_request("WEFT-APP-STATE-INVALID", "Only 'KILLED' is allowed as a target state.", "PUT {\"state\":\"KILLED\"}"));
+        return Err(ApiError::bad_request(
+            "WEFT-APP-STATE-INVALID",
+            "Only 'KILLED' is allowed as a target state.",
+            "PUT {\"state\":\"KILLED\"}",
+        ));
     }
     let diagnostics = target.diagnostics;
     match s.core.request(move |req| Event::Kill { req, app: id, diagnostics }).await? {
@@ -344,7 +388,10 @@ async fn put_app_state(
     }
 }
 
-async fn new_application(State(s): State<ServerState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+async fn new_application(
+    State(s): State<ServerState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     caller(&q)?;
     match s.core.request(|req| Event::NewApplication { req }).await? {
         Reply::NewApplication(Ok(r)) => Ok(json(r)),
@@ -353,7 +400,11 @@ async fn new_application(State(s): State<ServerState>, Query(q): Query<HashMap<S
     }
 }
 
-async fn submit(State(s): State<ServerState>, Query(q): Query<HashMap<String, String>>, body: Bytes) -> ApiResult<Response> {
+async fn submit(
+    State(s): State<ServerState>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let user = caller(&q)?;
     let context: ApplicationSubmissionContext = parse_body(&body)?;
     match s.core.request(move |req| Event::Submit { req, user, context: Box::new(context) }).await? {
@@ -373,10 +424,15 @@ async fn submit(State(s): State<ServerState>, Query(q): Query<HashMap<String, St
 async fn app_attempts(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_app_id(&id)?;
     let attempts = s.core.inspect(move |core| core.app(id).map(views::attempt_infos)).await?;
-    Ok(json(AppAttemptsWrapper { app_attempts: AppAttemptList { app_attempt: attempts.ok_or(CoreError::UnknownApp(id))? } }))
+    Ok(json(AppAttemptsWrapper {
+        app_attempts: AppAttemptList { app_attempt: attempts.ok_or(CoreError::UnknownApp(id))? },
+    }))
 }
 
-async fn attempt_containers(State(s): State<ServerState>, Path((id, attempt)): Path<(String, String)>) -> ApiResult<Response> {
+async fn attempt_containers(
+    State(s): State<ServerState>,
+    Path((id, attempt)): Path<(String, String)>,
+) -> ApiResult<Response> {
     let id = parse_app_id(&id)?;
     let attempt: AttemptId = attempt
         .parse()
@@ -386,7 +442,11 @@ async fn attempt_containers(State(s): State<ServerState>, Path((id, attempt)): P
         .core
         .inspect(move |core| {
             core.app(id).map(|a| {
-                a.container_history.values().filter(|c| c.id.attempt == attempt).map(|c| views::container_info(c, now)).collect()
+                a.container_history
+                    .values()
+                    .filter(|c| c.id.attempt == attempt)
+                    .map(|c| views::container_info(c, now))
+                    .collect()
             })
         })
         .await?;
@@ -407,7 +467,16 @@ async fn list_nodes(State(s): State<ServerState>, Query(q): Query<HashMap<String
         .inspect(move |core| {
             core.nodes()
                 // YARN lists only usable nodes unless states are asked for.
-                .filter(|n| if states.is_empty() { !matches!(n.state, NodeState::Lost | NodeState::Decommissioned | NodeState::Shutdown | NodeState::Rebooted) } else { states.contains(&n.state) })
+                .filter(|n| {
+                    if states.is_empty() {
+                        !matches!(
+                            n.state,
+                            NodeState::Lost | NodeState::Decommissioned | NodeState::Shutdown | NodeState::Rebooted
+                        )
+                    } else {
+                        states.contains(&n.state)
+                    }
+                })
                 .map(views::node_info)
                 .collect()
         })
@@ -416,10 +485,20 @@ async fn list_nodes(State(s): State<ServerState>, Query(q): Query<HashMap<String
 }
 
 async fn get_node(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let node_id: NodeId = id.parse().map_err(|e: weft_common::IdParseError| ApiError::bad_request("WEFT-NODE-ID-INVALID", e.to_string(), ""))?;
+    let node_id: NodeId = id
+        .parse()
+        .map_err(|e: weft_common::IdParseError| ApiError::bad_request("WEFT-NODE-ID-INVALID", e.to_string(), ""))?;
     let lookup = node_id.clone();
     let node = s.core.inspect(move |core| core.node(&lookup).map(views::node_info)).await?;
-    let node = node.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "NotFoundException", "WEFT-NODE-NOT-FOUND", format!("nodeId, {node_id}, is not found"), "list nodes with `weft node list`"))?;
+    let node = node.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFoundException",
+            "WEFT-NODE-NOT-FOUND",
+            format!("nodeId, {node_id}, is not found"),
+            "list nodes with `weft node list`",
+        )
+    })?;
     Ok(json(NodeWrapper { node }))
 }
 
@@ -449,14 +528,21 @@ async fn nm_heartbeat(State(s): State<ServerState>, body: Bytes) -> ApiResult<Re
 
 fn am_attempt(s: &ServerState, headers: &HeaderMap) -> ApiResult<AttemptId> {
     let unauthorized = |m: String| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "AuthorizationException", "WEFT-AM-TOKEN-INVALID", m, "AMs authenticate with the WEFT_AM_TOKEN their container was given")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "AuthorizationException",
+            "WEFT-AM-TOKEN-INVALID",
+            m,
+            "AMs authenticate with the WEFT_AM_TOKEN their container was given",
+        )
     };
     let raw = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("missing Authorization: Bearer <AM token>".into()))?;
-    let t: AmToken = token::verify(raw.trim(), &s.am_token_keys).map_err(|e| unauthorized(format!("invalid AM token: {e}")))?;
+    let t: AmToken =
+        token::verify(raw.trim(), &s.am_token_keys).map_err(|e| unauthorized(format!("invalid AM token: {e}")))?;
     Ok(t.attempt_id)
 }
 

@@ -21,7 +21,8 @@ pub(super) fn app_info(core: &Core, app: &App, now: Millis) -> AppInfo {
         let secs = now.saturating_sub(c.allocated_at) / 1000;
         (m + c.resource.memory_mb * secs, v + u64::from(c.resource.vcores) * secs)
     });
-    let usage = |r: Resource| if total.memory_mb == 0 { 0.0 } else { 100.0 * r.memory_mb as f64 / total.memory_mb as f64 };
+    let usage =
+        |r: Resource| if total.memory_mb == 0 { 0.0 } else { 100.0 * r.memory_mb as f64 / total.memory_mb as f64 };
     AppInfo {
         id: app.id,
         user: app.user.clone(),
@@ -55,7 +56,10 @@ pub(super) fn app_info(core: &Core, app: &App, now: Millis) -> AppInfo {
             _ => String::new(),
         },
         am_host_http_address: am_http.trim_start_matches("http://").to_owned(),
-        am_rpc_address: attempt.filter(|a| !a.host.is_empty()).map(|a| format!("{}:{}", a.host, a.rpc_port)).unwrap_or_default(),
+        am_rpc_address: attempt
+            .filter(|a| !a.host.is_empty())
+            .map(|a| format!("{}:{}", a.host, a.rpc_port))
+            .unwrap_or_default(),
         allocated_mb: app.used.memory_mb as i64,
         allocated_vcores: i64::from(app.used.vcores),
         reserved_mb: 0,
@@ -98,7 +102,9 @@ pub(super) fn attempt_infos(app: &App) -> Vec<AppAttemptInfo> {
             finished_time: a.finish_time.unwrap_or(0),
             container_id: a.am_container.map(|c| c.to_string()).unwrap_or_default(),
             logs_link: match a.am_container {
-                Some(c) if !a.node_http_address.is_empty() => format!("{}/ws/v1/node/containers/{c}/logs", a.node_http_address),
+                Some(c) if !a.node_http_address.is_empty() => {
+                    format!("{}/ws/v1/node/containers/{c}/logs", a.node_http_address)
+                }
                 _ => String::new(),
             },
             blacklisted_nodes: String::new(),
@@ -129,13 +135,18 @@ pub(super) fn container_info(c: &ContainerHistory, now: Millis) -> ContainerInfo
 
 pub(super) fn node_info(node: &Node) -> NodeInfo {
     let free = node.free();
-    let active = !matches!(node.state, NodeState::Lost | NodeState::Decommissioned | NodeState::Rebooted | NodeState::Shutdown);
+    let active =
+        !matches!(node.state, NodeState::Lost | NodeState::Decommissioned | NodeState::Rebooted | NodeState::Shutdown);
     NodeInfo {
         rack: "/default-rack".into(),
         state: node.state,
         id: node.id.to_string(),
         node_host_name: node.id.host().to_owned(),
-        node_http_address: if active { node.http_address.trim_start_matches("http://").to_owned() } else { String::new() },
+        node_http_address: if active {
+            node.http_address.trim_start_matches("http://").to_owned()
+        } else {
+            String::new()
+        },
         last_health_update: node.last_heartbeat,
         version: node.version.clone(),
         health_report: node.health_report.clone(),
@@ -158,7 +169,9 @@ pub(super) fn cluster_metrics(core: &Core) -> ClusterMetrics {
     ClusterMetrics {
         apps_submitted: counters.apps_submitted,
         apps_completed: counters.apps_completed,
-        apps_pending: count_apps(AppState::Accepted) + count_apps(AppState::Submitted) + count_apps(AppState::NewSaving),
+        apps_pending: count_apps(AppState::Accepted)
+            + count_apps(AppState::Submitted)
+            + count_apps(AppState::NewSaving),
         apps_running: count_apps(AppState::Running),
         apps_failed: counters.apps_failed,
         apps_killed: counters.apps_killed,

@@ -64,18 +64,12 @@ impl MemoryStore {
                 StoreOp::PutApp(app) => match state.apps.get_mut(&app.id) {
                     Some(stored) => stored.record = app.clone(),
                     None => {
-                        let stored = StoredApp {
-                            record: app.clone(),
-                            attempts: BTreeMap::new(),
-                        };
+                        let stored = StoredApp { record: app.clone(), attempts: BTreeMap::new() };
                         state.apps.insert(app.id, stored);
                     }
                 },
                 StoreOp::PutAttempt(attempt) => {
-                    let stored = state
-                        .apps
-                        .get_mut(&attempt.id.app)
-                        .expect("checked by check_attempts_have_apps");
+                    let stored = state.apps.get_mut(&attempt.id.app).expect("checked by check_attempts_have_apps");
                     stored.attempts.insert(attempt.id.attempt, attempt.clone());
                 }
                 StoreOp::RemoveApp(id) => {
@@ -90,11 +84,7 @@ impl MemoryStore {
         let state = self.lock();
         RecoveredState {
             apps: state.apps.values().map(|stored| stored.record.clone()).collect(),
-            attempts: state
-                .apps
-                .values()
-                .flat_map(|stored| stored.attempts.values().cloned())
-                .collect(),
+            attempts: state.apps.values().flat_map(|stored| stored.attempts.values().cloned()).collect(),
         }
     }
 }

@@ -95,10 +95,7 @@ impl SqliteStore {
     /// Opens (creating it and its parent directories if missing) the store file at `path` and
     /// brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let open_error = |reason: String| StoreError::Open {
-            path: path.display().to_string(),
-            reason,
-        };
+        let open_error = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
         // SQLite's own error for a directory is a bare "unable to open database file".
         if path.is_dir() {
             return Err(open_error("it is a directory".to_owned()));
@@ -143,11 +140,7 @@ impl SqliteStore {
     }
 
     async fn claim(&self, holder: &str) -> Result<u32, StoreError> {
-        let epoch = sqlx::query_scalar(CLAIM_EPOCH)
-            .bind(holder)
-            .bind(now_millis())
-            .fetch_one(&self.pool)
-            .await?;
+        let epoch = sqlx::query_scalar(CLAIM_EPOCH).bind(holder).bind(now_millis()).fetch_one(&self.pool).await?;
         Ok(epoch)
     }
 
@@ -185,10 +178,7 @@ impl SqliteStore {
         tx.commit().await?;
 
         let mut apps = app_rows.iter().map(app_from_row).collect::<Result<Vec<_>, _>>()?;
-        let mut attempts = attempt_rows
-            .iter()
-            .map(attempt_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut attempts = attempt_rows.iter().map(attempt_from_row).collect::<Result<Vec<_>, _>>()?;
         // Sorted here rather than by SQL: the ids' text order is wrong once a sequence number
         // outgrows its zero padding (`_10000` sorts before `_9999`).
         apps.sort_by_key(|app| app.id);
@@ -310,9 +300,8 @@ struct RowReader<'r> {
 
 impl<'r> RowReader<'r> {
     fn new(row: &'r SqliteRow, table: &'static str) -> Result<Self, StoreError> {
-        let id = row
-            .try_get("id")
-            .map_err(|e| StoreError::Corrupt(format!("{table} row with an unreadable id: {e}")))?;
+        let id =
+            row.try_get("id").map_err(|e| StoreError::Corrupt(format!("{table} row with an unreadable id: {e}")))?;
         Ok(RowReader { row, table, id })
     }
 
@@ -340,9 +329,7 @@ impl<'r> RowReader<'r> {
     where
         T::Err: Display,
     {
-        self.get::<Option<String>>(column)?
-            .map(|text| self.parse_text(column, &text))
-            .transpose()
+        self.get::<Option<String>>(column)?.map(|text| self.parse_text(column, &text)).transpose()
     }
 
     fn parse_text<T: FromStr>(&self, column: &str, text: &str) -> Result<T, StoreError>
@@ -370,7 +357,5 @@ fn to_sql_int(value: u64, column: &str) -> Result<i64, StoreError> {
 
 /// For `rm_epoch.claimed_at`, which only informs operators: a clock before 1970 records 0.
 fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod invariants;
 pub mod lifecycle;
 pub mod model;
+pub mod preemption;
 pub mod scheduler;
 
 #[cfg(test)]

@@ -5,5 +5,6 @@
 //! - [`server`]: the tokio/axum shell that feeds the core events and carries out its effects.
 
 pub mod core;
+pub mod queues;
 pub mod server;
 pub mod store;

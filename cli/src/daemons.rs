@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use weft_nodemanager::config::{IsolationMode, NmConfig};
+use weft_resourcemanager::queues::{QueueTree, QueuesConfig, import_capacity_scheduler_xml, import_fair_scheduler_xml};
 use weft_resourcemanager::server::RmConfig;
 use weft_resourcemanager::server::config::StoreConfig;
 
@@ -178,14 +179,26 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
 pub enum ConfigKind {
     Rm,
     Nm,
+    Queues,
+}
+
+/// A cluster size for `weft config check` of a queues file: `<memory-mb>,<vcores>`.
+pub fn parse_cluster_size(text: &str) -> Result<weft_common::Resource, String> {
+    let (memory, vcores) = text.split_once(',').ok_or("expected <memory-mb>,<vcores>, e.g. 102400,100")?;
+    let memory = memory.trim().parse().map_err(|_| format!("{memory:?} is not a number of MB"))?;
+    let vcores = vcores.trim().parse().map_err(|_| format!("{vcores:?} is not a number of vcores"))?;
+    Ok(weft_common::Resource::new(memory, vcores))
 }
 
 /// `weft config check`: parses and validates a config file without starting anything, and prints
-/// the effective configuration (defaults filled in).
-pub fn check_config(path: &Path, kind: Option<ConfigKind>) -> anyhow::Result<()> {
+/// the effective configuration (defaults filled in); for a queues file, the effective queue tree
+/// with absolute guaranteed and maximum resources for `cluster`.
+pub fn check_config(path: &Path, kind: Option<ConfigKind>, cluster: weft_common::Resource) -> anyhow::Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let kind = kind.or_else(|| {
-        if name.contains("nm") || name.contains("nodemanager") {
+        if name.contains("queue") || name.contains("scheduler") {
+            Some(ConfigKind::Queues)
+        } else if name.contains("nm") || name.contains("nodemanager") {
             Some(ConfigKind::Nm)
         } else if name.contains("rm") || name.contains("resourcemanager") {
             Some(ConfigKind::Rm)
@@ -193,19 +206,52 @@ pub fn check_config(path: &Path, kind: Option<ConfigKind>) -> anyhow::Result<()>
             None
         }
     });
-    let effective = match kind {
-        Some(ConfigKind::Rm) => serde_json::to_value(RmConfig::load(path)?)?,
-        Some(ConfigKind::Nm) => serde_json::to_value(NmConfig::load(path)?)?,
+    let (what, effective) = match kind {
+        Some(ConfigKind::Rm) => ("ResourceManager", serde_json::to_string_pretty(&RmConfig::load(path)?)?),
+        Some(ConfigKind::Nm) => ("NodeManager", serde_json::to_string_pretty(&NmConfig::load(path)?)?),
+        Some(ConfigKind::Queues) => {
+            let config = QueuesConfig::load(path)?;
+            let tree = QueueTree::resolve(&config, cluster).map_err(|problems| anyhow::anyhow!("{problems}"))?;
+            let mut text = format!("effective queues for a cluster of {cluster}:\n{}", tree.render_table());
+            for warning in &tree.warnings {
+                text.push_str(&format!("\nwarning: {warning}"));
+            }
+            ("queues", text)
+        }
         None => anyhow::bail!(
-            "cannot tell whether {} is an RM or an NM config from its name; pass --kind rm or --kind nm",
+            "cannot tell what kind of config {} is from its name; pass --kind rm, nm or queues",
             path.display()
         ),
     };
-    println!(
-        "{}: valid {} configuration",
-        path.display(),
-        if matches!(kind, Some(ConfigKind::Rm)) { "ResourceManager" } else { "NodeManager" }
-    );
-    println!("{}", serde_json::to_string_pretty(&effective)?);
+    println!("{}: valid {what} configuration", path.display());
+    println!("{effective}");
+    Ok(())
+}
+
+/// `weft config import-yarn`: converts a YARN capacity-scheduler.xml or fair-scheduler.xml into a
+/// Weft queues file and lists what could not be carried over.
+pub fn import_yarn(path: &Path, output: Option<&Path>) -> anyhow::Result<()> {
+    let xml = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let import = if xml.contains("<allocations") {
+        import_fair_scheduler_xml(&xml)
+    } else {
+        import_capacity_scheduler_xml(&xml)
+    }
+    .with_context(|| format!("importing {}", path.display()))?;
+    match output {
+        Some(out) => {
+            std::fs::write(out, &import.yaml).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+        None => print!("{}", import.yaml),
+    }
+    if import.not_carried_over.is_empty() {
+        eprintln!("everything was carried over");
+    } else {
+        eprintln!("not carried over ({}):", import.not_carried_over.len());
+        for item in &import.not_carried_over {
+            eprintln!("  - {item}");
+        }
+    }
     Ok(())
 }

@@ -82,8 +82,19 @@ enum ConfigCommand {
     /// Validate a config file without starting anything and print the effective settings.
     Check {
         file: PathBuf,
+        /// rm, nm or queues (guessed from the file name when omitted).
         #[arg(long, value_enum)]
         kind: Option<daemons::ConfigKind>,
+        /// Cluster size for a queues file's absolute numbers: <memory-mb>,<vcores>.
+        #[arg(long, default_value = "102400,100", value_parser = daemons::parse_cluster_size)]
+        cluster: weft_common::Resource,
+    },
+    /// Convert a YARN capacity-scheduler.xml or fair-scheduler.xml into a Weft queues file.
+    ImportYarn {
+        file: PathBuf,
+        /// Write the YAML here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -114,7 +125,12 @@ fn main() -> std::process::ExitCode {
             Command::Logs { rm, args } => client::run_logs(args, &rm.addresses, &rm.user).await,
             Command::Dshell(args) => weft_frameworks::dshell::run_client(args).await,
             Command::DshellAm(args) => weft_frameworks::dshell::run_am(args).await.map(|()| 0),
-            Command::Config(ConfigCommand::Check { file, kind }) => daemons::check_config(&file, kind).map(|()| 0),
+            Command::Config(ConfigCommand::Check { file, kind, cluster }) => {
+                daemons::check_config(&file, kind, cluster).map(|()| 0)
+            }
+            Command::Config(ConfigCommand::ImportYarn { file, output }) => {
+                daemons::import_yarn(&file, output.as_deref()).map(|()| 0)
+            }
         }
     });
     match result {

@@ -15,6 +15,16 @@ pub enum CoreError {
     AlreadySubmitted(ApplicationId),
     #[error("unknown queue {0:?}")]
     UnknownQueue(String),
+    #[error("{0} is a parent queue; applications can only be submitted to leaf queues")]
+    NotALeafQueue(String),
+    #[error("queue {0} is stopped and accepts no new applications")]
+    QueueStopped(String),
+    #[error("user {user} may not submit applications to queue {queue}")]
+    SubmitDenied { user: String, queue: String },
+    #[error("queue {queue} already holds its maximum of {max} applications")]
+    QueueFull { queue: String, max: u32 },
+    #[error("the placement rules reject the application of user {user} (requested queue {requested:?})")]
+    PlacementRejected { user: String, requested: Option<String> },
     #[error("invalid submission: field `{field}`: {message}")]
     InvalidSubmission { field: &'static str, message: String },
     #[error("invalid resource request: {field} {requested} exceeds the cluster maximum allocation {maximum}")]
@@ -74,7 +84,25 @@ impl CoreError {
                 "each submission needs a fresh id from new-application",
             ),
             CoreError::UnknownQueue(_) => {
-                d(400, "BadRequestException", "WEFT-QUEUE-UNKNOWN", "submit to queue \"default\"")
+                d(400, "BadRequestException", "WEFT-QUEUE-UNKNOWN", "list queues with `weft queue list`; submit to a leaf queue")
+            }
+            CoreError::NotALeafQueue(_) => {
+                d(400, "BadRequestException", "WEFT-QUEUE-NOT-LEAF", "submit to one of the leaf queues below it")
+            }
+            CoreError::QueueStopped(_) => {
+                d(400, "BadRequestException", "WEFT-QUEUE-STOPPED", "the administrator stopped this queue; submit elsewhere")
+            }
+            CoreError::SubmitDenied { .. } => d(
+                403,
+                "ForbiddenException",
+                "WEFT-QUEUE-ACL-DENIED",
+                "ask the queue's administrator to add you to acl-submit-applications",
+            ),
+            CoreError::QueueFull { .. } => {
+                d(400, "BadRequestException", "WEFT-QUEUE-FULL", "wait for applications to finish (max-applications)")
+            }
+            CoreError::PlacementRejected { .. } => {
+                d(400, "BadRequestException", "WEFT-PLACEMENT-REJECTED", "name a queue you may submit to")
             }
             CoreError::InvalidSubmission { .. } => {
                 d(400, "BadRequestException", "WEFT-SUBMISSION-INVALID", "fix the named field and submit again")

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use weft_common::Resource;
 use weft_common::states::AppState;
 
-use super::Core;
+use super::hierarchy::QueueUsage;
+use super::{Core, RmContainer};
 
 impl Core {
     /// Checks that every resource is accounted exactly once, no node is over capacity, the
@@ -86,6 +87,40 @@ impl Core {
                 if let Some(c) = app.containers.iter().find(|c| Some(c.attempt) != current) {
                     return Err(format!("app {} holds container {c} of an old attempt", app.id));
                 }
+            }
+        }
+        self.check_queue_accounting()
+    }
+
+    /// Every queue's usage equals what its subtree's applications hold.
+    fn check_queue_accounting(&self) -> Result<(), String> {
+        let tree = self.hierarchy.tree();
+        let mut expected = vec![QueueUsage::default(); tree.queues.len()];
+        for app in self.apps.values() {
+            let Some(leaf) = app.queue_index else { continue };
+            let am: Vec<&RmContainer> =
+                app.containers.iter().filter_map(|c| self.containers.get(c)).filter(|c| c.is_am).collect();
+            let mut q = Some(leaf);
+            while let Some(i) = q {
+                let e = &mut expected[i];
+                e.used += app.used;
+                e.apps += u32::from(!app.state.is_final());
+                for c in &am {
+                    e.am_used += c.resource;
+                    e.running_apps += 1;
+                }
+                q = tree.queues[i].parent;
+            }
+        }
+        for (i, e) in expected.iter().enumerate() {
+            let actual = self.hierarchy.usage(i);
+            let counts = (actual.used, actual.am_used, actual.apps, actual.running_apps);
+            if counts != (e.used, e.am_used, e.apps, e.running_apps) {
+                return Err(format!(
+                    "queue {} accounts (used, am used, apps, running apps) {counts:?}, its apps hold {:?}",
+                    tree.queues[i].path,
+                    (e.used, e.am_used, e.apps, e.running_apps)
+                ));
             }
         }
         Ok(())

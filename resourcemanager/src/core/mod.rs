@@ -13,12 +13,15 @@
 
 pub mod effects;
 pub mod error;
+pub mod hierarchy;
 pub mod invariants;
 pub mod lifecycle;
 pub mod model;
 pub mod preemption;
 pub mod scheduler;
 
+#[cfg(test)]
+mod tenancy_tests;
 #[cfg(test)]
 mod tests;
 
@@ -41,7 +44,9 @@ pub use error::CoreError;
 use lifecycle::transition;
 pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation, Node, RmContainer};
 
+use crate::queues::{QueuesConfig, SchedulerMode};
 use crate::store::{AppRecord, AttemptRecord, RecoveredState, StoreOp};
+pub use hierarchy::Hierarchy;
 
 /// The queue every application lands in until hierarchical queues arrive.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -74,6 +79,8 @@ pub struct CoreConfig {
     pub am_token_key: MasterKey,
     /// RM web addresses handed to AMs.
     pub rm_addresses: Vec<String>,
+    /// Scheduler mode and queue tree (the default: FIFO over one `root.default` queue).
+    pub queues: QueuesConfig,
 }
 
 #[derive(Debug)]
@@ -161,6 +168,7 @@ pub struct Counters {
 
 pub struct Core {
     cfg: CoreConfig,
+    hierarchy: Hierarchy,
     next_app_seq: u32,
     apps: BTreeMap<ApplicationId, App>,
     nodes: BTreeMap<NodeId, Node>,
@@ -179,9 +187,11 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(cfg: CoreConfig) -> Self {
-        Self {
+    pub fn new(cfg: CoreConfig) -> Result<Self, CoreError> {
+        let hierarchy = Hierarchy::new(cfg.queues.clone(), Resource::ZERO)?;
+        Ok(Self {
             cfg,
+            hierarchy,
             next_app_seq: 1,
             apps: BTreeMap::new(),
             nodes: BTreeMap::new(),
@@ -193,7 +203,7 @@ impl Core {
             counters: Counters::default(),
             gang_reservation: None,
             gang_yielding: None,
-        }
+        })
     }
 
     // -----------------------------------------------------------------------------------------
@@ -223,6 +233,9 @@ impl Core {
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
+    pub fn hierarchy(&self) -> &Hierarchy {
+        &self.hierarchy
+    }
     pub fn gang_reservation(&self) -> Option<&GangReservation> {
         self.gang_reservation.as_ref()
     }
@@ -250,6 +263,15 @@ impl Core {
             for a in attempts.remove(&id).unwrap_or_default() {
                 app.attempts.push(attempt_from_record(a));
             }
+            let tree = self.hierarchy.tree();
+            app.queue_index = tree.find(&app.queue).filter(|q| tree.queues[*q].is_leaf);
+            if !app.state.is_final() && app.queue_index.is_none() {
+                app.state = AppState::Failed;
+                app.final_status = FinalStatus::Failed;
+                app.finish_time = Some(now);
+                app.diagnostics = format!("queue {} no longer exists after the ResourceManager restarted", app.queue);
+                fx.persist(StoreOp::PutApp(app_record(&app)));
+            }
             if app.state.is_final() {
                 self.completed_order.push(id);
                 self.apps.insert(id, app);
@@ -266,6 +288,9 @@ impl Core {
                 fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
             }
             app.state = AppState::Submitted;
+            if let Some(leaf) = app.queue_index {
+                self.hierarchy.app_added(leaf, &app.user);
+            }
             self.apps.insert(id, app);
             self.start_attempt(id, now, fx)?;
         }
@@ -357,10 +382,9 @@ impl Core {
         if self.apps.contains_key(&id) {
             return Err(CoreError::AlreadySubmitted(id));
         }
-        let queue = ctx.queue.clone().filter(|q| !q.is_empty()).unwrap_or_else(|| DEFAULT_QUEUE.into());
-        if queue != DEFAULT_QUEUE && queue != "root.default" {
-            return Err(CoreError::UnknownQueue(queue));
-        }
+        let leaf = self.hierarchy.place(ctx.queue.as_deref(), &user)?;
+        self.hierarchy.check_submit(leaf, &user)?;
+        let queue = self.queue_display_name(leaf);
         if ctx.unmanaged_am {
             return Err(CoreError::InvalidSubmission {
                 field: "unmanaged-AM",
@@ -406,7 +430,7 @@ impl Core {
             name: ctx.application_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "N/A".into()),
             application_type: ctx.application_type.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| "YARN".into()),
             tags: ctx.application_tags.map(|t| t.tag).unwrap_or_default(),
-            priority: ctx.priority.unwrap_or(0),
+            priority: self.hierarchy.app_priority(leaf, ctx.priority),
             max_attempts,
             am_resource,
             launch_context,
@@ -417,8 +441,10 @@ impl Core {
             diagnostics: String::new(),
         });
         app.saving_reply = Some(req);
+        app.queue_index = Some(leaf);
         transition(&mut app.state, AppState::NewSaving, &id)?;
         fx.persist(StoreOp::PutApp(app_record(&app)));
+        self.hierarchy.app_added(leaf, &app.user);
         self.apps.insert(id, app);
         self.saving.push(id);
         self.counters.apps_submitted += 1;
@@ -432,6 +458,13 @@ impl Core {
             return Err(CoreError::ResourceAboveMaximum { field, requested: r, maximum: max });
         }
         Ok(r.round_up_to(self.cfg.min_allocation))
+    }
+
+    /// How an app's queue is shown: the leaf name as YARN's capacity scheduler does, the full
+    /// path as its fair scheduler does.
+    fn queue_display_name(&self, leaf: crate::queues::QueueIndex) -> String {
+        let q = &self.hierarchy.tree().queues[leaf];
+        if self.hierarchy.mode() == SchedulerMode::Fair { q.path.clone() } else { q.name.clone() }
     }
 
     fn persisted(&mut self, now: Millis, fx: &mut impl Effects) {
@@ -495,6 +528,9 @@ impl Core {
     ) -> Result<(), CoreError> {
         let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
         transition(&mut app.state, state, &id)?;
+        if let Some(leaf) = app.queue_index {
+            self.hierarchy.app_removed(leaf, &app.user);
+        }
         app.final_status = final_status;
         app.diagnostics = diagnostics;
         app.finish_time = Some(now);
@@ -891,6 +927,7 @@ impl Core {
             self.nodes.insert(req.node_id.clone(), node);
             self.update_node(&req.node_id, |_| ());
         }
+        self.hierarchy.resize(self.cluster_capacity());
         tracing::info!(node = %req.node_id, total = %req.total, "node registered");
         Ok(RegisterNodeResponse {
             action: NodeAction::Normal,
@@ -922,12 +959,14 @@ impl Core {
         self.update_node(&req.node_id, |node| {
             node.last_heartbeat = now;
             node.health_report = req.health.report.clone();
-            if node.state != want {
+            let changed = node.state != want;
+            if changed {
                 transition(&mut node.state, want, &node.id.clone())?;
             }
-            Ok::<_, CoreError>(())
+            Ok::<_, CoreError>(changed)
         })
-        .ok_or_else(|| CoreError::UnknownNode(req.node_id.clone()))??;
+        .ok_or_else(|| CoreError::UnknownNode(req.node_id.clone()))??
+        .then(|| self.hierarchy.resize(self.cluster_capacity()));
         let mut response = NodeHeartbeatResponse {
             action: NodeAction::Normal,
             containers_to_cleanup: Vec::new(),
@@ -1009,6 +1048,9 @@ impl Core {
         }
         let Some(app) = self.apps.get_mut(&id.app()) else { return };
         app.used -= rc.resource;
+        if let Some(leaf) = app.queue_index {
+            self.hierarchy.refund(leaf, &app.user, rc.resource, rc.is_am);
+        }
         app.containers.remove(&id);
         let secs = now.saturating_sub(rc.allocated_at) / 1000;
         app.memory_seconds += rc.resource.memory_mb * secs;
@@ -1074,6 +1116,9 @@ impl Core {
             &self.cfg.container_token_key,
         );
         app.used += resource;
+        if let Some(leaf) = app.queue_index {
+            self.hierarchy.charge(leaf, &app.user, resource, is_am);
+        }
         app.containers.insert(id);
         app.container_history.insert(
             id,
@@ -1091,6 +1136,9 @@ impl Core {
         );
         if is_am {
             app.am_ask_since = None;
+            if app.state == AppState::Accepted {
+                app.diagnostics.clear(); // it held the reason the AM was waiting
+            }
             attempt.am_container = Some(id);
             attempt.node_id = Some(node_id.clone());
             attempt.node_http_address = http.clone();
@@ -1253,6 +1301,7 @@ impl Core {
         for c in containers {
             self.complete_container(c, exit_status::ABORTED, "Container released on a *lost* node", now, fx, None);
         }
+        self.hierarchy.resize(self.cluster_capacity());
         fx.observe(Observation::NodeLost);
     }
 }
@@ -1319,6 +1368,7 @@ fn app_from_record(r: AppRecord) -> App {
         user: r.user,
         name: r.name,
         queue: r.queue,
+        queue_index: None,
         application_type: r.application_type,
         tags: r.tags,
         priority: r.priority,

@@ -32,7 +32,10 @@ pub struct App {
     pub id: ApplicationId,
     pub user: String,
     pub name: String,
+    /// Leaf queue as shown to users (leaf name; full path in fair mode).
     pub queue: String,
+    /// The leaf in the hierarchy; `None` only for recovered finished apps whose queue is gone.
+    pub queue_index: Option<crate::queues::QueueIndex>,
     pub application_type: String,
     pub tags: Vec<String>,
     pub priority: i32,

@@ -1,29 +1,25 @@
-//! Scheduling: the policy orders applications, placement picks a node.
-//!
-//! Policies only order; feasibility and placement are shared, so the capacity and fair
-//! schedulers can plug in as further [`SchedulingPolicy`] implementations over the same core.
+//! Scheduling: the queue hierarchy orders leaves (capacity, fair or fifo, see
+//! [`super::hierarchy`]), each leaf's ordering policy orders its applications, queue limits
+//! decide what may be allocated, and placement picks a node. Policies only order; limits and
+//! placement are shared by all of them.
 
 use std::cmp::Reverse;
 
 use weft_common::{ApplicationId, Millis, NodeId, Resource};
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use weft_common::states::AppState;
+
 use super::effects::Effects;
+use super::hierarchy::Blocked;
 use super::model::App;
 use super::{Ask, AskKey, Core, GangReservation};
+use crate::queues::{OrderingPolicy, QueueIndex, QueueSettings, SchedulingPolicy};
 
-/// Decides which application is served first.
-pub trait SchedulingPolicy {
-    /// Sorts applications that have demand; the first is served first.
-    fn order(&self, apps: &mut [&App]);
-}
-
-/// YARN's FIFO: higher application priority first, then earlier submission.
-pub struct Fifo;
-
-impl SchedulingPolicy for Fifo {
-    fn order(&self, apps: &mut [&App]) {
-        apps.sort_by_key(|a| (Reverse(a.priority), a.submit_time, a.id));
-    }
+/// YARN's FIFO ordering: higher application priority first, then earlier submission.
+fn fifo_order(apps: &mut [&App]) {
+    apps.sort_by_key(|a| (Reverse(a.priority), a.submit_time, a.id));
 }
 
 impl Core {
@@ -47,59 +43,128 @@ impl Core {
         if self.free_index.is_empty() {
             return;
         }
-        let mut apps: Vec<&App> = self.apps.values().filter(|a| a.has_demand()).collect();
-        if apps.is_empty() {
-            return;
-        }
-        Fifo.order(&mut apps);
-        let order: Vec<ApplicationId> = apps.iter().map(|a| a.id).collect();
-        for app_id in order {
-            let app = &self.apps[&app_id];
-            if let Some(asked_at) = app.am_ask_since {
-                // Nothing else of an app is served before its AM runs.
-                let resource = app.am_resource;
-                if let Some(node) = self.place(resource) {
-                    self.allocate_container(app_id, &node, resource, 0, true, asked_at, now, fx);
-                }
-                continue;
+        let mut by_leaf: BTreeMap<QueueIndex, Vec<ApplicationId>> = BTreeMap::new();
+        for app in self.apps.values().filter(|a| a.has_demand()) {
+            if let Some(leaf) = app.queue_index {
+                by_leaf.entry(leaf).or_default().push(app.id);
             }
-            let asks: Vec<(AskKey, Ask)> = app.asks.iter().map(|(k, a)| (k.clone(), a.clone())).collect();
-            for (key, ask) in asks {
-                let granted = if ask.gang {
-                    self.serve_gang(app_id, &key, &ask, now, fx)
-                } else {
-                    self.serve(app_id, &key, &ask, now, fx)
-                };
+        }
+        // A leaf that could not place anything cannot later in the same pass: placing only
+        // uses capacity up.
+        let mut exhausted = BTreeSet::new();
+        let mut served = BTreeSet::new();
+        'serve: while !self.free_index.is_empty() {
+            let order = self.hierarchy.leaf_order(&|q| by_leaf.contains_key(&q) && !exhausted.contains(&q));
+            for leaf in order {
+                if let Some(app) = self.serve_leaf(leaf, &by_leaf[&leaf], now, fx) {
+                    served.insert(app);
+                    continue 'serve;
+                }
+                exhausted.insert(leaf);
+            }
+            break;
+        }
+        for app in served {
+            self.wake(app, fx);
+        }
+    }
+
+    /// Allocates one unit (an AM container, a container or a whole gang) to the first app of
+    /// `leaf`, in the leaf's ordering, that can take one now; returns that app.
+    fn serve_leaf(&mut self, leaf: QueueIndex, apps: &[ApplicationId], now: Millis, fx: &mut impl Effects) -> Option<ApplicationId> {
+        let mut waiting: Vec<&App> = apps.iter().filter_map(|id| self.apps.get(id)).filter(|a| a.has_demand()).collect();
+        self.order_apps(leaf, &mut waiting);
+        let order: Vec<ApplicationId> = waiting.iter().map(|a| a.id).collect();
+        order.into_iter().find(|app| self.serve_app(leaf, *app, now, fx))
+    }
+
+    /// Within a leaf: the configured ordering policy.
+    fn order_apps(&self, leaf: QueueIndex, apps: &mut [&App]) {
+        let cluster = self.hierarchy.tree().cluster;
+        let usage_share = |a: &App, dominant: bool| {
+            if dominant { a.used.dominant_share(&cluster) } else { a.used.memory_mb as f64 / cluster.memory_mb.max(1) as f64 }
+        };
+        let by_usage = |apps: &mut [&App], dominant: bool| {
+            apps.sort_by(|a, b| {
+                usage_share(a, dominant).total_cmp(&usage_share(b, dominant)).then((a.submit_time, a.id).cmp(&(b.submit_time, b.id)))
+            })
+        };
+        match &self.hierarchy.tree().queues[leaf].settings {
+            QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => by_usage(apps, true),
+            QueueSettings::Fair(f) => match f.scheduling_policy {
+                SchedulingPolicy::Fifo => apps.sort_by_key(|a| (a.submit_time, a.id)),
+                SchedulingPolicy::Fair => by_usage(apps, false),
+                SchedulingPolicy::Drf => by_usage(apps, true),
+            },
+            _ => fifo_order(apps),
+        }
+    }
+
+    /// Tries one unit for `app`: its AM container if it has none, else its asks by priority.
+    fn serve_app(&mut self, leaf: QueueIndex, app_id: ApplicationId, now: Millis, fx: &mut impl Effects) -> bool {
+        let Some(app) = self.apps.get(&app_id) else { return false };
+        let user = app.user.clone();
+        if let Some(asked_at) = app.am_ask_since {
+            let r = app.am_resource;
+            if let Some(Blocked(why)) = self.hierarchy.blocked(leaf, &user, r, true) {
+                self.set_waiting_reason(app_id, why);
+                return false;
+            }
+            let Some(node) = self.place(r) else {
+                self.set_waiting_reason(app_id, format!("waiting for a node with room for the ApplicationMaster container ({r})"));
+                return false;
+            };
+            self.allocate_container(app_id, &node, r, 0, true, asked_at, now, fx);
+            return true;
+        }
+        let asks: Vec<(AskKey, Ask)> = app.asks.iter().map(|(k, a)| (k.clone(), a.clone())).collect();
+        for (key, ask) in asks {
+            let wanted = if ask.gang { key.capability.times(u64::from(ask.count)) } else { key.capability };
+            let within_limits = self.hierarchy.blocked(leaf, &user, wanted, false).is_none();
+            let granted = if ask.gang {
+                // A gang held back by queue limits still reserves, so the capacity it needs
+                // accumulates rather than going to smaller asks.
+                self.serve_gang(app_id, &key, &ask, within_limits, now, fx)
+            } else if !within_limits {
+                0
+            } else if let Some(node) = self.place(key.capability) {
+                self.allocate_container(app_id, &node, key.capability, key.priority, false, ask.since, now, fx);
+                1
+            } else {
+                0
+            };
+            if granted > 0 {
                 if let Some(app) = self.apps.get_mut(&app_id) {
-                    if granted == ask.count {
-                        app.asks.remove(&key);
-                    } else if let Some(a) = app.asks.get_mut(&key) {
-                        a.count -= granted;
+                    match app.asks.get_mut(&key) {
+                        Some(a) if a.count > granted => a.count -= granted,
+                        _ => {
+                            app.asks.remove(&key);
+                        }
                     }
                 }
+                return true;
             }
-            self.wake(app_id, fx);
+        }
+        false
+    }
+
+    /// Tells users why an application waits for its ApplicationMaster container.
+    fn set_waiting_reason(&mut self, app: ApplicationId, why: String) {
+        if let Some(app) = self.apps.get_mut(&app)
+            && app.state == AppState::Accepted
+        {
+            app.diagnostics = why;
         }
     }
 
-    /// Places containers of a plain ask one by one while they fit; returns how many.
-    fn serve(&mut self, app_id: ApplicationId, key: &AskKey, ask: &Ask, now: Millis, fx: &mut impl Effects) -> u32 {
-        let mut granted = 0;
-        while granted < ask.count {
-            let Some(node) = self.place(key.capability) else { break };
-            self.allocate_container(app_id, &node, key.capability, key.priority, false, ask.since, now, fx);
-            granted += 1;
-        }
-        granted
-    }
-
-    /// Places a whole gang at once if it fits; otherwise lets it hold the gang reservation (if
-    /// free), so capacity it needs accumulates instead of going to later asks.
+    /// Places a whole gang at once if queue limits allow and it fits; otherwise lets it hold the
+    /// gang reservation (if free), so capacity it needs accumulates instead of going to later asks.
     fn serve_gang(
         &mut self,
         app_id: ApplicationId,
         key: &AskKey,
         ask: &Ask,
+        within_limits: bool,
         now: Millis,
         fx: &mut impl Effects,
     ) -> u32 {
@@ -107,7 +172,7 @@ impl Core {
         if self.gang_reservation.is_some() && !holds_reservation {
             return 0; // Only the reserving gang may be placed: it must not be overtaken by another.
         }
-        let Some(nodes) = self.place_gang(key.capability, ask.count) else {
+        let Some(nodes) = self.place_gang(key.capability, ask.count).filter(|_| within_limits) else {
             let yielding =
                 self.gang_yielding.as_ref().is_some_and(|(a, k, until)| *a == app_id && k == key && now < *until);
             if self.gang_reservation.is_none() && !yielding {

@@ -12,11 +12,12 @@ use weft_common::token::{self, AmToken, ContainerToken, MasterKey};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
 use super::*;
+use crate::queues::{QueuesConfig, SchedulerMode};
 use crate::store::{MemoryStore, StateStore};
 
 const MB: u64 = 1;
 
-fn config() -> CoreConfig {
+pub(super) fn config() -> CoreConfig {
     CoreConfig {
         cluster_ts: 1_000,
         epoch: 1,
@@ -33,37 +34,42 @@ fn config() -> CoreConfig {
         container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
         am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
         rm_addresses: vec!["http://127.0.0.1:8088".into()],
+        queues: QueuesConfig { scheduler: SchedulerMode::Fifo, ..QueuesConfig::default() },
     }
 }
 
-struct Env {
-    core: Core,
-    fx: RecordingEffects,
-    now: Millis,
+pub(super) struct Env {
+    pub(super) core: Core,
+    pub(super) fx: RecordingEffects,
+    pub(super) now: Millis,
     next_req: ReqId,
 }
 
 impl Env {
-    fn new() -> Self {
-        Self { core: Core::new(config()), fx: RecordingEffects::default(), now: 10_000, next_req: 1 }
+    pub(super) fn new() -> Self {
+        Self::with_config(config())
     }
 
-    fn step(&mut self, event: Event) {
+    pub(super) fn with_config(cfg: CoreConfig) -> Self {
+        Self { core: Core::new(cfg).unwrap(), fx: RecordingEffects::default(), now: 10_000, next_req: 1 }
+    }
+
+    pub(super) fn step(&mut self, event: Event) {
         self.core.handle(event, self.now, &mut self.fx);
         self.fx.clear_observations();
     }
 
-    fn req(&mut self) -> ReqId {
+    pub(super) fn req(&mut self) -> ReqId {
         self.next_req += 1;
         self.next_req
     }
 
-    fn advance(&mut self, ms: u64) {
+    pub(super) fn advance(&mut self, ms: u64) {
         self.now += ms;
         self.step(Event::Tick);
     }
 
-    fn add_node(&mut self, name: &str, memory_mb: u64, vcores: u32) -> NodeId {
+    pub(super) fn add_node(&mut self, name: &str, memory_mb: u64, vcores: u32) -> NodeId {
         let node_id = NodeId(format!("{name}:8042"));
         let req = self.req();
         let request = RegisterNodeRequest {
@@ -79,7 +85,7 @@ impl Env {
         node_id
     }
 
-    fn heartbeat(
+    pub(super) fn heartbeat(
         &mut self,
         node: &NodeId,
         containers: Vec<ContainerReport>,
@@ -91,14 +97,14 @@ impl Env {
         r
     }
 
-    fn new_app_id(&mut self) -> ApplicationId {
+    pub(super) fn new_app_id(&mut self) -> ApplicationId {
         let req = self.req();
         self.step(Event::NewApplication { req });
         let Reply::NewApplication(Ok(r)) = self.fx.take_reply(req) else { panic!() };
         r.application_id
     }
 
-    fn context(id: ApplicationId) -> ApplicationSubmissionContext {
+    pub(super) fn context(id: ApplicationId) -> ApplicationSubmissionContext {
         ApplicationSubmissionContext {
             application_id: Some(id),
             application_name: Some("t".into()),
@@ -111,7 +117,7 @@ impl Env {
         }
     }
 
-    fn submit_with(&mut self, ctx: ApplicationSubmissionContext) -> Result<ApplicationId, CoreError> {
+    pub(super) fn submit_with(&mut self, ctx: ApplicationSubmissionContext) -> Result<ApplicationId, CoreError> {
         let req = self.req();
         let id = ctx.application_id;
         self.step(Event::Submit { req, user: "alice".into(), context: Box::new(ctx) });
@@ -126,13 +132,13 @@ impl Env {
         r
     }
 
-    fn submit(&mut self) -> ApplicationId {
+    pub(super) fn submit(&mut self) -> ApplicationId {
         let id = self.new_app_id();
         self.submit_with(Self::context(id)).unwrap()
     }
 
     /// Submits an app and brings its AM to RUNNING; returns the AM launch.
-    fn running_app(&mut self) -> (ApplicationId, AmLaunch) {
+    pub(super) fn running_app(&mut self) -> (ApplicationId, AmLaunch) {
         let id = self.submit();
         let launch = self.fx.take_launches().pop().expect("AM launched");
         self.step(Event::AmLaunched { container: launch.container_id });
@@ -143,7 +149,7 @@ impl Env {
         (id, launch)
     }
 
-    fn allocate(
+    pub(super) fn allocate(
         &mut self,
         attempt: AttemptId,
         request: AllocateRequest,
@@ -156,16 +162,16 @@ impl Env {
         })
     }
 
-    fn app(&self, id: ApplicationId) -> &App {
+    pub(super) fn app(&self, id: ApplicationId) -> &App {
         self.core.app(id).expect("app exists")
     }
 
-    fn stops(&mut self) -> Vec<ContainerId> {
+    pub(super) fn stops(&mut self) -> Vec<ContainerId> {
         self.fx.take_stops().into_iter().map(|s| s.container_id).collect()
     }
 }
 
-fn ask(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
+pub(super) fn ask(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
     ResourceRequest {
         priority,
         capability: Resource::new(memory_mb, 1),
@@ -176,7 +182,7 @@ fn ask(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
     }
 }
 
-fn done(id: ContainerId, exit: i32) -> ContainerReport {
+pub(super) fn done(id: ContainerId, exit: i32) -> ContainerReport {
     ContainerReport {
         container_id: id,
         state: NmContainerState::Complete,
@@ -187,7 +193,7 @@ fn done(id: ContainerId, exit: i32) -> ContainerReport {
     }
 }
 
-fn running(id: ContainerId) -> ContainerReport {
+pub(super) fn running(id: ContainerId) -> ContainerReport {
     ContainerReport {
         container_id: id,
         state: NmContainerState::Running,
@@ -581,7 +587,7 @@ async fn restart_lists_finished_apps_and_gives_unfinished_apps_a_new_attempt() {
     let mut cfg = config();
     cfg.cluster_ts = 2_000;
     cfg.epoch = epoch2;
-    let mut core = Core::new(cfg);
+    let mut core = Core::new(cfg).unwrap();
     let mut fx = RecordingEffects::default();
     core.recover(store.load().await.unwrap(), 50_000, &mut fx).unwrap();
     assert_eq!(core.app(done_app).unwrap().state, AppState::Finished);
@@ -634,8 +640,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// No idle capacity while an eligible ask waits. The documented exception: capacity held back
-/// for a waiting gang.
+/// No idle capacity while an ask that queue limits allow waits. The documented exception:
+/// capacity held back for a waiting gang.
 fn work_conserving(core: &Core) -> Result<(), String> {
     if core.gang_reservation().is_some() {
         return Ok(());
@@ -645,10 +651,40 @@ fn work_conserving(core: &Core) -> Result<(), String> {
             Some(_) => vec![app.am_resource],
             None => app.asks.iter().filter(|(_, a)| !a.gang).map(|(k, _)| k.capability).collect(),
         };
+        let is_am = app.am_ask_since.is_some();
+        let leaf = app.queue_index.expect("a queued app");
         for r in wanted {
+            if core.hierarchy().blocked(leaf, &app.user, r, is_am).is_some() {
+                continue; // held back by a queue limit, not idle capacity
+            }
             if let Some(n) = core.nodes().find(|n| n.state.is_usable() && n.free().fits(&r)) {
                 return Err(format!("{} waits for {r} while {} has {} free", app.id, n.id, n.free()));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Capacity tree for the property test: different guarantees and maxima, user limits on.
+const CAPACITY_TREE: &str = "scheduler: capacity
+queues:
+  prod: {capacity: 60%, max-capacity: 80%, queues: {etl: {capacity: 70%}, web: {capacity: 30%, max-capacity: 50%}}}
+  adhoc: {capacity: 40%, max-capacity: 60%, user-limit-factor: 2, max-am-resource-percent: 0.5}
+";
+
+fn capacity_env() -> Env {
+    let mut cfg = config();
+    cfg.queues = QueuesConfig::parse(CAPACITY_TREE, "queues.yaml").unwrap();
+    Env::with_config(cfg)
+}
+
+/// No queue above its maximum, unless the cluster shrank under it (nodes were lost).
+fn within_maxima(core: &Core) -> Result<(), String> {
+    let tree = core.hierarchy().tree();
+    for (i, q) in tree.queues.iter().enumerate() {
+        let used = core.hierarchy().usage(i).used;
+        if !q.maximum.fits(&used) {
+            return Err(format!("queue {} uses {used}, above its maximum {}", q.path, q.maximum));
         }
     }
     Ok(())
@@ -658,7 +694,17 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn random_operations_keep_the_core_consistent(ops in proptest::collection::vec(op(), 1..120)) {
-        let mut env = Env::new();
+        random_operations(Env::new(), &["default"], ops)?;
+    }
+
+    #[test]
+    fn random_operations_keep_queues_within_limits(ops in proptest::collection::vec(op(), 1..120)) {
+        random_operations(capacity_env(), &["etl", "web", "adhoc"], ops)?;
+    }
+}
+
+fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), TestCaseError> {
+    {
         let mut nodes: Vec<NodeId> = Vec::new();
         let mut silent: Vec<NodeId> = Vec::new();
         let mut apps: Vec<ApplicationId> = Vec::new();
@@ -668,7 +714,10 @@ proptest! {
                 Op::Submit => {
                     let id = env.new_app_id();
                     let req = env.req();
-                    env.step(Event::Submit { req, user: "u".into(), context: Box::new(Env::context(id)) });
+                    let mut context = Env::context(id);
+                    context.queue = Some(queues[apps.len() % queues.len()].to_owned());
+                    let user = format!("u{}", apps.len() % 3);
+                    env.step(Event::Submit { req, user, context: Box::new(context) });
                     env.step(Event::Persisted);
                     apps.push(id);
                 }
@@ -720,23 +769,28 @@ proptest! {
             }
             prop_assert!(env.core.check_invariants().is_ok());
             prop_assert_eq!(work_conserving(&env.core), Ok(()));
+            // Lost nodes shrink the cluster and with it every maximum.
+            if silent.is_empty() {
+                prop_assert_eq!(within_maxima(&env.core), Ok(()));
+            }
             env.fx.replies.clear();
             env.fx.launches.clear();
             env.fx.stops.clear();
             env.fx.persisted.clear();
         }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Gang asks.
 
-fn gang(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
+pub(super) fn gang(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
     ResourceRequest { gang: true, ..ask(priority, memory_mb, n) }
 }
 
 /// Sends one allocate for `attempt` with the attempt's current response id.
-fn allocate_now(env: &mut Env, app: ApplicationId, asks: Vec<ResourceRequest>) -> AllocateResponse {
+pub(super) fn allocate_now(env: &mut Env, app: ApplicationId, asks: Vec<ResourceRequest>) -> AllocateResponse {
     let attempt = env.app(app).current_attempt().unwrap();
     let (id, response_id) = (attempt.id, attempt.response_id);
     env.allocate(id, AllocateRequest { response_id, asks, ..Default::default() }).unwrap().unwrap()

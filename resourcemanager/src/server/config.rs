@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use weft_common::Resource;
 
+use crate::queues::{QueueConfigError, QueuesConfig, SchedulerMode};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RmConfig {
@@ -38,21 +40,15 @@ pub enum StoreConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct SchedulerConfig {
-    /// Only `fifo` until the capacity and fair schedulers land.
-    #[serde(rename = "type")]
-    pub kind: SchedulerKind,
+    /// Queue file selecting the scheduler (capacity, fair or fifo) and describing the queue
+    /// tree; without one, FIFO over a single `root.default` queue.
+    pub queues_file: Option<PathBuf>,
     /// Requests are rounded up to multiples of this (YARN: 1024 MB / 1 vcore; Weft: 128 MB).
     pub minimum_allocation: ResourceConfig,
     /// Requests above this are rejected.
     pub maximum_allocation: ResourceConfig,
     /// How long the oldest waiting gang ask may hold capacity back before another gang's turn.
     pub gang_reservation_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SchedulerKind {
-    Fifo,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +104,7 @@ impl Default for RmConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
-            kind: SchedulerKind::Fifo,
+            queues_file: None,
             minimum_allocation: ResourceConfig { memory_mb: 128, vcores: 1 },
             maximum_allocation: ResourceConfig { memory_mb: 8192, vcores: 4 },
             gang_reservation_timeout_ms: 300_000,
@@ -166,6 +162,14 @@ impl RmConfig {
             return Err(invalid("tick-interval-ms", "must be positive".into()));
         }
         Ok(())
+    }
+
+    /// The queue configuration in force: the queues file, or FIFO over one default queue.
+    pub fn load_queues(&self) -> Result<QueuesConfig, QueueConfigError> {
+        match &self.scheduler.queues_file {
+            Some(path) => QueuesConfig::load(path),
+            None => Ok(QueuesConfig { scheduler: SchedulerMode::Fifo, ..QueuesConfig::default() }),
+        }
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, weft_common::config::ConfigError> {

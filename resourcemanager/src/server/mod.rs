@@ -36,6 +36,8 @@ pub enum RmError {
     Bind { addr: String, source: std::io::Error },
     #[error("state store")]
     Store(#[from] StoreError),
+    #[error("queue configuration")]
+    Queues(#[from] crate::queues::QueueConfigError),
     #[error("cannot recover state")]
     Recover(#[from] crate::core::CoreError),
     #[error("server error")]
@@ -160,9 +162,10 @@ pub async fn start(cfg: RmConfig, mut registry: Registry) -> Result<RmHandle, Rm
         container_token_key: MasterKey::generate(epoch),
         am_token_key: MasterKey::generate(epoch),
         rm_addresses: vec![rm_address.clone()],
+        queues: cfg.load_queues()?,
     };
     let am_token_key = core_cfg.am_token_key.clone();
-    let mut core = Core::new(core_cfg);
+    let mut core = Core::new(core_cfg)?;
     let mut fx = RecordingEffects::default();
     let apps = recovered.apps.len();
     core.recover(recovered, now, &mut fx)?;

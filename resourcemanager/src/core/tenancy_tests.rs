@@ -1,0 +1,253 @@
+//! Multi-tenant scheduling in the core, stepped by hand: capacity and fair ordering over queue
+//! trees, limits and the diagnostics that explain them, ACLs, placement.
+
+use weft_common::protocol::{AllocateRequest, RegisterAmRequest, ResourceRequest};
+use weft_common::states::AppState;
+use weft_common::{ApplicationId, Resource};
+
+use super::tests::{Env, allocate_now, ask, config, done};
+use super::*;
+use crate::queues::QueuesConfig;
+
+fn env_with(queues_yaml: &str) -> Env {
+    let mut cfg = config();
+    cfg.queues = QueuesConfig::parse(queues_yaml, "queues.yaml").expect("valid queue config");
+    cfg.max_allocation = Resource::new(65_536, 64);
+    Env::with_config(cfg)
+}
+
+/// Submits as `user` to `queue` with an AM of `am`; the submit's outcome.
+fn submit_as(env: &mut Env, user: &str, queue: Option<&str>, am: Resource) -> Result<ApplicationId, CoreError> {
+    let id = env.new_app_id();
+    let mut context = Env::context(id);
+    context.queue = queue.map(str::to_owned);
+    context.resource = Some(am);
+    let req = env.req();
+    env.step(Event::Submit { req, user: user.into(), context: Box::new(context) });
+    if env.fx.has_reply(req) {
+        let Reply::Submit(r) = env.fx.take_reply(req) else { panic!() };
+        return r;
+    }
+    env.step(Event::Persisted);
+    let Reply::Submit(r) = env.fx.take_reply(req) else { panic!() };
+    r
+}
+
+/// Launches and registers the AM of `app` (its container must have been allocated).
+fn start_am(env: &mut Env, app: ApplicationId) {
+    let launches = env.fx.take_launches();
+    let (mine, others): (Vec<AmLaunch>, Vec<AmLaunch>) = launches.into_iter().partition(|l| l.container_id.app() == app);
+    env.fx.launches = others;
+    let launch = mine.into_iter().next().unwrap_or_else(|| panic!("no AM launch for {app}"));
+    env.step(Event::AmLaunched { container: launch.container_id });
+    let req = env.req();
+    env.step(Event::AmRegister { req, attempt: launch.container_id.attempt, request: RegisterAmRequest::default() });
+    assert!(matches!(env.fx.take_reply(req), Reply::AmRegister(Ok(_))));
+}
+
+/// Containers (the AM included) an app holds.
+fn held(env: &Env, app: ApplicationId) -> usize {
+    env.app(app).containers.len()
+}
+
+const SLOT: u64 = 1024;
+
+fn slot() -> Resource {
+    Resource::new(SLOT, 1)
+}
+
+#[test]
+fn capacity_70_30_b_reaches_its_guarantee_as_a_gives_back_and_a_keeps_the_rest() {
+    let mut env = env_with(
+        "scheduler: capacity\nqueues:\n  a: {capacity: 70%, user-limit-factor: -1}\n  b: {capacity: 30%, user-limit-factor: -1}\n",
+    );
+    let node = env.add_node("n1", 10 * SLOT, 100);
+    let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
+    start_am(&mut env, a);
+    // A fills the idle cluster: elastic beyond its 70% up to its 100% maximum.
+    let r = allocate_now(&mut env, a, vec![ask(1, SLOT, 50)]);
+    assert_eq!(r.allocated.len(), 9);
+    assert_eq!(held(&env, a), 10);
+    let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
+    assert_eq!(env.app(b).state, AppState::Accepted);
+    assert!(env.app(b).diagnostics.contains("waiting for a node"), "{}", env.app(b).diagnostics);
+
+    // A's containers finish one by one while A still wants more: each freed slot goes to the
+    // queue furthest below its guarantee.
+    let mut a_containers: Vec<ContainerId> = r.allocated.iter().map(|c| c.id).collect();
+    for round in 0..6 {
+        let finished = a_containers.remove(0);
+        env.heartbeat(&node, vec![done(finished, 0)]);
+        if round == 0 {
+            start_am(&mut env, b);
+            allocate_now(&mut env, b, vec![ask(1, SLOT, 50)]);
+        }
+        let got = allocate_now(&mut env, a, vec![]);
+        a_containers.extend(got.allocated.iter().map(|c| c.id));
+        let _ = allocate_now(&mut env, b, vec![]);
+    }
+    assert_eq!((held(&env, a), held(&env, b)), (7, 3), "70/30 of 10 slots");
+    let tree = env.core.hierarchy().tree();
+    let b_queue = tree.find("root.b").unwrap();
+    assert_eq!(env.core.hierarchy().usage(b_queue).used, Resource::new(3 * SLOT, 3));
+    env.fx.replies.clear();
+}
+
+#[test]
+fn fair_weights_1_1_2_converge_to_25_25_50() {
+    let mut env = env_with(
+        "scheduler: fair\nplacement-rules:\n  - user\n  - reject\nqueues:\n  u1: {weight: 1}\n  u2: {weight: 1}\n  u3: {weight: 2}\n",
+    );
+    // Room for the three AMs only; the demand is in before the capacity that serves it.
+    env.add_node("ams", 3 * SLOT, 3);
+    let apps: Vec<ApplicationId> =
+        ["u1", "u2", "u3"].iter().map(|u| submit_as(&mut env, u, None, slot()).unwrap()).collect();
+    assert_eq!(env.app(apps[2]).queue, "root.u3", "the user rule placed it");
+    for app in &apps {
+        start_am(&mut env, *app);
+        allocate_now(&mut env, *app, vec![ask(1, SLOT, 100)]);
+    }
+    env.add_node("workers", 40 * SLOT, 400);
+    let tasks: Vec<usize> = apps.iter().map(|a| held(&env, *a) - 1).collect();
+    assert_eq!(tasks, vec![10, 10, 20], "25% / 25% / 50% of the 40 worker slots");
+    env.fx.replies.clear();
+}
+
+#[test]
+fn drf_gives_memory_heavy_and_cpu_heavy_apps_equal_dominant_shares() {
+    // The classic DRF example scaled 10×: 90 vcores and 180 GB; A's tasks <1 vcore, 4 GB>
+    // (memory-dominant), B's <3 vcores, 1 GB> (CPU-dominant).
+    let mut env =
+        env_with("scheduler: fair\ndefaults: {scheduling-policy: drf}\nqueues:\n  a: {weight: 1}\n  b: {weight: 1}\n");
+    let tiny_am = Resource::new(128, 1);
+    env.add_node("ams", 256, 2);
+    let a = submit_as(&mut env, "ann", Some("a"), tiny_am).unwrap();
+    let b = submit_as(&mut env, "bo", Some("b"), tiny_am).unwrap();
+    start_am(&mut env, a);
+    start_am(&mut env, b);
+    let a_task = ResourceRequest { capability: Resource::new(4096, 1), ..ask(1, 4096, 100) };
+    let b_task = ResourceRequest { capability: Resource::new(1024, 3), ..ask(1, 1024, 100) };
+    allocate_now(&mut env, a, vec![a_task]);
+    allocate_now(&mut env, b, vec![b_task]);
+    let cluster = Resource::new(180 * 1024, 90);
+    env.add_node("n1", cluster.memory_mb, cluster.vcores);
+    let cluster = cluster + Resource::new(256, 2);
+    let (ua, ub) = (env.app(a).used, env.app(b).used);
+    let (da, db) = (ua.dominant_share(&cluster), ub.dominant_share(&cluster));
+    // CPU runs out first. Until then dominant shares stay within one task of each other; at
+    // the end, only A's 1-vcore tasks still fit the last vcores.
+    let (a_tasks, b_tasks) = (ua.vcores - 1, (ub.vcores - 1) / 3);
+    eprintln!("DRF: A {a_tasks} tasks ({ua}, {da:.3}), B {b_tasks} tasks ({ub}, {db:.3})");
+    assert_eq!(b_tasks, 20, "B's CPU-heavy tasks: {ub}");
+    assert_eq!(a_tasks, 30, "A's memory-heavy tasks: {ua}");
+    assert!((da - db).abs() < 0.07, "dominant shares {da:.3} vs {db:.3}");
+    // Memory-only fairness would have given B about 27 tasks instead.
+    env.fx.replies.clear();
+}
+
+#[test]
+fn user_limit_factor_1_caps_a_single_user_at_the_queue_guarantee_and_2_lets_it_double() {
+    for (factor, expected) in [(1, 5), (2, 10)] {
+        let yaml = format!(
+            "scheduler: capacity\nqueues:\n  a: {{capacity: 50%, user-limit-factor: {factor}}}\n  b: {{capacity: 50%}}\n"
+        );
+        let mut env = env_with(&yaml);
+        env.add_node("n1", 10 * SLOT, 100);
+        let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
+        start_am(&mut env, app);
+        allocate_now(&mut env, app, vec![ask(1, SLOT, 50)]);
+        assert_eq!(held(&env, app), expected, "user-limit-factor {factor} on an idle cluster");
+        env.fx.replies.clear();
+    }
+}
+
+#[test]
+fn am_limit_holds_apps_in_accepted_and_says_which_limit() {
+    let mut env = env_with("scheduler: capacity\nqueues:\n  default: {capacity: 100%, max-am-resource-percent: 0.1}\n");
+    env.add_node("n1", 10 * SLOT, 100);
+    let half = Resource::new(SLOT / 2, 1);
+    let first = submit_as(&mut env, "ann", None, half).unwrap();
+    let second = submit_as(&mut env, "ann", None, half).unwrap();
+    let third = submit_as(&mut env, "ann", None, half).unwrap();
+    assert_eq!(env.fx.take_launches().len(), 2, "1 GiB of AMs fit the 10% limit");
+    let app = env.app(third);
+    assert_eq!(app.state, AppState::Accepted);
+    assert!(app.diagnostics.contains("AM resource limit") && app.diagnostics.contains("max-am-resource-percent"), "{}", app.diagnostics);
+    // When an AM ends, the waiting app starts and its diagnostics clear.
+    let req = env.req();
+    env.step(Event::Kill { req, app: first, diagnostics: None });
+    let _ = env.fx.take_reply(req);
+    assert_eq!(env.fx.take_launches().len(), 1);
+    assert_eq!(env.app(third).diagnostics, "");
+    let _ = (second, env.stops());
+}
+
+#[test]
+fn max_parallel_apps_queue_and_user_limits_hold_apps_with_diagnostics() {
+    let mut env = env_with(
+        "scheduler: capacity\nusers:\n  bo: {max-parallel-apps: 1}\nqueues:\n  default: {capacity: 100%, max-parallel-apps: 2, max-am-resource-percent: 1.0}\n",
+    );
+    env.add_node("n1", 10 * SLOT, 100);
+    let _bo1 = submit_as(&mut env, "bo", None, slot()).unwrap();
+    let bo2 = submit_as(&mut env, "bo", None, slot()).unwrap();
+    assert!(env.app(bo2).diagnostics.contains("user bo runs the maximum of 1"), "{}", env.app(bo2).diagnostics);
+    let _ann1 = submit_as(&mut env, "ann", None, slot()).unwrap();
+    let ann2 = submit_as(&mut env, "ann", None, slot()).unwrap();
+    assert!(env.app(ann2).diagnostics.contains("max-parallel-apps"), "{}", env.app(ann2).diagnostics);
+    assert_eq!(env.fx.take_launches().len(), 2);
+}
+
+#[test]
+fn stopped_queues_acls_and_application_limits_refuse_submissions() {
+    let mut env = env_with(
+        "scheduler: capacity\nroot: {acl-submit-applications: \" \"}\nqueues:\n  open: {capacity: 40%, acl-submit-applications: \"*\", max-applications: 1}\n  team: {capacity: 40%, acl-submit-applications: \"ann devs\"}\n  old: {capacity: 20%, state: stopped, acl-submit-applications: \"*\"}\nusers:\n  dee: {groups: [devs]}\n",
+    );
+    env.add_node("n1", 10 * SLOT, 100);
+    assert_eq!(submit_as(&mut env, "bo", Some("old"), slot()), Err(CoreError::QueueStopped("root.old".into())));
+    let denied = submit_as(&mut env, "bo", Some("team"), slot()).unwrap_err();
+    assert_eq!(denied, CoreError::SubmitDenied { user: "bo".into(), queue: "root.team".into() });
+    assert_eq!(denied.describe().status, 403);
+    assert!(submit_as(&mut env, "ann", Some("team"), slot()).is_ok(), "named in the ACL");
+    assert!(submit_as(&mut env, "dee", Some("team"), slot()).is_ok(), "in an allowed group");
+    assert!(submit_as(&mut env, "bo", Some("open"), slot()).is_ok());
+    assert_eq!(submit_as(&mut env, "bo", Some("open"), slot()), Err(CoreError::QueueFull { queue: "root.open".into(), max: 1 }));
+    assert!(matches!(submit_as(&mut env, "bo", Some("root"), slot()), Err(CoreError::NotALeafQueue(_))));
+    assert!(matches!(submit_as(&mut env, "bo", Some("nope"), slot()), Err(CoreError::UnknownQueue(_))));
+}
+
+#[test]
+fn placement_rules_map_users_and_groups_and_can_reject() {
+    let mut env = env_with(
+        "scheduler: capacity\nusers:\n  gil: {groups: [ops]}\nplacement-rules:\n  - specified\n  - map-user: {user: cy, queue: root.b}\n  - map-group: {group: ops, queue: root.b}\n  - user\n  - reject\nqueues:\n  a: {capacity: 50%}\n  b: {capacity: 25%}\n  ann: {capacity: 25%}\n",
+    );
+    env.add_node("n1", 10 * SLOT, 100);
+    let queue_of = |env: &Env, id| env.app(id).queue.clone();
+    let id = submit_as(&mut env, "zed", Some("a"), slot()).unwrap();
+    assert_eq!(queue_of(&env, id), "a", "specified");
+    let id = submit_as(&mut env, "cy", None, slot()).unwrap();
+    assert_eq!(queue_of(&env, id), "b", "map-user");
+    let id = submit_as(&mut env, "gil", None, slot()).unwrap();
+    assert_eq!(queue_of(&env, id), "b", "map-group");
+    let id = submit_as(&mut env, "ann", None, slot()).unwrap();
+    assert_eq!(queue_of(&env, id), "ann", "user");
+    assert!(matches!(submit_as(&mut env, "zed", None, slot()), Err(CoreError::PlacementRejected { .. })));
+    let _ = env.fx.take_launches();
+}
+
+#[test]
+fn queue_max_capacity_limits_elasticity() {
+    let mut env = env_with(
+        "scheduler: capacity\nqueues:\n  a: {capacity: 50%, max-capacity: 60%, user-limit-factor: -1}\n  b: {capacity: 50%}\n",
+    );
+    env.add_node("n1", 10 * SLOT, 100);
+    let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
+    start_am(&mut env, app);
+    let r = allocate_now(&mut env, app, vec![ask(1, SLOT, 50)]);
+    assert_eq!(held(&env, app), 6, "capped at the 60% maximum");
+    assert_eq!(r.allocated.len(), 5);
+    let _ = env.allocate(
+        env.app(app).current_attempt().unwrap().id,
+        AllocateRequest { response_id: env.app(app).current_attempt().unwrap().response_id, ..Default::default() },
+    );
+    env.fx.replies.clear();
+}

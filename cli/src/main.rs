@@ -3,6 +3,7 @@
 
 mod client;
 mod daemons;
+mod queue;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,13 @@ enum Command {
         rm: RmOptions,
         #[command(subcommand)]
         command: client::NodeCommand,
+    },
+    /// Queues as the ResourceManager runs them: list, status.
+    Queue {
+        #[command(flatten)]
+        rm: RmOptions,
+        #[command(subcommand)]
+        command: queue::QueueCommand,
     },
     /// Container logs of an application.
     Logs {
@@ -122,6 +130,7 @@ fn main() -> std::process::ExitCode {
             Command::Up(args) => daemons::run_up(args).await.map(|()| 0),
             Command::App { rm, command } => client::run_app(command, &rm.addresses, &rm.user).await,
             Command::Node { rm, command } => client::run_node(command, &rm.addresses, &rm.user).await,
+            Command::Queue { rm, command } => queue::run_queue(command, &rm.addresses, &rm.user).await,
             Command::Logs { rm, args } => client::run_logs(args, &rm.addresses, &rm.user).await,
             Command::Dshell(args) => weft_frameworks::dshell::run_client(args).await,
             Command::DshellAm(args) => weft_frameworks::dshell::run_am(args).await.map(|()| 0),

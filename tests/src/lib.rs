@@ -68,6 +68,8 @@ pub struct ClusterOptions {
     pub am_expiry_ms: u64,
     pub max_attempts: u32,
     pub kill_grace_ms: u64,
+    /// Contents of a queues file for the RM (`scheduler.queues-file`); FIFO when absent.
+    pub queues_yaml: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -82,6 +84,7 @@ impl Default for ClusterOptions {
             am_expiry_ms: 10_000,
             max_attempts: 2,
             kill_grace_ms: 500,
+            queues_yaml: None,
         }
     }
 }
@@ -264,6 +267,14 @@ impl Drop for Cluster {
 }
 
 fn spawn_rm(dir: &Path, port: u16, o: &ClusterOptions) -> anyhow::Result<Daemon> {
+    let queues_file = match &o.queues_yaml {
+        Some(yaml) => {
+            let path = dir.join("queues.yaml");
+            std::fs::write(&path, yaml)?;
+            format!("scheduler:\n  queues-file: {}\n", path.display())
+        }
+        None => String::new(),
+    };
     let config = format!(
         "bind: 127.0.0.1:{port}\ndata-dir: {dir}/rm\nnodemanagers:\n  heartbeat-interval-ms: {hb}\n  expiry-ms: {exp}\napplications:\n  max-attempts: {att}\n  am-expiry-ms: {am}\n  finished-app-container-grace-ms: 2000\ntick-interval-ms: 50\n",
         dir = dir.display(),
@@ -273,7 +284,7 @@ fn spawn_rm(dir: &Path, port: u16, o: &ClusterOptions) -> anyhow::Result<Daemon>
         am = o.am_expiry_ms,
     );
     let path = dir.join("rm.yaml");
-    std::fs::write(&path, config)?;
+    std::fs::write(&path, config + &queues_file)?;
     spawn_daemon("rm", dir, &["rm", "--config", &path.to_string_lossy()])
 }
 

@@ -557,3 +557,48 @@ fn a_ten_container_gang_waits_while_nine_fit_then_starts_all_at_once() {
     assert_eq!(allocated_at.len(), 1, "all ten were allocated in one step: {allocated_at:?}");
     c.assert_all_alive().unwrap();
 }
+
+#[test]
+fn preemption_gives_queue_b_its_guarantee_and_only_a_loses_containers_with_102() {
+    let queues = "scheduler: capacity
+preemption: {enabled: true, monitoring-interval-ms: 500, max-wait-before-kill-ms: 2000, natural-termination-factor: 1.0, total-preemption-per-round: 1.0}
+queues:
+  a: {capacity: 70%, user-limit-factor: -1, max-am-resource-percent: 0.5}
+  b: {capacity: 30%, user-limit-factor: -1, max-am-resource-percent: 0.5}
+";
+    // 2 × 1280 MB = 20 slots of 128 MB; B's guarantee is 6 slots.
+    let mut c = Cluster::start(ClusterOptions {
+        nm_memory_mb: 1280,
+        nm_vcores: 64,
+        queues_yaml: Some(queues.into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let (mut a, a_id) = dshell_background(&c, &["--queue", "a", "--containers", "40", "--memory-mb", "128", "--", "sleep 600"]);
+    wait_for("A to fill the cluster", MINUTE, || {
+        let m = c.get("/ws/v1/cluster/metrics").ok()?;
+        (m["clusterMetrics"]["availableMB"] == 0).then_some(())
+    })
+    .unwrap();
+    let out = c.weft(&["dshell", "--queue", "b", "--containers", "4", "--memory-mb", "128", "--", "true"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "B gets room through preemption and succeeds: {stdout}");
+    let b_id = app_id_in(&stdout).unwrap();
+    assert_eq!(c.app(&b_id).unwrap()["queue"], "b");
+
+    let a_app = c.app(&a_id).unwrap();
+    assert_eq!(a_app["state"], "RUNNING", "A keeps running: {a_app}");
+    let a_containers = containers_of(&c, &a_app);
+    let preempted = a_containers.iter().filter(|w| w["containerExitStatus"] == -102).count();
+    assert!(preempted >= 1, "A lost containers to preemption: {a_containers:#?}");
+    let other_endings: Vec<&Value> = a_containers
+        .iter()
+        .filter(|w| w["containerState"] == "COMPLETE" && w["containerExitStatus"] != -102)
+        .collect();
+    assert!(other_endings.is_empty(), "nothing else of A was killed: {other_endings:#?}");
+    let (_, text) = http("GET", &format!("{}/metrics", c.rm_url()), None, "text/plain").unwrap();
+    assert!(text.lines().any(|l| l.starts_with("weft_rm_containers_preempted_total ") && !l.ends_with(" 0")), "{text}");
+    let _ = c.call("PUT", &format!("/ws/v1/cluster/apps/{a_id}/state?user.name=tester"), Some(&json!({"state": "KILLED"})));
+    let _ = a.wait();
+    c.assert_all_alive().unwrap();
+}

@@ -66,6 +66,10 @@ pub enum Observation {
         state: AppState,
     },
     NodeLost,
+    /// The preemption monitor chose a container (its AM is told).
+    PreemptionMarked,
+    /// A marked container outlived its grace period and was killed.
+    ContainerPreempted,
 }
 
 pub trait Effects {

@@ -18,6 +18,7 @@ pub mod invariants;
 pub mod lifecycle;
 pub mod model;
 pub mod preemption;
+pub mod preemption_monitor;
 pub mod scheduler;
 
 #[cfg(test)]
@@ -28,7 +29,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_common::protocol::{
-    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
+    AllocateRequest, AllocateResponse, AmCommand, PreemptionMessage, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
     NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterAmRequest, RegisterAmResponse,
     RegisterNodeRequest, RegisterNodeResponse, am_env,
 };
@@ -47,6 +48,7 @@ pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation, No
 use crate::queues::{QueuesConfig, SchedulerMode};
 use crate::store::{AppRecord, AttemptRecord, RecoveredState, StoreOp};
 pub use hierarchy::Hierarchy;
+use crate::queues::QueueIndex;
 
 /// The queue every application lands in until hierarchical queues arrive.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -184,6 +186,9 @@ pub struct Core {
     gang_reservation: Option<GangReservation>,
     /// The gang whose reservation last timed out, and until when it may not reserve again.
     gang_yielding: Option<(ApplicationId, AskKey, Millis)>,
+    /// Containers chosen for preemption and not yet gone.
+    preemption_marks: BTreeMap<ContainerId, preemption_monitor::PreemptionMark>,
+    last_preemption_round: Millis,
 }
 
 impl Core {
@@ -203,6 +208,8 @@ impl Core {
             counters: Counters::default(),
             gang_reservation: None,
             gang_yielding: None,
+            preemption_marks: BTreeMap::new(),
+            last_preemption_round: 0,
         })
     }
 
@@ -235,6 +242,9 @@ impl Core {
     }
     pub fn hierarchy(&self) -> &Hierarchy {
         &self.hierarchy
+    }
+    pub fn preemption_marks(&self) -> &BTreeMap<ContainerId, preemption_monitor::PreemptionMark> {
+        &self.preemption_marks
     }
     pub fn gang_reservation(&self) -> Option<&GangReservation> {
         self.gang_reservation.as_ref()
@@ -819,7 +829,7 @@ impl Core {
         let limit = self.limit();
         let nodes = self.usable_nodes();
         let Some(attempt) = self.apps.get_mut(&app).and_then(|a| a.attempts.last_mut()) else { return };
-        if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() {
+        if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() && !attempt.preemption_news {
             return;
         }
         if let Some((req, _)) = attempt.parked.take() {
@@ -1029,6 +1039,7 @@ impl Core {
         stop_with: Option<i32>,
     ) {
         let Some(mut rc) = self.containers.remove(&id) else { return };
+        self.unmark(id);
         let _ = transition(&mut rc.state, ContainerState::Completed, &id);
         self.update_node(&rc.node_id, |node| {
             node.used -= rc.resource;
@@ -1219,6 +1230,7 @@ impl Core {
     // Timers.
 
     fn tick(&mut self, now: Millis, fx: &mut impl Effects) {
+        self.preemption_tick(now, fx);
         let lost: Vec<NodeId> = self
             .nodes
             .values()
@@ -1314,13 +1326,16 @@ fn build_response(
     am_command: Option<AmCommand>,
 ) -> AllocateResponse {
     attempt.response_id += 1;
+    attempt.preemption_news = false;
+    let preemption = (!attempt.preempting.is_empty())
+        .then(|| PreemptionMessage { strict: attempt.preempting.iter().copied().collect(), ..Default::default() });
     let resp = AllocateResponse {
         response_id: attempt.response_id,
         allocated: std::mem::take(&mut attempt.outbox_allocated),
         completed: std::mem::take(&mut attempt.outbox_completed),
         limit,
         num_cluster_nodes,
-        preemption: None,
+        preemption,
         am_command,
     };
     attempt.last_response = Some(resp.clone());

@@ -113,6 +113,10 @@ pub struct Attempt {
     pub outbox_completed: Vec<ContainerStatus>,
     /// A long-polled allocate waiting for something to deliver, and when it must be answered.
     pub parked: Option<(ReqId, Millis)>,
+    /// Containers of this attempt marked for preemption; repeated in every allocate response.
+    pub preempting: BTreeSet<ContainerId>,
+    /// A mark the AM has not been told about yet (wakes a long-polled allocate).
+    pub preemption_news: bool,
 }
 
 impl Attempt {
@@ -138,6 +142,8 @@ impl Attempt {
             outbox_allocated: Vec::new(),
             outbox_completed: Vec::new(),
             parked: None,
+            preempting: BTreeSet::new(),
+            preemption_news: false,
         }
     }
 }

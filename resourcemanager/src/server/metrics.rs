@@ -39,6 +39,8 @@ pub(super) struct RmMetrics {
     containers_completed: Family<ExitLabel, Counter>,
     apps_finished: Family<StateLabel, Counter>,
     nodes_lost: Counter,
+    preemptions_marked: Counter,
+    containers_preempted: Counter,
     allocation_latency: Family<KindLabel, Histogram>,
 }
 
@@ -62,6 +64,8 @@ impl RmMetrics {
             containers_completed: Family::default(),
             apps_finished: Family::default(),
             nodes_lost: Counter::default(),
+            preemptions_marked: Counter::default(),
+            containers_preempted: Counter::default(),
             allocation_latency: Family::new_with_constructor(latency_histogram),
         };
         let r = registry.sub_registry_with_prefix("weft_rm");
@@ -77,6 +81,8 @@ impl RmMetrics {
         r.register("containers_completed", "Containers completed, by exit status", m.containers_completed.clone());
         r.register("applications_finished", "Applications that reached a final state", m.apps_finished.clone());
         r.register("nodes_lost", "Nodes declared LOST", m.nodes_lost.clone());
+        r.register("preemptions_marked", "Containers chosen for preemption (their AM was told)", m.preemptions_marked.clone());
+        r.register("containers_preempted", "Containers killed by preemption after the grace period", m.containers_preempted.clone());
         r.register("allocation_latency_seconds", "Time from an ask to its allocation", m.allocation_latency.clone());
         m
     }
@@ -97,6 +103,12 @@ impl RmMetrics {
             }
             Observation::NodeLost => {
                 self.nodes_lost.inc();
+            }
+            Observation::PreemptionMarked => {
+                self.preemptions_marked.inc();
+            }
+            Observation::ContainerPreempted => {
+                self.containers_preempted.inc();
             }
         }
     }

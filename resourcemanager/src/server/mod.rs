@@ -11,6 +11,7 @@ pub mod config;
 mod launcher;
 mod metrics;
 mod rest;
+mod scheduler_view;
 mod views;
 
 use std::collections::HashMap;

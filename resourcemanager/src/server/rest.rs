@@ -26,7 +26,7 @@ use weft_common::token::{self, AmToken, MasterKey};
 use weft_common::{ApplicationId, AttemptId, NodeId};
 
 use super::metrics::RmMetrics;
-use super::{CoreGone, CoreHandle, now_ms, views};
+use super::{CoreGone, CoreHandle, now_ms, scheduler_view, views};
 use crate::core::{CoreError, Event, Reply};
 
 #[derive(Clone)]
@@ -50,6 +50,7 @@ pub(super) fn router(state: ServerState) -> Router {
         .route("/ws/v1/cluster/info", get(cluster_info))
         .route("/ws/v1/cluster/metrics", get(cluster_metrics))
         .route("/ws/v1/cluster/scheduler", get(scheduler))
+        .route("/ws/v1/weft/queues", get(weft_queues))
         .route("/ws/v1/cluster/apps", get(list_apps).post(submit))
         .route("/ws/v1/cluster/apps/new-application", post(new_application))
         .route("/ws/v1/cluster/apps/{id}", get(get_app))
@@ -231,7 +232,11 @@ async fn cluster_metrics(State(s): State<ServerState>) -> ApiResult<Response> {
 }
 
 async fn scheduler(State(s): State<ServerState>) -> ApiResult<Response> {
-    Ok(json(s.core.inspect(views::fifo_scheduler).await?))
+    Ok(json(s.core.inspect(scheduler_view::scheduler_info).await?))
+}
+
+async fn weft_queues(State(s): State<ServerState>) -> ApiResult<Response> {
+    Ok(json(s.core.inspect(scheduler_view::queue_list).await?))
 }
 
 async fn prometheus(State(s): State<ServerState>) -> ApiResult<Response> {

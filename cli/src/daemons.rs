@@ -194,38 +194,41 @@ pub fn parse_cluster_size(text: &str) -> Result<weft_common::Resource, String> {
 /// the effective configuration (defaults filled in); for a queues file, the effective queue tree
 /// with absolute guaranteed and maximum resources for `cluster`.
 pub fn check_config(path: &Path, kind: Option<ConfigKind>, cluster: weft_common::Resource) -> anyhow::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    let kind = kind.or_else(|| {
-        if name.contains("queue") || name.contains("scheduler") {
-            Some(ConfigKind::Queues)
-        } else if name.contains("nm") || name.contains("nodemanager") {
-            Some(ConfigKind::Nm)
-        } else if name.contains("rm") || name.contains("resourcemanager") {
-            Some(ConfigKind::Rm)
-        } else {
-            None
-        }
-    });
+    let kind = match kind {
+        Some(kind) => Some(kind),
+        None => guess_kind(path)?,
+    };
     let (what, effective) = match kind {
         Some(ConfigKind::Rm) => ("ResourceManager", serde_json::to_string_pretty(&RmConfig::load(path)?)?),
         Some(ConfigKind::Nm) => ("NodeManager", serde_json::to_string_pretty(&NmConfig::load(path)?)?),
         Some(ConfigKind::Queues) => {
             let config = QueuesConfig::load(path)?;
             let tree = QueueTree::resolve(&config, cluster).map_err(|problems| anyhow::anyhow!("{problems}"))?;
-            let mut text = format!("effective queues for a cluster of {cluster}:\n{}", tree.render_table());
-            for warning in &tree.warnings {
-                text.push_str(&format!("\nwarning: {warning}"));
-            }
-            ("queues", text)
+            ("queues", format!("effective queues for a cluster of {cluster}:\n{}", tree.render_table()))
         }
-        None => anyhow::bail!(
-            "cannot tell what kind of config {} is from its name; pass --kind rm, nm or queues",
-            path.display()
-        ),
+        None => anyhow::bail!("cannot tell what kind of config {} is; pass --kind rm, nm or queues", path.display()),
     };
     println!("{}: valid {what} configuration", path.display());
     println!("{effective}");
     Ok(())
+}
+
+/// Which kind of config a file is, from its top-level keys (each kind has keys the others lack).
+fn guess_kind(path: &Path) -> anyhow::Result<Option<ConfigKind>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let Ok(serde_json::Value::Object(top)) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
+        return Ok(None);
+    };
+    let has = |key: &str| top.contains_key(key);
+    Ok(if has("queues") || has("placement-rules") || top.get("scheduler").is_some_and(|v| v.is_string()) {
+        Some(ConfigKind::Queues)
+    } else if has("rm-addresses") || has("isolation") || has("resources") || has("work-dir") {
+        Some(ConfigKind::Nm)
+    } else if has("bind") || has("data-dir") || has("store") || has("scheduler") || has("nodemanagers") {
+        Some(ConfigKind::Rm)
+    } else {
+        None
+    })
 }
 
 /// `weft config import-yarn`: converts a YARN capacity-scheduler.xml or fair-scheduler.xml into a

@@ -115,6 +115,12 @@ fn init_logging() {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Rm { .. } | Command::Nm { .. } | Command::Up(_) | Command::DshellAm(_)) {
+        // Client commands end quietly when their output is piped into `head`, like other CLI
+        // tools; daemons keep Rust's default so a closed socket is an error, not a death.
+        // SAFETY: restoring a signal's default action before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

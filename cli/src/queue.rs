@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reqwest::Url;
 use reqwest::header::ACCEPT;
+use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 use weft_appmaster_sdk::{RETRYABLE_SUFFIX, RM_STANDBY};
@@ -15,6 +15,7 @@ use weft_common::Resource;
 use weft_common::error::ErrorBody;
 
 const QUEUES_PATH: &str = "/ws/v1/weft/queues";
+const RELOAD_PATH: &str = "/ws/v1/weft/queues/reload";
 /// A queue listing is one small read; an RM that takes longer is as good as down.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -32,6 +33,9 @@ pub enum QueueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Re-read the RM's queues file and switch to it atomically (queue administrators only); an
+    /// invalid file is refused and the running configuration stays
+    Reload,
 }
 
 /// One entry of `GET /ws/v1/weft/queues` (the fields the CLI shows; `--json` prints them all).
@@ -87,8 +91,28 @@ struct QueueUser {
 }
 
 pub async fn run_queue(cmd: QueueCommand, rm: &[String], user: &str) -> anyhow::Result<i32> {
-    let raw = match fetch_queues(rm, user).await? {
-        Fetched::Queues(raw) => raw,
+    if matches!(cmd, QueueCommand::Reload) {
+        return match call_rm(rm, user, Method::POST, RELOAD_PATH).await? {
+            Fetched::Answer(summary) => {
+                let list = |key: &str| summary[key].as_array().map_or(0, Vec::len);
+                println!(
+                    "reloaded {}: {} queue(s) added, {} removed, {} changed",
+                    summary["reloaded"].as_str().unwrap_or("the queues file"),
+                    list("added"),
+                    list("removed"),
+                    list("changed")
+                );
+                Ok(0)
+            }
+            Fetched::Refused(body) => {
+                report_refusal(&body);
+                Ok(1)
+            }
+        };
+    }
+    let raw = match call_rm(rm, user, Method::GET, QUEUES_PATH).await? {
+        Fetched::Answer(Value::Array(raw)) => raw,
+        Fetched::Answer(other) => anyhow::bail!("the ResourceManager's queue list is not a list: {other}"),
         Fetched::Refused(body) => {
             report_refusal(&body);
             return Ok(1);
@@ -99,6 +123,7 @@ pub async fn run_queue(cmd: QueueCommand, rm: &[String], user: &str) -> anyhow::
     match cmd {
         QueueCommand::List { json: true } => print_json(&Value::Array(raw))?,
         QueueCommand::List { json: false } => print!("{}", queues_table(&queues)),
+        QueueCommand::Reload => {} // answered above, before fetching the list
         QueueCommand::Status { queue, json } => {
             let index = match find_queue(&queues, &queue) {
                 Ok(index) => index,
@@ -119,19 +144,19 @@ pub async fn run_queue(cmd: QueueCommand, rm: &[String], user: &str) -> anyhow::
 }
 
 enum Fetched {
-    Queues(Vec<Value>),
+    Answer(Value),
     /// The RM answered with an error the user has to act on.
     Refused(ErrorBody),
 }
 
-/// Asks each RM address in turn; moves on when one is unreachable or a standby, as the SDK's
-/// failover does.
-async fn fetch_queues(rm: &[String], user: &str) -> anyhow::Result<Fetched> {
+/// Calls `path` on each RM address in turn; moves on when one is unreachable or a standby, as
+/// the SDK's failover does.
+async fn call_rm(rm: &[String], user: &str, method: Method, path: &str) -> anyhow::Result<Fetched> {
     let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().context("cannot build the HTTP client")?;
     let mut failures = Vec::new();
     for address in rm.iter().filter(|a| !a.trim().is_empty()) {
-        let url = queues_url(address, user)?;
-        let response = match http.get(url.clone()).header(ACCEPT, "application/json").send().await {
+        let url = rm_url(address, path, user)?;
+        let response = match http.request(method.clone(), url.clone()).header(ACCEPT, "application/json").send().await {
             Ok(response) => response,
             Err(e) => {
                 failures.push(format!("{url}: {e}"));
@@ -141,9 +166,9 @@ async fn fetch_queues(rm: &[String], user: &str) -> anyhow::Result<Fetched> {
         let status = response.status();
         let body = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
         if status.is_success() {
-            let queues: Vec<Value> = serde_json::from_slice(&body)
-                .with_context(|| format!("{url} did not answer with a JSON list of queues"))?;
-            return Ok(Fetched::Queues(queues));
+            let answer: Value =
+                serde_json::from_slice(&body).with_context(|| format!("{url} did not answer with JSON"))?;
+            return Ok(Fetched::Answer(answer));
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(error) if is_failover(&error) => failures.push(format!("{url}: {error}")),
@@ -166,12 +191,11 @@ fn is_failover(error: &ErrorBody) -> bool {
     code == RM_STANDBY || code.ends_with(RETRYABLE_SUFFIX)
 }
 
-/// `http://host:port[/prefix]` or a bare `host:port`, plus the queues path and `?user.name=`.
-fn queues_url(address: &str, user: &str) -> anyhow::Result<Url> {
+/// `http://host:port[/prefix]` or a bare `host:port`, plus `path` and `?user.name=`.
+fn rm_url(address: &str, path: &str, user: &str) -> anyhow::Result<Url> {
     let trimmed = address.trim().trim_end_matches('/');
     let base = if trimmed.contains("://") { trimmed.to_owned() } else { format!("http://{trimmed}") };
-    let mut url =
-        Url::parse(&format!("{base}{QUEUES_PATH}")).with_context(|| format!("invalid RM address {address:?}"))?;
+    let mut url = Url::parse(&format!("{base}{path}")).with_context(|| format!("invalid RM address {address:?}"))?;
     url.query_pairs_mut().append_pair("user.name", user);
     Ok(url)
 }
@@ -380,9 +404,12 @@ mod tests {
 
     #[test]
     fn addresses_get_a_scheme_the_path_and_the_user() {
-        assert_eq!(queues_url("rm1:8088/", "ann").unwrap().as_str(), "http://rm1:8088/ws/v1/weft/queues?user.name=ann");
         assert_eq!(
-            queues_url("http://rm1:8088/proxy", "a b").unwrap().as_str(),
+            rm_url("rm1:8088/", QUEUES_PATH, "ann").unwrap().as_str(),
+            "http://rm1:8088/ws/v1/weft/queues?user.name=ann"
+        );
+        assert_eq!(
+            rm_url("http://rm1:8088/proxy", QUEUES_PATH, "a b").unwrap().as_str(),
             "http://rm1:8088/proxy/ws/v1/weft/queues?user.name=a+b"
         );
     }

@@ -71,7 +71,14 @@ pub struct RegisterNodeRequest {
     pub containers: Vec<ContainerReport>,
     #[serde(default)]
     pub version: String,
+    /// Network location of the node, e.g. `/rack1` or `/dc1/rack7`, for rack-local placement.
+    /// `None` (older NMs) means [`DEFAULT_RACK`]; a name without the leading `/` gets one.
+    #[serde(default)]
+    pub rack: Option<String>,
 }
+
+/// The rack of nodes that name none (YARN's default topology answer).
+pub const DEFAULT_RACK: &str = "/default-rack";
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -180,9 +187,19 @@ pub struct ResourceRequest {
     pub priority: i32,
     pub capability: Resource,
     pub num_containers: u32,
-    /// Host name, rack, or `*` for anywhere.
+    /// Where the containers should run: a host (a node's host name, or its full `host:port`
+    /// node id), a rack (starts with `/`, e.g. `/rack1`), or `*` for anywhere.
+    ///
+    /// Unlike YARN's AMRMClient, which sends a node, a rack and a `*` request for every locality
+    /// ask, Weft's ask names only its preferred location and relaxes with time (delay
+    /// scheduling): a host ask may use only that host for `scheduler.node-locality-delay-ms`
+    /// after it appeared, then also its host's rack, and after a further
+    /// `scheduler.rack-locality-delay-ms` any node; a rack ask may use only that rack for
+    /// `rack-locality-delay-ms`, then any node. YARN counts these delays in missed scheduling
+    /// opportunities (node heartbeats); Weft schedules after every event, so it counts time.
     #[serde(default = "any_resource_name")]
     pub resource_name: String,
+    /// `false` pins the containers to `resource_name` (that host, or that rack) for good.
     #[serde(default = "default_true")]
     pub relax_locality: bool,
     /// All `num_containers` at this key are allocated together or not at all (beyond YARN).
@@ -371,6 +388,18 @@ mod tests {
                 .unwrap();
         assert_eq!(r.resource_name, ANY);
         assert!(r.relax_locality);
+    }
+
+    #[test]
+    fn node_registration_without_a_rack_is_accepted() {
+        let r: RegisterNodeRequest = serde_json::from_str(
+            r#"{"node_id":"n1:8042","http_address":"http://n1:8042","total":{"memory":1024,"vCores":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.rack, None);
+        let with_rack = RegisterNodeRequest { rack: Some("/rack1".into()), ..r };
+        let json = serde_json::to_string(&with_rack).unwrap();
+        assert_eq!(serde_json::from_str::<RegisterNodeRequest>(&json).unwrap().rack.as_deref(), Some("/rack1"));
     }
 
     #[test]

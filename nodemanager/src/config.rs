@@ -5,6 +5,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use weft_common::Resource;
 use weft_common::config::{ConfigError, load_yaml};
+use weft_common::protocol::DEFAULT_RACK;
 
 use crate::NmError;
 
@@ -18,6 +19,9 @@ pub struct NmConfig {
     pub bind: String,
     /// Host name advertised to the RM and to containers; the node id is `<hostname>:<port>`.
     pub hostname: String,
+    /// Network location sent to the RM at registration (`/rack1`, `/dc1/rack7`); asks naming
+    /// this rack prefer this node. Must start with `/`.
+    pub rack: String,
     /// What this node offers to the scheduler.
     pub resources: NodeResources,
     /// Parent of every container's work dir (`<work-dir>/<app>/<container>`).
@@ -89,6 +93,7 @@ impl Default for NmConfig {
             rm_addresses: vec!["http://127.0.0.1:8088".into()],
             bind: "127.0.0.1:8042".into(),
             hostname: "127.0.0.1".into(),
+            rack: DEFAULT_RACK.into(),
             resources: NodeResources::default(),
             work_dir: PathBuf::from("./weft-data/nm/work"),
             log_dir: PathBuf::from("./weft-data/nm/logs"),
@@ -151,6 +156,10 @@ impl NmConfig {
         if self.hostname.is_empty() || self.hostname.contains([':', '/', ' ']) {
             return Err(invalid("hostname", format!("{:?} is not a host name", self.hostname)));
         }
+        // Asks recognise rack names by their leading `/`, so a rack without one could never be asked for.
+        if !self.rack.starts_with('/') || self.rack.len() < 2 || self.rack.contains(char::is_whitespace) {
+            return Err(invalid("rack", format!("{:?} is not a rack name like /rack1", self.rack)));
+        }
         if self.resources.memory_mb == 0 || self.resources.vcores == 0 {
             return Err(invalid("resources", "memory-mb and vcores must both be positive".into()));
         }
@@ -182,6 +191,7 @@ mod tests {
 rm-addresses: ["http://rm1:8088", "http://rm2:8088"]
 bind: 0.0.0.0:0
 hostname: node7.example.com
+rack: /dc1/rack7
 resources:
   memory-mb: 4096
   vcores: 4
@@ -204,6 +214,7 @@ env-whitelist: [PATH, LANG]
                 rm_addresses: vec!["http://rm1:8088".into(), "http://rm2:8088".into()],
                 bind: "0.0.0.0:0".into(),
                 hostname: "node7.example.com".into(),
+                rack: "/dc1/rack7".into(),
                 resources: NodeResources { memory_mb: 4096, vcores: 4 },
                 work_dir: "/var/lib/weft/nm/work".into(),
                 log_dir: "/var/log/weft/nm".into(),
@@ -259,5 +270,19 @@ env-whitelist: [PATH, LANG]
         assert!(err.contains("isolation.cgroup-root"), "{err}");
         let config = NmConfig { rm_addresses: vec![], ..Default::default() };
         assert!(config.validate("nm.yaml").unwrap_err().to_string().contains("rm-addresses"));
+    }
+
+    #[test]
+    fn rack_defaults_to_the_default_rack_and_must_look_like_one() {
+        let config: NmConfig = parse_yaml("hostname: n1\n", "nm.yaml").unwrap();
+        assert_eq!(config.rack, "/default-rack");
+        config.validate("nm.yaml").unwrap();
+        for bad in ["rack1", "/", "/rack 1", ""] {
+            let config = NmConfig { rack: bad.into(), ..Default::default() };
+            let err = config.validate("nm.yaml").unwrap_err().to_string();
+            assert!(err.contains("rack"), "{bad:?}: {err}");
+        }
+        let config: NmConfig = parse_yaml("rack: /rack2\n", "nm.yaml").unwrap();
+        assert_eq!(config.rack, "/rack2");
     }
 }

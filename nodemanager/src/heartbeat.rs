@@ -26,6 +26,8 @@ pub(crate) struct Heartbeat {
     pub rm: RmClient,
     pub http_address: String,
     pub total: Resource,
+    /// Network location sent at every registration.
+    pub rack: String,
     /// Set when the RM orders this node to shut down.
     pub rm_shutdown: watch::Sender<bool>,
 }
@@ -126,6 +128,7 @@ impl Heartbeat {
                 total: self.total,
                 containers: self.manager.live_reports(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                rack: Some(self.rack.clone()),
             };
             let failure = match self.rm.post::<_, RegisterNodeResponse>(NM_REGISTER_PATH, &request).await {
                 Ok(response) if response.action == NodeAction::Shutdown => {

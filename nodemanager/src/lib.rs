@@ -99,6 +99,7 @@ pub async fn start(config: NmConfig, mut registry: Registry) -> Result<NodeManag
         rm,
         http_address,
         total: config.resources.total(),
+        rack: config.rack.clone(),
         rm_shutdown: rm_shutdown_tx,
     };
     let heartbeat = tokio::spawn(heartbeat.run(stop_rx));

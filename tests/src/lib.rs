@@ -271,7 +271,7 @@ fn spawn_rm(dir: &Path, port: u16, o: &ClusterOptions) -> anyhow::Result<Daemon>
         Some(yaml) => {
             let path = dir.join("queues.yaml");
             std::fs::write(&path, yaml)?;
-            format!("scheduler:\n  queues-file: {}\n", path.display())
+            format!("scheduler:\n  queues-file: {}\n  queues-reload-interval-ms: 200\n", path.display())
         }
         None => String::new(),
     };

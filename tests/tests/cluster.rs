@@ -574,7 +574,8 @@ queues:
         ..Default::default()
     })
     .unwrap();
-    let (mut a, a_id) = dshell_background(&c, &["--queue", "a", "--containers", "40", "--memory-mb", "128", "--", "sleep 600"]);
+    let (mut a, a_id) =
+        dshell_background(&c, &["--queue", "a", "--containers", "40", "--memory-mb", "128", "--", "sleep 600"]);
     wait_for("A to fill the cluster", MINUTE, || {
         let m = c.get("/ws/v1/cluster/metrics").ok()?;
         (m["clusterMetrics"]["availableMB"] == 0).then_some(())
@@ -591,14 +592,113 @@ queues:
     let a_containers = containers_of(&c, &a_app);
     let preempted = a_containers.iter().filter(|w| w["containerExitStatus"] == -102).count();
     assert!(preempted >= 1, "A lost containers to preemption: {a_containers:#?}");
-    let other_endings: Vec<&Value> = a_containers
-        .iter()
-        .filter(|w| w["containerState"] == "COMPLETE" && w["containerExitStatus"] != -102)
-        .collect();
+    let other_endings: Vec<&Value> =
+        a_containers.iter().filter(|w| w["containerState"] == "COMPLETE" && w["containerExitStatus"] != -102).collect();
     assert!(other_endings.is_empty(), "nothing else of A was killed: {other_endings:#?}");
     let (_, text) = http("GET", &format!("{}/metrics", c.rm_url()), None, "text/plain").unwrap();
     assert!(text.lines().any(|l| l.starts_with("weft_rm_containers_preempted_total ") && !l.ends_with(" 0")), "{text}");
-    let _ = c.call("PUT", &format!("/ws/v1/cluster/apps/{a_id}/state?user.name=tester"), Some(&json!({"state": "KILLED"})));
+    let _ =
+        c.call("PUT", &format!("/ws/v1/cluster/apps/{a_id}/state?user.name=tester"), Some(&json!({"state": "KILLED"})));
     let _ = a.wait();
+    c.assert_all_alive().unwrap();
+}
+
+#[test]
+fn queues_are_administered_over_rest_and_the_cli_with_acls_reload_moves_and_priorities() {
+    let queues = "scheduler: capacity
+root: {acl-submit-applications: \" \", acl-administer-queue: \"tester\"}
+queues:
+  a: {capacity: 60%, acl-submit-applications: \"tester\", max-application-priority: 5, max-am-resource-percent: 0.5}
+  b: {capacity: 40%, acl-submit-applications: \"tester\", max-am-resource-percent: 0.5}
+";
+    let mut c = Cluster::start(ClusterOptions { queues_yaml: Some(queues.into()), ..Default::default() }).unwrap();
+    let queues_file = c.path().join("queues.yaml");
+    let info = c.get("/ws/v1/cluster/scheduler").unwrap();
+    assert_eq!(info["scheduler"]["schedulerInfo"]["type"], "capacityScheduler");
+
+    // ACLs: only tester may submit.
+    let (_, new_app) = c.call("POST", "/ws/v1/cluster/apps/new-application?user.name=mallory", None).unwrap();
+    let body = json!({"application-id": new_app["application-id"], "queue": "a", "am-container-spec": {"commands": {"command": "true"}}});
+    let (status, err) = c.call("POST", "/ws/v1/cluster/apps?user.name=mallory", Some(&body)).unwrap();
+    assert_eq!((status, err["RemoteException"]["code"].as_str()), (403, Some("WEFT-QUEUE-ACL-DENIED")), "{err}");
+
+    let marker = c.path().join("go");
+    let cmd = format!("while [ ! -e {} ]; do sleep 0.05; done", marker.display());
+    let (mut dshell, id) =
+        dshell_background(&c, &["--queue", "a", "--containers", "1", "--memory-mb", "128", "--", &cmd]);
+    wait_for("the app to run", MINUTE, || (c.app(&id).ok()?["state"] == "RUNNING").then_some(())).unwrap();
+
+    let list = c.weft(&["queue", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success() && text.contains("root.a") && text.contains("root.b"), "{text}");
+
+    // A valid change is applied with the app running.
+    std::fs::write(
+        &queues_file,
+        queues.replace(
+            "b: {capacity: 40%",
+            "c: {capacity: 10%, acl-submit-applications: \"tester\"}\n  b: {capacity: 30%",
+        ),
+    )
+    .unwrap();
+    let out = c.weft(&["queue", "reload"]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let status = c.weft(&["queue", "status", "c"]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(c.app(&id).unwrap()["state"], "RUNNING");
+
+    // An invalid file, and removing the busy queue, are refused; the running tree stays.
+    std::fs::write(&queues_file, "scheduler: capacity\nqueues:\n  a: {capacity: 70%}\n  b: {capacity: 20%}\n").unwrap();
+    let out = c.weft(&["queue", "reload"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("100"),
+        "siblings must sum to 100: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        &queues_file,
+        queues.replace("a: {capacity: 60%", "z: {capacity: 60%").replace("max-application-priority: 5, ", ""),
+    )
+    .unwrap();
+    let out = c.weft(&["queue", "reload"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root.a"), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, tree) = http_json("GET", &format!("{}/ws/v1/weft/queues", c.rm_url()), None).unwrap();
+    let paths: Vec<&str> = tree.as_array().unwrap().iter().filter_map(|q| q["path"].as_str()).collect();
+    assert!(paths.contains(&"root.a") && paths.contains(&"root.c"), "{paths:?}");
+
+    // Move the running app to b, and change its priority (capped by b's maximum, 0).
+    let (status, moved) = c
+        .call("PUT", &format!("/ws/v1/cluster/apps/{id}/queue?user.name=tester"), Some(&json!({"queue": "b"})))
+        .unwrap();
+    assert_eq!((status, moved), (200, json!({"queue": "b"})));
+    assert_eq!(c.get(&format!("/ws/v1/cluster/apps/{id}/queue")).unwrap(), json!({"queue": "b"}));
+    let (status, priority) = c
+        .call("PUT", &format!("/ws/v1/cluster/apps/{id}/priority?user.name=tester"), Some(&json!({"priority": 9})))
+        .unwrap();
+    assert_eq!((status, priority), (200, json!({"priority": 0})));
+
+    std::fs::write(&marker, "").unwrap();
+    assert!(dshell.wait().unwrap().success());
+    let (status, _) = c
+        .call("PUT", &format!("/ws/v1/cluster/apps/{id}/queue?user.name=tester"), Some(&json!({"queue": "a"})))
+        .unwrap();
+    assert_eq!(status, 400, "finished apps cannot move");
+
+    // Editing the file is enough: the RM notices and reloads by itself.
+    std::fs::write(
+        &queues_file,
+        queues.replace(
+            "b: {capacity: 40%",
+            "d: {capacity: 5%, acl-submit-applications: \"tester\"}\n  b: {capacity: 35%",
+        ),
+    )
+    .unwrap();
+    wait_for("the RM to pick up the edited queues file", Duration::from_secs(20), || {
+        let (_, tree) = http_json("GET", &format!("{}/ws/v1/weft/queues", c.rm_url()), None).ok()?;
+        tree.as_array()?.iter().any(|q| q["path"] == "root.d").then_some(())
+    })
+    .unwrap();
     c.assert_all_alive().unwrap();
 }

@@ -12,6 +12,7 @@ use weft_common::states::AppState;
 use weft_common::{ApplicationId, ContainerId, NodeId};
 
 use super::error::CoreError;
+use crate::queues::ReloadPlan;
 use crate::store::StoreOp;
 
 /// Identifies a pending request whose answer the core gives through [`Effects::reply`], possibly
@@ -28,6 +29,11 @@ pub enum Reply {
     AmRegister(Result<RegisterAmResponse, CoreError>),
     Allocate(Result<AllocateResponse, CoreError>),
     AmFinish(Result<FinishAmResponse, CoreError>),
+    ReloadQueues(Result<ReloadPlan, CoreError>),
+    /// The app's queue (as shown to users) after a move.
+    MoveApp(Result<String, CoreError>),
+    /// The app's priority after the change (capped by the queue).
+    SetPriority(Result<i32, CoreError>),
 }
 
 /// Start an AM container on its NM (YARN's AMLauncher). The outcome comes back as

@@ -23,8 +23,16 @@ pub enum CoreError {
     SubmitDenied { user: String, queue: String },
     #[error("queue {queue} already holds its maximum of {max} applications")]
     QueueFull { queue: String, max: u32 },
-    #[error("the placement rules reject the application of user {user} (requested queue {requested:?})")]
+    #[error("the placement rules reject the application of user {user} (requested queue: {})", requested.as_deref().unwrap_or("none"))]
     PlacementRejected { user: String, requested: Option<String> },
+    #[error("user {0} may not administer the queues")]
+    AdminDenied(String),
+    #[error("queue reload refused: {0}")]
+    ReloadRefused(String),
+    #[error("cannot move the application: {0}")]
+    MoveRefused(String),
+    #[error("application {app} is {state}; {what} only applies to unfinished applications")]
+    AppFinished { app: ApplicationId, state: weft_common::states::AppState, what: &'static str },
     #[error("invalid submission: field `{field}`: {message}")]
     InvalidSubmission { field: &'static str, message: String },
     #[error("invalid resource request: {field} {requested} exceeds the cluster maximum allocation {maximum}")]
@@ -83,15 +91,21 @@ impl CoreError {
                 "WEFT-APP-ALREADY-SUBMITTED",
                 "each submission needs a fresh id from new-application",
             ),
-            CoreError::UnknownQueue(_) => {
-                d(400, "BadRequestException", "WEFT-QUEUE-UNKNOWN", "list queues with `weft queue list`; submit to a leaf queue")
-            }
+            CoreError::UnknownQueue(_) => d(
+                400,
+                "BadRequestException",
+                "WEFT-QUEUE-UNKNOWN",
+                "list queues with `weft queue list`; submit to a leaf queue",
+            ),
             CoreError::NotALeafQueue(_) => {
                 d(400, "BadRequestException", "WEFT-QUEUE-NOT-LEAF", "submit to one of the leaf queues below it")
             }
-            CoreError::QueueStopped(_) => {
-                d(400, "BadRequestException", "WEFT-QUEUE-STOPPED", "the administrator stopped this queue; submit elsewhere")
-            }
+            CoreError::QueueStopped(_) => d(
+                400,
+                "BadRequestException",
+                "WEFT-QUEUE-STOPPED",
+                "the administrator stopped this queue; submit elsewhere",
+            ),
             CoreError::SubmitDenied { .. } => d(
                 403,
                 "ForbiddenException",
@@ -100,6 +114,24 @@ impl CoreError {
             ),
             CoreError::QueueFull { .. } => {
                 d(400, "BadRequestException", "WEFT-QUEUE-FULL", "wait for applications to finish (max-applications)")
+            }
+            CoreError::AdminDenied(_) => {
+                d(403, "ForbiddenException", "WEFT-QUEUE-ADMIN-DENIED", "root's acl-administer-queue must name you")
+            }
+            CoreError::ReloadRefused(_) => d(
+                400,
+                "BadRequestException",
+                "WEFT-QUEUE-RELOAD-REFUSED",
+                "the running configuration is unchanged; fix the file and reload again",
+            ),
+            CoreError::MoveRefused(_) => d(
+                400,
+                "BadRequestException",
+                "WEFT-APP-MOVE-REFUSED",
+                "pick a queue with room, or wait for usage to drop",
+            ),
+            CoreError::AppFinished { .. } => {
+                d(400, "BadRequestException", "WEFT-APP-FINISHED", "this only applies to unfinished applications")
             }
             CoreError::PlacementRejected { .. } => {
                 d(400, "BadRequestException", "WEFT-PLACEMENT-REJECTED", "name a queue you may submit to")

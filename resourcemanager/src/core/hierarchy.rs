@@ -17,8 +17,8 @@ use weft_common::Resource;
 
 use super::error::CoreError;
 use crate::queues::{
-    CapacitySettings, PlacementRule, QueueIndex, QueueSettings, QueueState, QueueTree, QueuesConfig,
-    ResourceCalculator, SchedulerMode, SchedulingPolicy,
+    CapacitySettings, PlacementRule, QueueIndex, QueueSettings, QueueState, QueueTree, QueuesConfig, ReloadPlan,
+    ResourceCalculator, SchedulerMode, SchedulingPolicy, diff,
 };
 
 /// What one queue (and, in leaves, each of its users) holds now.
@@ -54,7 +54,8 @@ pub struct Hierarchy {
 
 impl Hierarchy {
     pub fn new(config: QueuesConfig, cluster: Resource) -> Result<Self, CoreError> {
-        let tree = QueueTree::resolve(&config, cluster).map_err(|p| CoreError::Internal(format!("queue configuration: {p}")))?;
+        let tree = QueueTree::resolve(&config, cluster)
+            .map_err(|p| CoreError::Internal(format!("queue configuration: {p}")))?;
         let usage = vec![QueueUsage::default(); tree.queues.len()];
         Ok(Self { config, tree, usage })
     }
@@ -66,7 +67,9 @@ impl Hierarchy {
         }
         match QueueTree::resolve(&self.config, cluster) {
             Ok(tree) => self.tree = tree,
-            Err(p) => tracing::error!(problems = %p, "cannot resolve queues for the new cluster size; keeping the old numbers"),
+            Err(p) => {
+                tracing::error!(problems = %p, "cannot resolve queues for the new cluster size; keeping the old numbers")
+            }
         }
     }
 
@@ -125,20 +128,26 @@ impl Hierarchy {
         for rule in &self.tree.placement_rules {
             let found = match rule {
                 // YARN: "default" (or nothing) falls through to the next rule.
-                PlacementRule::Specified(_) => {
-                    requested.filter(|q| *q != "default" && *q != "root.default").map(|q| self.tree.find(q).ok_or_else(|| CoreError::UnknownQueue(q.to_owned()))).transpose()?
-                }
+                PlacementRule::Specified(_) => requested
+                    .filter(|q| *q != "default" && *q != "root.default")
+                    .map(|q| self.tree.find(q).ok_or_else(|| CoreError::UnknownQueue(q.to_owned())))
+                    .transpose()?,
                 PlacementRule::User(r) => under(&r.parent, user),
                 PlacementRule::PrimaryGroup(r) => primary.and_then(|g| under(&r.parent, g)),
                 PlacementRule::PrimaryGroupUser(r) => primary.and_then(|g| {
-                    let parent = r.parent.as_ref().map_or_else(|| g.to_owned(), |p| format!("{p}.{g}"));
+                    let parent = format!("{}.{g}", r.parent.as_deref().unwrap_or("root"));
                     leaf(&format!("{parent}.{user}"))
                 }),
                 PlacementRule::MapUser(r) => (r.user == user).then(|| leaf(&r.queue)).flatten(),
                 PlacementRule::MapGroup(r) => groups.contains(&r.group).then(|| leaf(&r.queue)).flatten(),
-                PlacementRule::Default(r) => Some(leaf(&r.queue).ok_or_else(|| CoreError::UnknownQueue(r.queue.clone()))?),
+                PlacementRule::Default(r) => {
+                    Some(leaf(&r.queue).ok_or_else(|| CoreError::UnknownQueue(r.queue.clone()))?)
+                }
                 PlacementRule::Reject => {
-                    return Err(CoreError::PlacementRejected { user: user.to_owned(), requested: requested.map(str::to_owned) });
+                    return Err(CoreError::PlacementRejected {
+                        user: user.to_owned(),
+                        requested: requested.map(str::to_owned),
+                    });
                 }
             };
             if let Some(index) = found {
@@ -171,7 +180,9 @@ impl Hierarchy {
     /// The priority an app gets: the queue default when unset, capped at the queue maximum.
     pub fn app_priority(&self, leaf: QueueIndex, requested: Option<i32>) -> i32 {
         match &self.tree.queues[leaf].settings {
-            QueueSettings::Capacity(c) => requested.unwrap_or(c.default_application_priority).min(c.max_application_priority),
+            QueueSettings::Capacity(c) => {
+                requested.unwrap_or(c.default_application_priority).min(c.max_application_priority)
+            }
             _ => requested.unwrap_or(0),
         }
     }
@@ -260,27 +271,36 @@ impl Hierarchy {
         let queue = &self.tree.queues[leaf];
         let usage = &self.usage[leaf];
         let user_usage = usage.users.get(user).cloned().unwrap_or_default();
+        let fair = matches!(queue.settings, QueueSettings::Fair(_));
         if is_am {
-            if let Some(max) = queue.max_parallel_apps
-                && usage.running_apps >= max
-            {
-                return Some(Blocked(format!(
-                    "queue {} runs its maximum of {max} applications (max-parallel-apps); this one waits for one to finish",
-                    queue.path
-                )));
+            for q in self.path_to(leaf).into_iter().skip(1) {
+                if let Some(max) = self.tree.queues[q].max_parallel_apps
+                    && self.usage[q].running_apps >= max
+                {
+                    return Some(Blocked(format!(
+                        "queue {} runs its maximum of {max} applications ({}); this one waits for one to finish",
+                        self.tree.queues[q].path,
+                        if fair { "max-running-apps" } else { "max-parallel-apps" }
+                    )));
+                }
             }
-            let per_user = match &queue.settings {
-                QueueSettings::Capacity(c) => c.max_parallel_apps_per_user,
-                _ => None,
-            }
-            .or_else(|| self.tree.user_max_parallel_apps(user));
-            if let Some(max) = per_user
+            if let QueueSettings::Capacity(c) = &queue.settings
+                && let Some(max) = c.max_parallel_apps_per_user
                 && user_usage.running_apps >= max
             {
                 return Some(Blocked(format!(
-                    "user {user} runs the maximum of {max} applications allowed per user in queue {}",
+                    "user {user} runs the maximum of {max} applications per user in queue {} (max-parallel-apps-per-user)",
                     queue.path
                 )));
+            }
+            // The per-user limit of the users section counts the user's apps in every queue.
+            if let Some(max) = self.tree.user_max_parallel_apps(user) {
+                let running: u32 = self.usage.iter().filter_map(|u| u.users.get(user)).map(|u| u.running_apps).sum();
+                if running >= max {
+                    return Some(Blocked(format!(
+                        "user {user} runs the maximum of {max} applications allowed for this user across the cluster (users.{user}.max-parallel-apps)"
+                    )));
+                }
             }
             // As in YARN, a queue with no running application may always start one.
             if let Some(limit) = queue.am_limit
@@ -288,14 +308,20 @@ impl Hierarchy {
                 && !self.within(usage.am_used + r, limit)
             {
                 return Some(Blocked(format!(
-                    "queue {}'s AM resource limit is reached: ApplicationMasters use {} of at most {} (max-am-resource-percent); this AM needs {r}",
-                    queue.path, usage.am_used, limit
+                    "queue {}'s AM resource limit is reached: ApplicationMasters use {} of at most {} ({}); this AM needs {r}",
+                    queue.path,
+                    usage.am_used,
+                    limit,
+                    if fair { "max-am-share" } else { "max-am-resource-percent" }
                 )));
             }
         }
         if let QueueSettings::Capacity(c) = &queue.settings {
-            let limit = self.user_limit(leaf, c, r);
-            if user_usage.used != Resource::ZERO && !self.within(user_usage.used + r, limit) {
+            // As in YARN, the check is on what the user holds before this container, so a user
+            // may go one container over its limit; that is what lets users grow past the
+            // queue's guarantee together.
+            let limit = self.user_limit(leaf, user, c, r);
+            if !self.within(user_usage.used, limit) {
                 return Some(Blocked(format!(
                     "user {user} reached the user limit of queue {}: using {} of at most {limit} (user-limit-factor, minimum-user-limit-percent)",
                     queue.path, user_usage.used
@@ -309,13 +335,18 @@ impl Hierarchy {
     /// capped at `guaranteed × user-limit-factor` (unless the factor is -1) and the queue maximum,
     /// where `current` is the queue's guarantee or, once it runs at or above it, its usage plus
     /// the request.
-    fn user_limit(&self, leaf: QueueIndex, c: &CapacitySettings, request: Resource) -> Resource {
+    /// Active users are those holding resources in the queue, plus the one asking.
+    fn user_limit(&self, leaf: QueueIndex, user: &str, c: &CapacitySettings, request: Resource) -> Resource {
         let queue = &self.tree.queues[leaf];
         let usage = &self.usage[leaf];
-        let active = usage.users.values().filter(|u| u.apps > 0).count().max(1) as f64;
-        let below_guarantee = self.share(usage.used, self.tree.cluster) < self.share(queue.guaranteed, self.tree.cluster);
+        let active = usage.users.iter().filter(|(name, u)| u.used != Resource::ZERO || name.as_str() == user).count();
+        let active = (active + usize::from(!usage.users.contains_key(user))).max(1) as f64;
+        let below_guarantee =
+            self.share(usage.used, self.tree.cluster) < self.share(queue.guaranteed, self.tree.cluster);
         let current = if below_guarantee { queue.guaranteed } else { usage.used + request };
-        let scale = |r: Resource, f: f64| Resource::new((r.memory_mb as f64 * f).ceil() as u64, (f64::from(r.vcores) * f).ceil() as u32);
+        let scale = |r: Resource, f: f64| {
+            Resource::new((r.memory_mb as f64 * f).ceil() as u64, (f64::from(r.vcores) * f).ceil() as u32)
+        };
         let fraction = (1.0 / active).max(f64::from(c.minimum_user_limit_percent) / 100.0);
         let mut limit = scale(current, fraction);
         if let Some(factor) = c.user_limit_factor {
@@ -355,7 +386,11 @@ impl Hierarchy {
         let (qa, qb) = (&self.tree.queues[a], &self.tree.queues[b]);
         let (ua, ub) = (self.usage[a].used, self.usage[b].used);
         let ratio = |used: Resource, of: Resource| -> f64 {
-            if of == Resource::ZERO { if used == Resource::ZERO { 0.0 } else { f64::INFINITY } } else { self.share(used, of) }
+            if of == Resource::ZERO {
+                if used == Resource::ZERO { 0.0 } else { f64::INFINITY }
+            } else {
+                self.share(used, of)
+            }
         };
         let by = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(Ordering::Equal);
         let ordering = match (&qa.settings, &qb.settings) {
@@ -408,5 +443,94 @@ impl Hierarchy {
 
     pub fn mode(&self) -> SchedulerMode {
         self.tree.scheduler
+    }
+
+    pub fn config(&self) -> &QueuesConfig {
+        &self.config
+    }
+
+    /// Switches to `config` atomically: either everything changes or nothing does. Refused when
+    /// a queue that disappears, or a leaf that becomes a parent, still holds applications or
+    /// resources, so running apps are never lost. Usage carries over by queue path. Returns
+    /// what changed and, for every old queue index, its new index (None if removed).
+    pub fn reload(&mut self, config: QueuesConfig) -> Result<(ReloadPlan, Vec<Option<QueueIndex>>), CoreError> {
+        let tree = QueueTree::resolve(&config, self.tree.cluster)
+            .map_err(|p| CoreError::ReloadRefused(format!("the new queue configuration is invalid: {p}")))?;
+        let plan = diff(&self.config, &config);
+        let mut mapping = Vec::with_capacity(self.tree.queues.len());
+        for (old_index, old) in self.tree.queues.iter().enumerate() {
+            let new_index = tree.queues.iter().position(|q| q.path == old.path);
+            let usage = &self.usage[old_index];
+            let busy = usage.apps > 0 || usage.used != Resource::ZERO;
+            let still_a_leaf = new_index.is_some_and(|i| tree.queues[i].is_leaf);
+            if busy && old.is_leaf && !still_a_leaf {
+                return Err(CoreError::ReloadRefused(format!(
+                    "queue {} still has {} application(s) and uses {}: stop it (state: stopped), let its applications finish, then remove it",
+                    old.path, usage.apps, usage.used
+                )));
+            }
+            mapping.push(new_index);
+        }
+        let mut usage = vec![QueueUsage::default(); tree.queues.len()];
+        for (old_index, new_index) in mapping.iter().enumerate() {
+            if let Some(i) = new_index {
+                usage[*i] = std::mem::take(&mut self.usage[old_index]);
+            }
+        }
+        self.config = config;
+        self.tree = tree;
+        self.usage = usage;
+        Ok((plan, mapping))
+    }
+
+    /// Moves an app's accounting from one leaf to another (queue move). The caller checked
+    /// [`Hierarchy::check_move`].
+    pub fn move_app(&mut self, from: QueueIndex, to: QueueIndex, user: &str, containers: &[(Resource, bool)]) {
+        for (r, is_am) in containers {
+            self.refund(from, user, *r, *is_am);
+        }
+        self.app_removed(from, user);
+        self.app_added(to, user);
+        for (r, is_am) in containers {
+            self.charge(to, user, *r, *is_am);
+        }
+    }
+
+    /// Whether an app of `user` holding `used` may move into `to` without breaking its limits.
+    pub fn check_move(&self, to: QueueIndex, user: &str, used: Resource) -> Result<(), CoreError> {
+        self.check_submit(to, user)?;
+        for q in self.path_to(to).into_iter().skip(1) {
+            let queue = &self.tree.queues[q];
+            if !self.within(self.usage[q].used + used, queue.maximum) {
+                return Err(CoreError::MoveRefused(format!(
+                    "queue {} would exceed its maximum {} (uses {}, the application holds {used})",
+                    queue.path, queue.maximum, self.usage[q].used
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// What `user`'s app in `leaf` could still get as far as queue limits go: the room left
+    /// under the leaf's and its ancestors' maximums and, in capacity mode, under the user limit.
+    pub fn headroom(&self, leaf: QueueIndex, user: &str) -> Resource {
+        let min = |a: Resource, b: Resource| Resource::new(a.memory_mb.min(b.memory_mb), a.vcores.min(b.vcores));
+        let mut room = self.tree.cluster;
+        for q in self.path_to(leaf).into_iter().skip(1) {
+            room = min(room, self.tree.queues[q].maximum.saturating_sub(self.usage[q].used));
+        }
+        if let QueueSettings::Capacity(c) = &self.tree.queues[leaf].settings {
+            let used = self.usage[leaf].users.get(user).map_or(Resource::ZERO, |u| u.used);
+            room = min(room, self.user_limit(leaf, user, c, Resource::ZERO).saturating_sub(used));
+        }
+        room
+    }
+
+    /// Highest application priority a leaf allows.
+    pub fn max_priority(&self, leaf: QueueIndex) -> i32 {
+        match &self.tree.queues[leaf].settings {
+            QueueSettings::Capacity(c) => c.max_application_priority,
+            _ => i32::MAX,
+        }
     }
 }

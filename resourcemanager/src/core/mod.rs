@@ -29,8 +29,8 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use weft_common::protocol::{
-    AllocateRequest, AllocateResponse, AmCommand, PreemptionMessage, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
-    NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterAmRequest, RegisterAmResponse,
+    AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
+    NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, PreemptionMessage, RegisterAmRequest, RegisterAmResponse,
     RegisterNodeRequest, RegisterNodeResponse, am_env,
 };
 use weft_common::rest::{ApplicationSubmissionContext, NewApplication};
@@ -45,10 +45,10 @@ pub use error::CoreError;
 use lifecycle::transition;
 pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation, Node, RmContainer};
 
-use crate::queues::{QueuesConfig, SchedulerMode};
+use crate::queues::QueueIndex;
+use crate::queues::{QueuesConfig, ReloadPlan, SchedulerMode};
 use crate::store::{AppRecord, AttemptRecord, RecoveredState, StoreOp};
 pub use hierarchy::Hierarchy;
-use crate::queues::QueueIndex;
 
 /// The queue every application lands in until hierarchical queues arrive.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -77,6 +77,12 @@ pub struct CoreConfig {
     pub max_completed_apps: usize,
     /// A gang holds its reservation at most this long before another waiting gang may take it.
     pub gang_reservation_timeout_ms: u64,
+    /// A host ask may use only its host this long after it appeared, then its host's rack too
+    /// (delay scheduling; time-based, as Weft schedules per event rather than per heartbeat).
+    pub node_locality_delay_ms: u64,
+    /// A rack ask (or a host ask already relaxed to its rack) may use only that rack this much
+    /// longer before it may go anywhere.
+    pub rack_locality_delay_ms: u64,
     pub container_token_key: MasterKey,
     pub am_token_key: MasterKey,
     /// RM web addresses handed to AMs.
@@ -131,6 +137,25 @@ pub enum Event {
         container: ContainerId,
         diagnostics: String,
     },
+    /// Switch to a new queue configuration. `requested_by` is the REST caller (checked against
+    /// root's administer ACL); None when the RM itself noticed the queues file changed.
+    ReloadQueues {
+        req: ReqId,
+        config: Box<QueuesConfig>,
+        requested_by: Option<String>,
+    },
+    /// Move an unfinished application to another leaf queue.
+    MoveApp {
+        req: ReqId,
+        app: ApplicationId,
+        queue: String,
+    },
+    /// Change an unfinished application's priority.
+    SetPriority {
+        req: ReqId,
+        app: ApplicationId,
+        priority: i32,
+    },
     /// Every store write emitted so far is durable.
     Persisted,
     /// Time passed: expiry checks and long-poll deadlines.
@@ -152,6 +177,9 @@ impl Event {
             Event::AmFinish { attempt, .. } => debug_span!("am_finish", %attempt),
             Event::AmLaunched { container } => debug_span!("am_launched", %container),
             Event::AmLaunchFailed { container, .. } => debug_span!("am_launch_failed", %container),
+            Event::ReloadQueues { .. } => debug_span!("reload_queues"),
+            Event::MoveApp { app, .. } => debug_span!("move_app", %app),
+            Event::SetPriority { app, .. } => debug_span!("set_priority", %app),
             Event::Persisted => debug_span!("persisted"),
             Event::Tick => debug_span!("tick"),
         }
@@ -177,6 +205,8 @@ pub struct Core {
     containers: HashMap<ContainerId, RmContainer>,
     /// Usable nodes by free memory, so placement never scans every node.
     free_index: BTreeSet<(u64, NodeId)>,
+    /// Nodes by host and by rack, for locality asks.
+    topology: model::Topology,
     cluster_used: Resource,
     /// Apps whose submit write is in flight, answered on [`Event::Persisted`].
     saving: Vec<ApplicationId>,
@@ -202,6 +232,7 @@ impl Core {
             nodes: BTreeMap::new(),
             containers: HashMap::new(),
             free_index: BTreeSet::new(),
+            topology: model::Topology::default(),
             cluster_used: Resource::ZERO,
             saving: Vec::new(),
             completed_order: Vec::new(),
@@ -355,6 +386,18 @@ impl Core {
                     self.complete_container(container, exit_status::INVALID, &diag, now, fx, None);
                 }
             }
+            Event::ReloadQueues { req, config, requested_by } => {
+                let r = self.reload_queues(*config, requested_by.as_deref());
+                fx.reply(req, Reply::ReloadQueues(r));
+            }
+            Event::MoveApp { req, app, queue } => {
+                let r = self.move_app(app, &queue, fx);
+                fx.reply(req, Reply::MoveApp(r));
+            }
+            Event::SetPriority { req, app, priority } => {
+                let r = self.set_priority(app, priority, fx);
+                fx.reply(req, Reply::SetPriority(r));
+            }
             Event::Persisted => self.persisted(now, fx),
             Event::Tick => self.tick(now, fx),
         }
@@ -468,6 +511,67 @@ impl Core {
             return Err(CoreError::ResourceAboveMaximum { field, requested: r, maximum: max });
         }
         Ok(r.round_up_to(self.cfg.min_allocation))
+    }
+
+    fn reload_queues(&mut self, config: QueuesConfig, requested_by: Option<&str>) -> Result<ReloadPlan, CoreError> {
+        if let Some(user) = requested_by {
+            let root = self.hierarchy.tree().root();
+            if !root.administer_acl.allows(user, self.hierarchy.tree().user_groups(user)) {
+                return Err(CoreError::AdminDenied(user.to_owned()));
+            }
+        }
+        let (plan, moved) = self.hierarchy.reload(config)?;
+        for app in self.apps.values_mut() {
+            app.queue_index = app.queue_index.and_then(|q| moved.get(q).copied().flatten());
+        }
+        self.preemption_marks.retain(|_, mark| match moved.get(mark.from_queue).copied().flatten() {
+            Some(q) => {
+                mark.from_queue = q;
+                true
+            }
+            None => false,
+        });
+        tracing::info!(added = ?plan.added, removed = ?plan.removed, changed = plan.changed.len(), "queue configuration reloaded");
+        Ok(plan)
+    }
+
+    fn move_app(&mut self, id: ApplicationId, queue: &str, fx: &mut impl Effects) -> Result<String, CoreError> {
+        let app = self.apps.get(&id).ok_or(CoreError::UnknownApp(id))?;
+        if app.state.is_final() {
+            return Err(CoreError::AppFinished { app: id, state: app.state, what: "moving" });
+        }
+        let from = app.queue_index.ok_or_else(|| CoreError::Internal(format!("{id} has no queue")))?;
+        let to = self
+            .hierarchy
+            .tree()
+            .find(queue)
+            .filter(|q| self.hierarchy.tree().queues[*q].is_leaf)
+            .ok_or_else(|| CoreError::UnknownQueue(queue.to_owned()))?;
+        if to != from {
+            self.hierarchy.check_move(to, &app.user, app.used)?;
+            let held: Vec<(Resource, bool)> =
+                app.containers.iter().filter_map(|c| self.containers.get(c)).map(|c| (c.resource, c.is_am)).collect();
+            let user = app.user.clone();
+            self.hierarchy.move_app(from, to, &user, &held);
+        }
+        let display = self.queue_display_name(to);
+        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
+        app.queue_index = Some(to);
+        app.queue = display.clone();
+        fx.persist(StoreOp::PutApp(app_record(app)));
+        Ok(display)
+    }
+
+    fn set_priority(&mut self, id: ApplicationId, priority: i32, fx: &mut impl Effects) -> Result<i32, CoreError> {
+        let app = self.apps.get(&id).ok_or(CoreError::UnknownApp(id))?;
+        if app.state.is_final() {
+            return Err(CoreError::AppFinished { app: id, state: app.state, what: "a priority change" });
+        }
+        let capped = app.queue_index.map_or(priority, |q| priority.min(self.hierarchy.max_priority(q)));
+        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
+        app.priority = capped;
+        fx.persist(StoreOp::PutApp(app_record(app)));
+        Ok(capped)
     }
 
     /// How an app's queue is shown: the leaf name as YARN's capacity scheduler does, the full
@@ -606,7 +710,7 @@ impl Core {
         now: Millis,
         fx: &mut impl Effects,
     ) -> Result<(), CoreError> {
-        let limit = self.limit();
+        let limit = self.headroom(id);
         let nodes = self.usable_nodes();
         let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
         app.am_ask_since = None;
@@ -723,7 +827,7 @@ impl Core {
         now: Millis,
         fx: &mut impl Effects,
     ) -> Result<(), CoreError> {
-        let limit = self.limit();
+        let limit = self.headroom(id.app);
         let nodes = self.usable_nodes();
         let attempt = match self.live_attempt(id) {
             Ok(a) => a,
@@ -812,7 +916,7 @@ impl Core {
         }
         // Serve the new asks before answering, so allocations ride on this very response.
         self.schedule(now, fx);
-        let limit = self.limit();
+        let limit = self.headroom(id.app);
         let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
         let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
         if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() && request.wait_ms > 0 {
@@ -826,12 +930,16 @@ impl Core {
 
     /// Answers a parked allocate of `app` if there is now something to deliver.
     fn wake(&mut self, app: ApplicationId, fx: &mut impl Effects) {
-        let limit = self.limit();
-        let nodes = self.usable_nodes();
-        let Some(attempt) = self.apps.get_mut(&app).and_then(|a| a.attempts.last_mut()) else { return };
-        if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() && !attempt.preemption_news {
+        let wants_waking = self.apps.get(&app).and_then(|a| a.attempts.last()).is_some_and(|t| {
+            t.parked.is_some()
+                && (!t.outbox_allocated.is_empty() || !t.outbox_completed.is_empty() || t.preemption_news)
+        });
+        if !wants_waking {
             return;
         }
+        let limit = self.headroom(app);
+        let nodes = self.usable_nodes();
+        let Some(attempt) = self.apps.get_mut(&app).and_then(|a| a.attempts.last_mut()) else { return };
         if let Some((req, _)) = attempt.parked.take() {
             let resp = build_response(attempt, limit, nodes, None);
             fx.reply(req, Reply::Allocate(Ok(resp)));
@@ -895,6 +1003,8 @@ impl Core {
         }
         let reported: BTreeSet<ContainerId> =
             req.containers.iter().filter(|c| c.state != NmContainerState::Complete).map(|c| c.container_id).collect();
+        let rack = model::rack_or_default(req.rack.as_deref());
+        let previous_rack = self.nodes.get(&req.node_id).map(|n| n.rack.clone());
         if let Some(node) = self.nodes.get(&req.node_id) {
             // The NM restarted (or came back after being LOST): what it no longer runs is gone.
             let gone: Vec<ContainerId> = node.containers.iter().filter(|c| !reported.contains(c)).copied().collect();
@@ -917,6 +1027,7 @@ impl Core {
                 node.total = req.total;
                 node.http_address = req.http_address;
                 node.version = req.version;
+                node.rack = rack.clone();
                 node.last_heartbeat = now;
                 Ok::<_, CoreError>(())
             })
@@ -932,13 +1043,15 @@ impl Core {
                 health_report: String::new(),
                 version: req.version,
                 containers: BTreeSet::new(),
+                rack: rack.clone(),
             };
             transition(&mut node.state, NodeState::Running, &req.node_id)?;
             self.nodes.insert(req.node_id.clone(), node);
             self.update_node(&req.node_id, |_| ());
         }
         self.hierarchy.resize(self.cluster_capacity());
-        tracing::info!(node = %req.node_id, total = %req.total, "node registered");
+        self.topology.place_node(&req.node_id, previous_rack.as_deref(), &rack);
+        tracing::info!(node = %req.node_id, total = %req.total, %rack, "node registered");
         Ok(RegisterNodeResponse {
             action: NodeAction::Normal,
             container_token_keys: vec![self.cfg.container_token_key.clone()],
@@ -1216,10 +1329,18 @@ impl Core {
         Some(r)
     }
 
-    /// Headroom for an app: free resources on usable nodes (FIFO has no queue limits).
-    fn limit(&self) -> Resource {
-        self.cluster_capacity()
-            .saturating_sub(self.nodes.values().filter(|n| n.state.is_usable()).fold(Resource::ZERO, |a, n| a + n.used))
+    /// What an app could still get (YARN's headroom): the cluster's free resources, within its
+    /// queue's limits. Cheap: the hierarchy tracks the cluster size and what is in use.
+    fn headroom(&self, app: ApplicationId) -> Resource {
+        let h = &self.hierarchy;
+        let free = h.tree().cluster.saturating_sub(h.usage(0).used);
+        match self.apps.get(&app).and_then(|a| a.queue_index.map(|q| (q, &a.user))) {
+            Some((leaf, user)) => {
+                let room = h.headroom(leaf, user);
+                Resource::new(free.memory_mb.min(room.memory_mb), free.vcores.min(room.vcores))
+            }
+            None => free,
+        }
     }
 
     fn usable_nodes(&self) -> u32 {
@@ -1287,13 +1408,17 @@ impl Core {
             self.complete_container(id, exit, diag, now, fx, Some(exit));
         }
 
-        let limit = self.limit();
+        let due: Vec<ApplicationId> = self
+            .apps
+            .values()
+            .filter(|a| a.attempts.last().and_then(|t| t.parked).is_some_and(|(_, deadline)| deadline <= now))
+            .map(|a| a.id)
+            .collect();
         let nodes = self.usable_nodes();
-        for app in self.apps.values_mut() {
-            let Some(attempt) = app.attempts.last_mut() else { continue };
-            if let Some((req, deadline)) = attempt.parked
-                && deadline <= now
-            {
+        for id in due {
+            let limit = self.headroom(id);
+            let Some(attempt) = self.apps.get_mut(&id).and_then(|a| a.attempts.last_mut()) else { continue };
+            if let Some((req, _)) = attempt.parked {
                 attempt.parked = None;
                 let resp = build_response(attempt, limit, nodes, None);
                 fx.reply(req, Reply::Allocate(Ok(resp)));

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weft_common::protocol::{AllocateResponse, Container, ContainerLaunchContext, ContainerStatus};
+use weft_common::protocol::{AllocateResponse, Container, ContainerLaunchContext, ContainerStatus, DEFAULT_RACK};
 use weft_common::states::{AppState, AttemptState, ContainerState, FinalStatus, NodeState};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
@@ -172,11 +172,64 @@ pub struct Node {
     pub health_report: String,
     pub version: String,
     pub containers: BTreeSet<ContainerId>,
+    /// Network location (`/rack1`), as the NM registered it; [`DEFAULT_RACK`] if it named none.
+    pub rack: String,
 }
 
 impl Node {
     pub fn free(&self) -> Resource {
         self.total.saturating_sub(self.used)
+    }
+
+    /// Whether an ask naming the host `name` means this node: `name` is its node id
+    /// (`host:port`) or its host name (which several NMs on one machine share).
+    pub fn is_named(&self, name: &str) -> bool {
+        self.id.0 == name || self.id.host() == name
+    }
+}
+
+/// The rack a registering node goes into: the one it named, with the leading `/` rack names
+/// are recognised by, or [`DEFAULT_RACK`].
+pub fn rack_or_default(requested: Option<&str>) -> String {
+    match requested.map(str::trim) {
+        None | Some("") | Some("/") => DEFAULT_RACK.to_owned(),
+        Some(rack) if rack.starts_with('/') => rack.to_owned(),
+        Some(rack) => format!("/{rack}"),
+    }
+}
+
+/// Every node the core has seen, by host name and by rack, so a locality ask looks only at the
+/// nodes it may use instead of scanning the cluster. Nodes stay listed when LOST or unhealthy
+/// (the core keeps every node it has seen); callers check usability.
+#[derive(Debug, Clone, Default)]
+pub struct Topology {
+    by_host: BTreeMap<String, BTreeSet<NodeId>>,
+    by_rack: BTreeMap<String, BTreeSet<NodeId>>,
+}
+
+impl Topology {
+    /// Records that `node`, previously in `previous_rack` (if it was known), is now in `rack`.
+    pub fn place_node(&mut self, node: &NodeId, previous_rack: Option<&str>, rack: &str) {
+        if let Some(previous) = previous_rack
+            && previous != rack
+            && let Some(members) = self.by_rack.get_mut(previous)
+        {
+            members.remove(node);
+            if members.is_empty() {
+                self.by_rack.remove(previous);
+            }
+        }
+        self.by_host.entry(node.host().to_owned()).or_default().insert(node.clone());
+        self.by_rack.entry(rack.to_owned()).or_default().insert(node.clone());
+    }
+
+    /// Nodes whose host name is `host`.
+    pub fn on_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a NodeId> + 'a {
+        self.by_host.get(host).into_iter().flatten()
+    }
+
+    pub fn in_rack<'a>(&'a self, rack: &str) -> impl Iterator<Item = &'a NodeId> + 'a {
+        self.by_rack.get(rack).into_iter().flatten()
     }
 }
 

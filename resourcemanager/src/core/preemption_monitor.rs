@@ -63,7 +63,8 @@ impl Core {
         let mut pending = vec![Resource::ZERO; tree.queues.len()];
         for app in self.apps.values().filter(|a| a.has_demand()) {
             let Some(leaf) = app.queue_index else { continue };
-            let mut wanted: Resource = app.asks.iter().map(|(k, a)| k.capability.times(u64::from(a.count))).fold(Resource::ZERO, |x, y| x + y);
+            let mut wanted: Resource =
+                app.asks.iter().map(|(k, a)| k.capability.times(u64::from(a.count))).fold(Resource::ZERO, |x, y| x + y);
             if app.am_ask_since.is_some() {
                 wanted += app.am_resource;
             }
@@ -162,14 +163,21 @@ impl Core {
         }
         let mut chosen = Vec::new();
         for (queue, planned) in by_queue {
-            let amount = planned.iter().filter_map(|v| self.containers.get(&v.container)).fold(Resource::ZERO, |a, c| a + c.resource);
-            let template = &planned[0];
-            let mut candidates: Vec<&ContainerSnapshot> = containers
+            let amount = planned
                 .iter()
-                .filter(|c| c.queue == queue && !self.preemption_marks.contains_key(&c.id))
-                .collect();
+                .filter_map(|v| self.containers.get(&v.container))
+                .fold(Resource::ZERO, |a, c| a + c.resource);
+            let template = &planned[0];
+            let mut candidates: Vec<&ContainerSnapshot> =
+                containers.iter().filter(|c| c.queue == queue && !self.preemption_marks.contains_key(&c.id)).collect();
             candidates.sort_by_key(|c| {
-                (c.is_am, c.app_priority, std::cmp::Reverse(c.app_order), std::cmp::Reverse(c.priority), std::cmp::Reverse(c.id))
+                (
+                    c.is_am,
+                    c.app_priority,
+                    std::cmp::Reverse(c.app_order),
+                    std::cmp::Reverse(c.priority),
+                    std::cmp::Reverse(c.id),
+                )
             });
             // Most preemptable non-AM space of this queue first.
             let mut per_node: BTreeMap<&NodeId, Resource> = BTreeMap::new();
@@ -179,7 +187,8 @@ impl Core {
                 }
             }
             let mut nodes: Vec<(&NodeId, Resource)> = per_node.into_iter().collect();
-            nodes.sort_by(|a, b| b.1.memory_mb.cmp(&a.1.memory_mb).then(b.1.vcores.cmp(&a.1.vcores)).then(a.0.cmp(b.0)));
+            nodes
+                .sort_by(|a, b| b.1.memory_mb.cmp(&a.1.memory_mb).then(b.1.vcores.cmp(&a.1.vcores)).then(a.0.cmp(b.0)));
             let rank = |c: &ContainerSnapshot| {
                 let node = self.containers.get(&c.id).map(|rc| &rc.node_id);
                 nodes.iter().position(|(n, _)| Some(*n) == node).unwrap_or(usize::MAX)

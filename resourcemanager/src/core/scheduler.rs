@@ -2,9 +2,21 @@
 //! [`super::hierarchy`]), each leaf's ordering policy orders its applications, queue limits
 //! decide what may be allocated, and placement picks a node. Policies only order; limits and
 //! placement are shared by all of them.
+//!
+//! Locality (delay scheduling): an ask names a host, a rack (`/…`) or `*`. A host ask may use
+//! only that host for `node_locality_delay_ms` after it appeared, then any node of its host's
+//! rack, and after a further `rack_locality_delay_ms` any node; a rack ask may use only its rack
+//! for `rack_locality_delay_ms`, then any node. With `relax_locality` false an ask never leaves
+//! its host or rack. YARN counts these delays in missed scheduling opportunities (node
+//! heartbeats); Weft schedules after every event, including the periodic `Tick`, so it counts
+//! time, and an ask whose delay has run out is served on the next tick without other events.
+//! The delay runs from when the ask appeared and is not restarted by allocations. YARN's
+//! AMRMClient sends a host, a rack and a `*` request for each locality ask; in Weft one ask
+//! names its preferred location and relaxes by itself.
 
 use std::cmp::Reverse;
 
+use weft_common::protocol::ANY;
 use weft_common::{ApplicationId, Millis, NodeId, Resource};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,9 +25,33 @@ use weft_common::states::AppState;
 
 use super::effects::Effects;
 use super::hierarchy::Blocked;
-use super::model::App;
+use super::model::{App, Node};
 use super::{Ask, AskKey, Core, GangReservation};
-use crate::queues::{OrderingPolicy, QueueIndex, QueueSettings, SchedulingPolicy};
+use crate::queues::{OrderingPolicy, QueueIndex, QueueSettings, ResourceCalculator, SchedulingPolicy};
+
+/// Where an ask may be placed right now, its locality delays considered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Placement {
+    Anywhere,
+    /// Nodes with this node id or host name (see [`Node::is_named`]).
+    Host(String),
+    Rack(String),
+}
+
+impl Placement {
+    fn admits(&self, node: &Node) -> bool {
+        match self {
+            Placement::Anywhere => true,
+            Placement::Host(name) => node.is_named(name),
+            Placement::Rack(rack) => node.rack == *rack,
+        }
+    }
+}
+
+/// Rack names start with `/` (`/rack1`, `/dc1/rack7`), as in YARN's topology.
+fn is_rack_name(resource_name: &str) -> bool {
+    resource_name.starts_with('/')
+}
 
 /// YARN's FIFO ordering: higher application priority first, then earlier submission.
 fn fifo_order(apps: &mut [&App]) {
@@ -71,8 +107,15 @@ impl Core {
 
     /// Allocates one unit (an AM container, a container or a whole gang) to the first app of
     /// `leaf`, in the leaf's ordering, that can take one now; returns that app.
-    fn serve_leaf(&mut self, leaf: QueueIndex, apps: &[ApplicationId], now: Millis, fx: &mut impl Effects) -> Option<ApplicationId> {
-        let mut waiting: Vec<&App> = apps.iter().filter_map(|id| self.apps.get(id)).filter(|a| a.has_demand()).collect();
+    fn serve_leaf(
+        &mut self,
+        leaf: QueueIndex,
+        apps: &[ApplicationId],
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> Option<ApplicationId> {
+        let mut waiting: Vec<&App> =
+            apps.iter().filter_map(|id| self.apps.get(id)).filter(|a| a.has_demand()).collect();
         self.order_apps(leaf, &mut waiting);
         let order: Vec<ApplicationId> = waiting.iter().map(|a| a.id).collect();
         order.into_iter().find(|app| self.serve_app(leaf, *app, now, fx))
@@ -82,15 +125,23 @@ impl Core {
     fn order_apps(&self, leaf: QueueIndex, apps: &mut [&App]) {
         let cluster = self.hierarchy.tree().cluster;
         let usage_share = |a: &App, dominant: bool| {
-            if dominant { a.used.dominant_share(&cluster) } else { a.used.memory_mb as f64 / cluster.memory_mb.max(1) as f64 }
+            if dominant {
+                a.used.dominant_share(&cluster)
+            } else {
+                a.used.memory_mb as f64 / cluster.memory_mb.max(1) as f64
+            }
         };
         let by_usage = |apps: &mut [&App], dominant: bool| {
             apps.sort_by(|a, b| {
-                usage_share(a, dominant).total_cmp(&usage_share(b, dominant)).then((a.submit_time, a.id).cmp(&(b.submit_time, b.id)))
+                usage_share(a, dominant)
+                    .total_cmp(&usage_share(b, dominant))
+                    .then((a.submit_time, a.id).cmp(&(b.submit_time, b.id)))
             })
         };
         match &self.hierarchy.tree().queues[leaf].settings {
-            QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => by_usage(apps, true),
+            QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => {
+                by_usage(apps, self.hierarchy.tree().resource_calculator == ResourceCalculator::Dominant)
+            }
             QueueSettings::Fair(f) => match f.scheduling_policy {
                 SchedulingPolicy::Fifo => apps.sort_by_key(|a| (a.submit_time, a.id)),
                 SchedulingPolicy::Fair => by_usage(apps, false),
@@ -110,8 +161,11 @@ impl Core {
                 self.set_waiting_reason(app_id, why);
                 return false;
             }
-            let Some(node) = self.place(r) else {
-                self.set_waiting_reason(app_id, format!("waiting for a node with room for the ApplicationMaster container ({r})"));
+            let Some(node) = self.place(r, &Placement::Anywhere, now) else {
+                self.set_waiting_reason(
+                    app_id,
+                    format!("waiting for a node with room for the ApplicationMaster container ({r})"),
+                );
                 return false;
             };
             self.allocate_container(app_id, &node, r, 0, true, asked_at, now, fx);
@@ -127,7 +181,7 @@ impl Core {
                 self.serve_gang(app_id, &key, &ask, within_limits, now, fx)
             } else if !within_limits {
                 0
-            } else if let Some(node) = self.place(key.capability) {
+            } else if let Some(node) = self.place(key.capability, &self.allowed_placement(&key, &ask, now), now) {
                 self.allocate_container(app_id, &node, key.capability, key.priority, false, ask.since, now, fx);
                 1
             } else {
@@ -172,7 +226,8 @@ impl Core {
         if self.gang_reservation.is_some() && !holds_reservation {
             return 0; // Only the reserving gang may be placed: it must not be overtaken by another.
         }
-        let Some(nodes) = self.place_gang(key.capability, ask.count).filter(|_| within_limits) else {
+        let placement = self.allowed_placement(key, ask, now);
+        let Some(nodes) = self.place_gang(key.capability, ask.count, &placement).filter(|_| within_limits) else {
             let yielding =
                 self.gang_yielding.as_ref().is_some_and(|(a, k, until)| *a == app_id && k == key && now < *until);
             if self.gang_reservation.is_none() && !yielding {
@@ -206,16 +261,84 @@ impl Core {
         }
     }
 
-    /// Nodes for `count` containers of `r`, most free memory first, if all of them fit now.
-    fn place_gang(&self, r: Resource, count: u32) -> Option<Vec<NodeId>> {
-        let mut nodes = Vec::with_capacity(count as usize);
-        for (free_mb, id) in self.free_index.iter().rev() {
-            if *free_mb < r.memory_mb {
-                break;
+    /// Where `ask` may go at `now`: its host or rack while the locality delays run, wider after.
+    fn allowed_placement(&self, key: &AskKey, ask: &Ask, now: Millis) -> Placement {
+        let name = key.resource_name.as_str();
+        if name == ANY {
+            return Placement::Anywhere;
+        }
+        let waited = now.saturating_sub(ask.since);
+        let (node_delay, rack_delay) = (self.cfg.node_locality_delay_ms, self.cfg.rack_locality_delay_ms);
+        if is_rack_name(name) {
+            return if ask.relax_locality && waited >= rack_delay {
+                Placement::Anywhere
+            } else {
+                Placement::Rack(name.to_owned())
+            };
+        }
+        if !ask.relax_locality || waited < node_delay {
+            return Placement::Host(name.to_owned());
+        }
+        if waited >= node_delay.saturating_add(rack_delay) {
+            return Placement::Anywhere;
+        }
+        // A host the cluster has never seen has no rack to prefer: nothing is gained by waiting.
+        match self.nodes_named(name).next().and_then(|id| self.nodes.get(id)) {
+            Some(host) => Placement::Rack(host.rack.clone()),
+            None => Placement::Anywhere,
+        }
+    }
+
+    /// The nodes an ask naming host `name` means: the node with that id, else every node on
+    /// that host. Looked up, never scanned.
+    fn nodes_named<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = &'a NodeId> + 'a> {
+        match self.nodes.get_key_value(&NodeId(name.to_owned())) {
+            Some((id, _)) => Box::new(std::iter::once(id)),
+            None => Box::new(self.topology.on_host(name)),
+        }
+    }
+
+    /// The usable nodes `placement` allows, for host and rack placements (from the topology
+    /// index, so only that host's or rack's nodes are looked at); `None` for anywhere.
+    fn local_candidates(&self, placement: &Placement) -> Option<Vec<&Node>> {
+        let ids: Box<dyn Iterator<Item = &NodeId>> = match placement {
+            Placement::Anywhere => return None,
+            Placement::Host(name) => self.nodes_named(name),
+            Placement::Rack(rack) => Box::new(self.topology.in_rack(rack)),
+        };
+        Some(ids.filter_map(|id| self.nodes.get(id)).filter(|n| n.state.is_usable()).collect())
+    }
+
+    /// The waiting gang's container size and where it may go now, if a gang holds the reservation.
+    fn reserved_gang(&self, now: Millis) -> Option<(Resource, Placement)> {
+        let r = self.gang_reservation.as_ref()?;
+        let placement = match self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)) {
+            Some(ask) => self.allowed_placement(&r.key, ask, now),
+            None => Placement::Anywhere,
+        };
+        Some((r.key.capability, placement))
+    }
+
+    /// Nodes for `count` containers of `r` within `placement`, most free memory first, if all
+    /// of them fit now.
+    fn place_gang(&self, r: Resource, count: u32, placement: &Placement) -> Option<Vec<NodeId>> {
+        let candidates: Vec<&Node> = match self.local_candidates(placement) {
+            Some(mut local) => {
+                local.sort_by(|a, b| (b.free().memory_mb, &b.id).cmp(&(a.free().memory_mb, &a.id)));
+                local
             }
-            let Some(node) = self.nodes.get(id) else { continue };
+            None => self
+                .free_index
+                .iter()
+                .rev()
+                .take_while(|(free_mb, _)| *free_mb >= r.memory_mb)
+                .filter_map(|(_, id)| self.nodes.get(id))
+                .collect(),
+        };
+        let mut nodes = Vec::with_capacity(count as usize);
+        for node in candidates {
             let fit = fit_count(node.free(), r).min(count - nodes.len() as u32);
-            nodes.extend(std::iter::repeat_n(id.clone(), fit as usize));
+            nodes.extend(std::iter::repeat_n(node.id.clone(), fit as usize));
             if nodes.len() as u32 == count {
                 return Some(nodes);
             }
@@ -223,23 +346,35 @@ impl Core {
         None
     }
 
-    /// Picks the usable node with the most free memory that fits `r` (spreading load, as NMs
-    /// heartbeating in turn do in YARN). Walks the free-memory index from the top and stops as
-    /// soon as memory no longer fits, so it never scans nodes that cannot fit. While a gang holds
-    /// the reservation, a node is only used if the gang could place as many containers on it
-    /// afterwards as before.
-    pub(super) fn place(&self, r: Resource) -> Option<NodeId> {
-        let gang = self.gang_reservation.as_ref().map(|g| g.key.capability);
+    /// Picks the usable node within `placement` with the most free memory that fits `r`
+    /// (spreading load, as NMs heartbeating in turn do in YARN). Anywhere walks the free-memory
+    /// index from the top and stops as soon as memory no longer fits, so it never scans nodes
+    /// that cannot fit; a host or rack looks only at that host's or rack's nodes. While a gang
+    /// holds the reservation, a node the gang may use is only used if the gang could place as
+    /// many containers on it afterwards as before.
+    pub(super) fn place(&self, r: Resource, placement: &Placement, now: Millis) -> Option<NodeId> {
+        let gang = self.reserved_gang(now);
+        let acceptable = |node: &Node| {
+            let free = node.free();
+            free.fits(&r)
+                && gang.as_ref().is_none_or(|(g, gang_placement)| {
+                    !gang_placement.admits(node) || fit_count(free.saturating_sub(r), *g) == fit_count(free, *g)
+                })
+        };
+        if let Some(local) = self.local_candidates(placement) {
+            return local
+                .into_iter()
+                .filter(|n| acceptable(n))
+                .max_by_key(|n| (n.free().memory_mb, &n.id))
+                .map(|n| n.id.clone());
+        }
         for (free_mb, id) in self.free_index.iter().rev() {
             if *free_mb < r.memory_mb {
                 return None;
             }
-            let Some(node) = self.nodes.get(id) else { continue };
-            let free = node.free();
-            if !free.fits(&r) {
-                continue;
-            }
-            if gang.is_none_or(|g| fit_count(free.saturating_sub(r), g) == fit_count(free, g)) {
+            if let Some(node) = self.nodes.get(id)
+                && acceptable(node)
+            {
                 return Some(id.clone());
             }
         }

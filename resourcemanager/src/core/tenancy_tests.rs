@@ -36,7 +36,8 @@ fn submit_as(env: &mut Env, user: &str, queue: Option<&str>, am: Resource) -> Re
 /// Launches and registers the AM of `app` (its container must have been allocated).
 fn start_am(env: &mut Env, app: ApplicationId) {
     let launches = env.fx.take_launches();
-    let (mine, others): (Vec<AmLaunch>, Vec<AmLaunch>) = launches.into_iter().partition(|l| l.container_id.app() == app);
+    let (mine, others): (Vec<AmLaunch>, Vec<AmLaunch>) =
+        launches.into_iter().partition(|l| l.container_id.app() == app);
     env.fx.launches = others;
     let launch = mine.into_iter().next().unwrap_or_else(|| panic!("no AM launch for {app}"));
     env.step(Event::AmLaunched { container: launch.container_id });
@@ -147,7 +148,9 @@ fn drf_gives_memory_heavy_and_cpu_heavy_apps_equal_dominant_shares() {
 
 #[test]
 fn user_limit_factor_1_caps_a_single_user_at_the_queue_guarantee_and_2_lets_it_double() {
-    for (factor, expected) in [(1, 5), (2, 10)] {
+    // As in YARN, the check is on what the user held before the container, so a user ends one
+    // container past the limit.
+    for (factor, expected) in [(1, 6), (2, 10)] {
         let yaml = format!(
             "scheduler: capacity\nqueues:\n  a: {{capacity: 50%, user-limit-factor: {factor}}}\n  b: {{capacity: 50%}}\n"
         );
@@ -162,6 +165,26 @@ fn user_limit_factor_1_caps_a_single_user_at_the_queue_guarantee_and_2_lets_it_d
 }
 
 #[test]
+fn two_users_with_a_minimum_user_limit_grow_past_the_guarantee_together() {
+    let mut env = env_with(
+        "scheduler: capacity\nqueues:\n  a: {capacity: 50%, minimum-user-limit-percent: 50, user-limit-factor: -1, max-am-resource-percent: 1.0}\n  b: {capacity: 50%}\n",
+    );
+    env.add_node("ams", 4 * SLOT, 4);
+    let ann = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
+    let bo = submit_as(&mut env, "bo", Some("a"), slot()).unwrap();
+    start_am(&mut env, ann);
+    start_am(&mut env, bo);
+    allocate_now(&mut env, ann, vec![ask(1, SLOT, 50)]);
+    allocate_now(&mut env, bo, vec![ask(1, SLOT, 50)]);
+    env.add_node("workers", 20 * SLOT, 20);
+    // Queue a is elastic (b is idle): the users keep growing past its 12-slot guarantee and
+    // share the whole 24-slot cluster, within the one-container slack YARN's check allows each.
+    let (x, y) = (held(&env, ann), held(&env, bo));
+    assert_eq!(x + y, 24, "nothing idle: {x} + {y}");
+    assert!(x.abs_diff(y) <= 2, "even shares: {x} vs {y}");
+}
+
+#[test]
 fn am_limit_holds_apps_in_accepted_and_says_which_limit() {
     let mut env = env_with("scheduler: capacity\nqueues:\n  default: {capacity: 100%, max-am-resource-percent: 0.1}\n");
     env.add_node("n1", 10 * SLOT, 100);
@@ -172,7 +195,11 @@ fn am_limit_holds_apps_in_accepted_and_says_which_limit() {
     assert_eq!(env.fx.take_launches().len(), 2, "1 GiB of AMs fit the 10% limit");
     let app = env.app(third);
     assert_eq!(app.state, AppState::Accepted);
-    assert!(app.diagnostics.contains("AM resource limit") && app.diagnostics.contains("max-am-resource-percent"), "{}", app.diagnostics);
+    assert!(
+        app.diagnostics.contains("AM resource limit") && app.diagnostics.contains("max-am-resource-percent"),
+        "{}",
+        app.diagnostics
+    );
     // When an AM ends, the waiting app starts and its diagnostics clear.
     let req = env.req();
     env.step(Event::Kill { req, app: first, diagnostics: None });
@@ -210,7 +237,10 @@ fn stopped_queues_acls_and_application_limits_refuse_submissions() {
     assert!(submit_as(&mut env, "ann", Some("team"), slot()).is_ok(), "named in the ACL");
     assert!(submit_as(&mut env, "dee", Some("team"), slot()).is_ok(), "in an allowed group");
     assert!(submit_as(&mut env, "bo", Some("open"), slot()).is_ok());
-    assert_eq!(submit_as(&mut env, "bo", Some("open"), slot()), Err(CoreError::QueueFull { queue: "root.open".into(), max: 1 }));
+    assert_eq!(
+        submit_as(&mut env, "bo", Some("open"), slot()),
+        Err(CoreError::QueueFull { queue: "root.open".into(), max: 1 })
+    );
     assert!(matches!(submit_as(&mut env, "bo", Some("root"), slot()), Err(CoreError::NotALeafQueue(_))));
     assert!(matches!(submit_as(&mut env, "bo", Some("nope"), slot()), Err(CoreError::UnknownQueue(_))));
 }
@@ -245,6 +275,7 @@ fn queue_max_capacity_limits_elasticity() {
     let r = allocate_now(&mut env, app, vec![ask(1, SLOT, 50)]);
     assert_eq!(held(&env, app), 6, "capped at the 60% maximum");
     assert_eq!(r.allocated.len(), 5);
+    assert_eq!(r.limit, Resource::ZERO, "headroom is the queue's, not the idle cluster's 4 slots");
     let _ = env.allocate(
         env.app(app).current_attempt().unwrap().id,
         AllocateRequest { response_id: env.app(app).current_attempt().unwrap().response_id, ..Default::default() },
@@ -285,7 +316,11 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
         }
         for done in &r.completed {
             assert_eq!(done.exit_status, exit_status::PREEMPTED, "nothing but preemption ends A's containers");
-            assert!(told_before_kill.contains(&done.container_id), "the AM was told before {} was killed", done.container_id);
+            assert!(
+                told_before_kill.contains(&done.container_id),
+                "the AM was told before {} was killed",
+                done.container_id
+            );
             preempted.push(done.container_id);
         }
         if !b_started && env.app(b).current_attempt().is_some_and(|t| t.am_container.is_some()) {
@@ -330,7 +365,10 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
 
 #[test]
 fn a_queue_that_opts_out_of_preemption_is_never_a_victim() {
-    let mut env = env_with(&PREEMPTING_70_30.replace("a: {capacity: 70%, user-limit-factor: -1}", "a: {capacity: 70%, user-limit-factor: -1, preemptible: false}"));
+    let mut env = env_with(&PREEMPTING_70_30.replace(
+        "a: {capacity: 70%, user-limit-factor: -1}",
+        "a: {capacity: 70%, user-limit-factor: -1, preemptible: false}",
+    ));
     let node = env.add_node("n1", 10 * SLOT, 100);
     let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
     start_am(&mut env, a);
@@ -372,4 +410,88 @@ fn preempted_space_is_freed_on_one_node_so_a_larger_container_fits() {
     assert!(env.now - started <= 15_000 + 2 * 3_000, "within one grace period and a round or two");
     env.fx.replies.clear();
     let _ = env.fx.take_launches();
+}
+
+fn reload(env: &mut Env, yaml: &str, by: Option<&str>) -> Result<crate::queues::ReloadPlan, CoreError> {
+    let config = QueuesConfig::parse(yaml, "queues.yaml").expect("parses");
+    let req = env.req();
+    env.step(Event::ReloadQueues { req, config: Box::new(config), requested_by: by.map(str::to_owned) });
+    let Reply::ReloadQueues(r) = env.fx.take_reply(req) else { panic!() };
+    r
+}
+
+#[test]
+fn reload_applies_valid_changes_with_apps_running_and_refuses_removing_busy_queues() {
+    let before = "scheduler: capacity\nroot: {acl-administer-queue: \"ops\"}\nqueues:\n  a: {capacity: 70%}\n  b: {capacity: 30%}\n";
+    let mut env = env_with(before);
+    env.add_node("n1", 10 * SLOT, 100);
+    let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
+    start_am(&mut env, app);
+    allocate_now(&mut env, app, vec![ask(1, SLOT, 3)]);
+
+    // Only queue administers may reload.
+    let changed = "scheduler: capacity\nroot: {acl-administer-queue: \"ops\"}\nqueues:\n  a: {capacity: 50%}\n  b: {capacity: 30%}\n  c: {capacity: 20%}\n";
+    assert_eq!(reload(&mut env, changed, Some("ann")), Err(CoreError::AdminDenied("ann".into())));
+    let plan = reload(&mut env, changed, Some("ops")).unwrap();
+    assert_eq!(plan.added, vec!["root.c".to_owned()]);
+    let tree = env.core.hierarchy().tree();
+    let a = tree.find("root.a").unwrap();
+    assert_eq!(tree.queues[a].guaranteed, Resource::new(5 * SLOT, 50), "new capacity in force");
+    assert_eq!(env.core.hierarchy().usage(a).used, Resource::new(4 * SLOT, 4), "running app kept its usage");
+    assert_eq!(env.app(app).state, AppState::Running);
+
+    // Removing queue a, which holds the app, is refused and nothing changes.
+    let without_a = "scheduler: capacity\nqueues:\n  b: {capacity: 60%}\n  c: {capacity: 40%}\n";
+    let err = reload(&mut env, without_a, None).unwrap_err();
+    assert!(matches!(&err, CoreError::ReloadRefused(m) if m.contains("root.a")), "{err}");
+    assert!(env.core.hierarchy().tree().find("root.a").is_some(), "old configuration intact");
+    assert_eq!(env.core.hierarchy().config(), &QueuesConfig::parse(changed, "x").unwrap());
+
+    // Stopping it is fine: running apps go on, new ones are refused.
+    let stopped = changed.replace("a: {capacity: 50%}", "a: {capacity: 50%, state: stopped}");
+    reload(&mut env, &stopped, None).unwrap();
+    assert_eq!(submit_as(&mut env, "ann", Some("a"), slot()), Err(CoreError::QueueStopped("root.a".into())));
+    assert_eq!(env.app(app).state, AppState::Running);
+    let _ = env.stops();
+}
+
+#[test]
+fn apps_move_between_queues_with_their_usage_and_priorities_are_capped() {
+    let mut env = env_with(
+        "scheduler: capacity\nqueues:\n  a: {capacity: 50%, max-application-priority: 5}\n  b: {capacity: 30%, max-capacity: 30%}\n  c: {capacity: 20%}\n",
+    );
+    env.add_node("n1", 10 * SLOT, 100);
+    let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
+    start_am(&mut env, app);
+    allocate_now(&mut env, app, vec![ask(1, SLOT, 3)]);
+    let tree = env.core.hierarchy().tree();
+    let (a, b, c) = (tree.find("root.a").unwrap(), tree.find("root.b").unwrap(), tree.find("root.c").unwrap());
+
+    let step = |env: &mut Env, event: Event| {
+        env.step(event);
+    };
+    let req = env.req();
+    step(&mut env, Event::MoveApp { req, app, queue: "b".into() });
+    assert!(
+        matches!(env.fx.take_reply(req), Reply::MoveApp(Err(CoreError::MoveRefused(_)))),
+        "4 slots exceed b's 30% maximum"
+    );
+    let req = env.req();
+    step(&mut env, Event::MoveApp { req, app, queue: "root.c".into() });
+    assert_eq!(env.fx.take_reply(req), Reply::MoveApp(Ok("c".into())));
+    assert_eq!(env.core.hierarchy().usage(c).used, Resource::new(4 * SLOT, 4));
+    assert_eq!(env.core.hierarchy().usage(a).used, Resource::ZERO);
+    assert_eq!(env.core.hierarchy().usage(b).apps, 0);
+    assert!(matches!(env.fx.take_persisted().last(), Some(StoreOp::PutApp(r)) if r.queue == "c"));
+
+    let req = env.req();
+    step(&mut env, Event::SetPriority { req, app, priority: 99 });
+    assert_eq!(env.fx.take_reply(req), Reply::SetPriority(Ok(0)), "c allows at most the default maximum, 0");
+    let req = env.req();
+    step(&mut env, Event::Kill { req, app, diagnostics: None });
+    let _ = env.fx.take_reply(req);
+    let req = env.req();
+    step(&mut env, Event::SetPriority { req, app, priority: 1 });
+    assert!(matches!(env.fx.take_reply(req), Reply::SetPriority(Err(CoreError::AppFinished { .. }))));
+    let _ = env.stops();
 }

@@ -31,6 +31,8 @@ pub(super) fn config() -> CoreConfig {
         finished_app_container_grace_ms: 5_000,
         max_completed_apps: 100,
         gang_reservation_timeout_ms: 60_000,
+        node_locality_delay_ms: 3_000,
+        rack_locality_delay_ms: 3_000,
         container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
         am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
         rm_addresses: vec!["http://127.0.0.1:8088".into()],
@@ -70,6 +72,10 @@ impl Env {
     }
 
     pub(super) fn add_node(&mut self, name: &str, memory_mb: u64, vcores: u32) -> NodeId {
+        self.add_node_in_rack(name, memory_mb, vcores, None)
+    }
+
+    pub(super) fn add_node_in_rack(&mut self, name: &str, memory_mb: u64, vcores: u32, rack: Option<&str>) -> NodeId {
         let node_id = NodeId(format!("{name}:8042"));
         let req = self.req();
         let request = RegisterNodeRequest {
@@ -78,6 +84,7 @@ impl Env {
             total: Resource::new(memory_mb, vcores),
             containers: vec![],
             version: "test".into(),
+            rack: rack.map(str::to_owned),
         };
         self.step(Event::NodeRegister { req, request });
         let Reply::NodeRegister(Ok(r)) = self.fx.take_reply(req) else { panic!("register failed") };
@@ -613,10 +620,20 @@ async fn restart_lists_finished_apps_and_gives_unfinished_apps_a_new_attempt() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    AddNode(u64, u32),
+    /// Memory, vcores and a rack (see [`RACKS`]).
+    AddNode(u64, u32, usize),
     Submit,
     Ask(usize, u64, u32),
     Gang(usize, u64, u32),
+    /// An ask naming a host, node or rack.
+    LocalAsk {
+        app: usize,
+        memory_mb: u64,
+        count: u32,
+        target: LocalTarget,
+        relax_locality: bool,
+        gang: bool,
+    },
     Release(usize),
     CompleteOne(usize, i32),
     Finish(usize),
@@ -625,12 +642,63 @@ enum Op {
     SilenceNode(usize),
 }
 
+/// Where a [`Op::LocalAsk`] points: the host name or node id of node `n<i>` (a host never seen
+/// until that many nodes were added), or one of [`ASKED_RACKS`].
+#[derive(Debug, Clone, Copy)]
+enum LocalTarget {
+    Host(usize),
+    NodeId(usize),
+    Rack(usize),
+}
+
+const LOCAL_TARGET_NODES: usize = 8;
+
+impl LocalTarget {
+    fn resource_name(self) -> String {
+        match self {
+            LocalTarget::Host(i) => format!("n{i}"),
+            LocalTarget::NodeId(i) => format!("n{i}:8042"),
+            LocalTarget::Rack(i) => ASKED_RACKS[i].to_owned(),
+        }
+    }
+
+    /// Every target and relax flag gets its own priority (above the plain asks' 1), so each
+    /// container's priority tells which locality it was allocated under.
+    fn priority(self, relax_locality: bool) -> i32 {
+        let index = match self {
+            LocalTarget::Host(i) => i,
+            LocalTarget::NodeId(i) => LOCAL_TARGET_NODES + i,
+            LocalTarget::Rack(i) => 2 * LOCAL_TARGET_NODES + i,
+        };
+        2 + 2 * index as i32 + i32::from(relax_locality)
+    }
+}
+
+/// Racks nodes register in (`None`: the default rack); asks may also name a rack without nodes.
+const RACKS: [Option<&str>; 3] = [Some("/rack0"), Some("/rack1"), None];
+const ASKED_RACKS: [&str; 4] = ["/rack0", "/rack1", "/default-rack", "/rack-without-nodes"];
+
 fn op() -> impl Strategy<Value = Op> {
+    let target = prop_oneof![
+        (0usize..LOCAL_TARGET_NODES).prop_map(LocalTarget::Host),
+        (0usize..LOCAL_TARGET_NODES).prop_map(LocalTarget::NodeId),
+        (0usize..ASKED_RACKS.len()).prop_map(LocalTarget::Rack),
+    ];
     prop_oneof![
-        (512u64..8192, 1u32..8).prop_map(|(m, c)| Op::AddNode(m, c)),
+        (512u64..8192, 1u32..8, 0usize..RACKS.len()).prop_map(|(m, c, r)| Op::AddNode(m, c, r)),
         Just(Op::Submit),
         (0usize..8, 1u64..3000, 0u32..6).prop_map(|(a, m, n)| Op::Ask(a, m, n)),
         (0usize..8, 1u64..1500, 1u32..6).prop_map(|(a, m, n)| Op::Gang(a, m, n)),
+        (0usize..8, 1u64..3000, 0u32..6, target, any::<bool>(), prop::bool::weighted(0.2)).prop_map(
+            |(app, memory_mb, count, target, relax_locality, gang)| Op::LocalAsk {
+                app,
+                memory_mb,
+                count: if gang { count.max(1) } else { count },
+                target,
+                relax_locality,
+                gang
+            }
+        ),
         (0usize..64).prop_map(Op::Release),
         (0usize..64, prop_oneof![Just(0), Just(1), Just(-100), Just(-104)]).prop_map(|(c, e)| Op::CompleteOne(c, e)),
         (0usize..8).prop_map(Op::Finish),
@@ -640,24 +708,52 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// No idle capacity while an ask that queue limits allow waits. The documented exception:
-/// capacity held back for a waiting gang.
-fn work_conserving(core: &Core) -> Result<(), String> {
+/// Whether the locality delays let `ask` use `node` at `now`: the delay rules stated once more,
+/// independently of the scheduler's implementation.
+fn locality_admits(core: &Core, key: &AskKey, ask: &Ask, node: &Node, now: Millis) -> bool {
+    let cfg = core.config();
+    let name = key.resource_name.as_str();
+    let waited = now.saturating_sub(ask.since);
+    let is_the_host = |n: &Node| n.id.0 == name || n.id.host() == name;
+    if name == "*" {
+        return true;
+    }
+    if name.starts_with('/') {
+        return node.rack == name || (ask.relax_locality && waited >= cfg.rack_locality_delay_ms);
+    }
+    if is_the_host(node) {
+        return true;
+    }
+    if !ask.relax_locality || waited < cfg.node_locality_delay_ms {
+        return false;
+    }
+    if waited >= cfg.node_locality_delay_ms + cfg.rack_locality_delay_ms {
+        return true;
+    }
+    // The host's rack; a host never seen has none, so its ask may go anywhere.
+    core.nodes().find(|n| is_the_host(n)).is_none_or(|host| host.rack == node.rack)
+}
+
+/// No idle capacity while an ask that queue limits allow waits. The documented exceptions:
+/// capacity held back for a waiting gang, and nodes outside a locality ask's current allowed
+/// host or rack.
+fn work_conserving(core: &Core, now: Millis) -> Result<(), String> {
     if core.gang_reservation().is_some() {
         return Ok(());
     }
     for app in core.apps().filter(|a| a.has_demand()) {
-        let wanted: Vec<Resource> = match app.am_ask_since {
-            Some(_) => vec![app.am_resource],
-            None => app.asks.iter().filter(|(_, a)| !a.gang).map(|(k, _)| k.capability).collect(),
+        let wanted: Vec<(Resource, Option<(&AskKey, &Ask)>)> = match app.am_ask_since {
+            Some(_) => vec![(app.am_resource, None)],
+            None => app.asks.iter().filter(|(_, a)| !a.gang).map(|(k, a)| (k.capability, Some((k, a)))).collect(),
         };
         let is_am = app.am_ask_since.is_some();
         let leaf = app.queue_index.expect("a queued app");
-        for r in wanted {
+        for (r, locality) in wanted {
             if core.hierarchy().blocked(leaf, &app.user, r, is_am).is_some() {
                 continue; // held back by a queue limit, not idle capacity
             }
-            if let Some(n) = core.nodes().find(|n| n.state.is_usable() && n.free().fits(&r)) {
+            let allowed = |n: &Node| locality.is_none_or(|(key, ask)| locality_admits(core, key, ask, n, now));
+            if let Some(n) = core.nodes().find(|n| n.state.is_usable() && n.free().fits(&r) && allowed(n)) {
                 return Err(format!("{} waits for {r} while {} has {} free", app.id, n.id, n.free()));
             }
         }
@@ -708,9 +804,14 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
         let mut nodes: Vec<NodeId> = Vec::new();
         let mut silent: Vec<NodeId> = Vec::new();
         let mut apps: Vec<ApplicationId> = Vec::new();
+        // When each app first asked at each locality priority, with the locality of that priority.
+        let mut first_local_ask: BTreeMap<(ApplicationId, i32), (String, bool, Millis)> = BTreeMap::new();
         for op in ops {
+            let containers_before: BTreeSet<ContainerId> = env.core.live_containers().map(|c| c.id).collect();
             match op {
-                Op::AddNode(m, c) => nodes.push(env.add_node(&format!("n{}", nodes.len()), m, c)),
+                Op::AddNode(m, c, rack) => {
+                    nodes.push(env.add_node_in_rack(&format!("n{}", nodes.len()), m, c, RACKS[rack]))
+                }
                 Op::Submit => {
                     let id = env.new_app_id();
                     let req = env.req();
@@ -721,54 +822,114 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                     env.step(Event::Persisted);
                     apps.push(id);
                 }
-                Op::Ask(i, m, n) | Op::Gang(i, m, n) => if let Some(&id) = apps.get(i) {
-                    let is_gang = matches!(op, Op::Gang(..));
-                    let Some(att) = env.app(id).current_attempt().map(|a| (a.id, a.response_id)) else { continue };
-                    let req = env.req();
-                    env.step(Event::AmRegister { req, attempt: att.0, request: RegisterAmRequest::default() });
-                    let req = env.req();
-                    env.step(Event::Allocate { req, attempt: att.0, request: AllocateRequest { response_id: att.1, asks: vec![ResourceRequest { gang: is_gang, ..ask(1, m, n) }], ..Default::default() } });
+                Op::Ask(i, m, n) | Op::Gang(i, m, n) => {
+                    if let Some(&id) = apps.get(i) {
+                        let is_gang = matches!(op, Op::Gang(..));
+                        send_ask(&mut env, id, ResourceRequest { gang: is_gang, ..ask(1, m, n) });
+                    }
+                }
+                Op::LocalAsk { app, memory_mb, count, target, relax_locality, gang } => {
+                    if let Some(&id) = apps.get(app) {
+                        let (resource_name, priority) = (target.resource_name(), target.priority(relax_locality));
+                        let first = (resource_name.clone(), relax_locality, env.now);
+                        first_local_ask.entry((id, priority)).or_insert(first);
+                        let request =
+                            ResourceRequest { resource_name, relax_locality, gang, ..ask(priority, memory_mb, count) };
+                        send_ask(&mut env, id, request);
+                    }
                 }
                 Op::Release(i) => {
-                    let live: Vec<ContainerId> = env.core.live_containers().filter(|c| !c.is_am).map(|c| c.id).collect();
+                    let live: Vec<ContainerId> =
+                        env.core.live_containers().filter(|c| !c.is_am).map(|c| c.id).collect();
                     if let Some(&c) = live.get(i % live.len().max(1)) {
                         let a = env.app(c.app()).current_attempt().map(|a| (a.id, a.response_id));
                         if let Some((att, rid)) = a {
                             let req = env.req();
-                            env.step(Event::Allocate { req, attempt: att, request: AllocateRequest { response_id: rid, releases: vec![c], ..Default::default() } });
+                            env.step(Event::Allocate {
+                                req,
+                                attempt: att,
+                                request: AllocateRequest { response_id: rid, releases: vec![c], ..Default::default() },
+                            });
                         }
                     }
                 }
                 Op::CompleteOne(i, exit) => {
-                    let live: Vec<(ContainerId, NodeId)> = env.core.live_containers().map(|c| (c.id, c.node_id.clone())).collect();
+                    let live: Vec<(ContainerId, NodeId)> =
+                        env.core.live_containers().map(|c| (c.id, c.node_id.clone())).collect();
                     if let Some((c, n)) = live.get(i % live.len().max(1)).cloned() {
                         env.heartbeat(&n, vec![done(c, exit)]);
                     }
                 }
-                Op::Finish(i) => if let Some(&id) = apps.get(i) {
-                    if let Some(att) = env.app(id).current_attempt().map(|a| a.id) {
-                        let req = env.req();
-                        env.step(Event::AmFinish { req, attempt: att, request: FinishAmRequest { final_status: FinalStatus::Succeeded, diagnostics: String::new(), tracking_url: String::new() } });
+                Op::Finish(i) => {
+                    if let Some(&id) = apps.get(i) {
+                        if let Some(att) = env.app(id).current_attempt().map(|a| a.id) {
+                            let req = env.req();
+                            env.step(Event::AmFinish {
+                                req,
+                                attempt: att,
+                                request: FinishAmRequest {
+                                    final_status: FinalStatus::Succeeded,
+                                    diagnostics: String::new(),
+                                    tracking_url: String::new(),
+                                },
+                            });
+                        }
                     }
                 }
-                Op::Kill(i) => if let Some(&id) = apps.get(i) {
-                    let req = env.req();
-                    env.step(Event::Kill { req, app: id, diagnostics: None });
+                Op::Kill(i) => {
+                    if let Some(&id) = apps.get(i) {
+                        let req = env.req();
+                        env.step(Event::Kill { req, app: id, diagnostics: None });
+                    }
                 }
                 Op::Advance(ms) => {
                     env.now += ms;
                     let beating: Vec<NodeId> = nodes.iter().filter(|n| !silent.contains(n)).cloned().collect();
                     for n in &beating {
-                        let reports: Vec<ContainerReport> = env.core.node(n).map(|node| node.containers.iter().map(|c| running(*c)).collect()).unwrap_or_default();
+                        let reports: Vec<ContainerReport> = env
+                            .core
+                            .node(n)
+                            .map(|node| node.containers.iter().map(|c| running(*c)).collect())
+                            .unwrap_or_default();
                         let req = env.req();
-                        env.step(Event::NodeHeartbeat { req, request: NodeHeartbeatRequest { node_id: n.clone(), containers: reports, health: Default::default() } });
+                        env.step(Event::NodeHeartbeat {
+                            req,
+                            request: NodeHeartbeatRequest {
+                                node_id: n.clone(),
+                                containers: reports,
+                                health: Default::default(),
+                            },
+                        });
                     }
                     env.step(Event::Tick);
                 }
-                Op::SilenceNode(i) => if let Some(n) = nodes.get(i) { silent.push(n.clone()) },
+                Op::SilenceNode(i) => {
+                    if let Some(n) = nodes.get(i) {
+                        silent.push(n.clone())
+                    }
+                }
             }
             prop_assert!(env.core.check_invariants().is_ok());
-            prop_assert_eq!(work_conserving(&env.core), Ok(()));
+            // Containers allocated in this step respect their ask's locality. The ask is taken
+            // as old as its first sending: that allows the most, so this never fails wrongly.
+            for c in env.core.live_containers().filter(|c| !c.is_am && !containers_before.contains(&c.id)) {
+                let Some((resource_name, relax_locality, since)) = first_local_ask.get(&(c.id.app(), c.priority))
+                else {
+                    continue;
+                };
+                let key = AskKey { priority: c.priority, resource_name: resource_name.clone(), capability: c.resource };
+                let ask = Ask { count: 1, relax_locality: *relax_locality, gang: false, since: *since };
+                let node = env.core.node(&c.node_id).expect("a container's node is known");
+                prop_assert!(
+                    locality_admits(&env.core, &key, &ask, node, env.now),
+                    "{} on {} (rack {}) for {key:?} {ask:?} at {}",
+                    c.id,
+                    node.id,
+                    node.rack,
+                    env.now
+                );
+            }
+            prop_assert_eq!(work_conserving(&env.core, env.now), Ok(()));
             // Lost nodes shrink the cluster and with it every maximum.
             if silent.is_empty() {
                 prop_assert_eq!(within_maxima(&env.core), Ok(()));
@@ -780,6 +941,16 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Registers the app's AM (if not yet) and sends one allocate with `request`.
+fn send_ask(env: &mut Env, app: ApplicationId, request: ResourceRequest) {
+    let Some((attempt, response_id)) = env.app(app).current_attempt().map(|a| (a.id, a.response_id)) else { return };
+    let req = env.req();
+    env.step(Event::AmRegister { req, attempt, request: RegisterAmRequest::default() });
+    let req = env.req();
+    let request = AllocateRequest { response_id, asks: vec![request], ..Default::default() };
+    env.step(Event::Allocate { req, attempt, request });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -872,4 +1043,174 @@ fn a_gang_that_cannot_fit_yields_its_reservation_so_small_asks_are_not_starved()
     assert_eq!(env.fx.take_launches().len(), 1, "the small app's AM now runs");
     assert_eq!(env.app(small).attempts[0].state, AttemptState::Allocated);
     env.fx.replies.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locality asks (host, rack, `*`) and delay scheduling. The test config's delays are 3 s each.
+
+pub(super) fn local_ask(priority: i32, memory_mb: u64, n: u32, resource_name: &str, relax: bool) -> ResourceRequest {
+    ResourceRequest { resource_name: resource_name.into(), relax_locality: relax, ..ask(priority, memory_mb, n) }
+}
+
+/// How many non-AM containers `app` has on each node.
+fn workers_by_node(env: &Env, app: ApplicationId) -> BTreeMap<NodeId, usize> {
+    let mut by_node = BTreeMap::new();
+    for c in env.app(app).containers.iter().filter_map(|c| env.core.container(c)).filter(|c| !c.is_am) {
+        *by_node.entry(c.node_id.clone()).or_default() += 1;
+    }
+    by_node
+}
+
+/// Lets `ms` pass in steps of at most a second, every node heartbeating its containers as
+/// running, so long waits lose no node.
+fn advance_alive(env: &mut Env, ms: u64) {
+    let mut left = ms;
+    while left > 0 {
+        let step = left.min(1_000);
+        env.advance(step);
+        left -= step;
+        let nodes: Vec<NodeId> = env.core.nodes().map(|n| n.id.clone()).collect();
+        for node in nodes {
+            let reports = env.core.node(&node).map(|n| n.containers.iter().map(|c| running(*c)).collect());
+            env.heartbeat(&node, reports.unwrap_or_default());
+        }
+    }
+}
+
+#[test]
+fn a_host_ask_is_placed_on_its_host_even_when_another_node_has_more_room() {
+    let mut env = Env::new();
+    let small = env.add_node("n1", 1024, 4);
+    let big = env.add_node("n2", 8192, 8);
+    let (app, launch) = env.running_app();
+    assert_eq!(env.core.container(&launch.container_id).unwrap().node_id, big);
+    // By host name and by full node id.
+    let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 2, "n1", true), local_ask(2, 256, 1, "n1:8042", true)]);
+    assert_eq!(r.allocated.len(), 3);
+    assert!(r.allocated.iter().all(|c| c.node_id == small), "{:?}", r.allocated);
+    // An ask for anywhere still goes to the node with the most room.
+    let r = allocate_now(&mut env, app, vec![ask(3, 256, 1)]);
+    assert_eq!(r.allocated[0].node_id, big);
+}
+
+#[test]
+fn a_host_ask_waits_for_its_full_host_then_relaxes_to_the_rack_then_anywhere() {
+    let mut env = Env::new();
+    let n1 = env.add_node_in_rack("n1", 512, 8, Some("/r1"));
+    let n2 = env.add_node_in_rack("n2", 1024, 8, Some("/r1"));
+    let n3 = env.add_node_in_rack("n3", 8192, 8, Some("/r2"));
+    let (app, _) = env.running_app(); // AM on n3
+    allocate_now(&mut env, app, vec![local_ask(1, 512, 1, "n1", true)]);
+    assert_eq!(workers_by_node(&env, app), [(n1.clone(), 1)].into());
+
+    // n1 is full: the ask waits although n2 and n3 have room.
+    assert!(allocate_now(&mut env, app, vec![local_ask(2, 512, 3, "n1", true)]).allocated.is_empty());
+    env.advance(2_999);
+    assert_eq!(env.app(app).pending_containers(), 3);
+    // The node delay has passed: only ticks happened, and the rack (n2, not n3) takes what fits.
+    env.advance(1);
+    assert_eq!(workers_by_node(&env, app), [(n1.clone(), 1), (n2.clone(), 2)].into());
+    env.advance(2_999);
+    assert_eq!(env.app(app).pending_containers(), 1, "still within the rack delay");
+    env.advance(1);
+    assert_eq!(workers_by_node(&env, app), [(n1, 1), (n2, 2), (n3, 1)].into());
+    assert!(env.app(app).asks.is_empty());
+    assert_eq!(allocate_now(&mut env, app, vec![]).allocated.len(), 3, "delivered to the AM");
+}
+
+#[test]
+fn a_host_ask_without_relax_locality_never_leaves_its_host() {
+    let mut env = Env::new();
+    let n1 = env.add_node_in_rack("n1", 512, 8, Some("/r1"));
+    let n2 = env.add_node_in_rack("n2", 8192, 8, Some("/r1"));
+    let (app, _) = env.running_app(); // AM on n2
+    let filler = allocate_now(&mut env, app, vec![local_ask(1, 512, 1, "n1", true)]).allocated[0].id;
+    assert!(allocate_now(&mut env, app, vec![local_ask(2, 512, 1, "n1", false)]).allocated.is_empty());
+    advance_alive(&mut env, 12_000);
+    assert_eq!(env.app(app).pending_containers(), 1, "pinned to n1 long after both delays");
+    assert!(env.core.node(&n2).unwrap().free().memory_mb >= 512, "although the rack had room");
+    // Its host frees up: the ask is served there.
+    env.heartbeat(&n1, vec![done(filler, 0)]);
+    assert_eq!(workers_by_node(&env, app), [(n1, 1)].into());
+    assert!(env.app(app).asks.is_empty());
+}
+
+#[test]
+fn a_rack_ask_stays_in_its_rack_until_the_rack_delay_and_forever_without_relax() {
+    let mut env = Env::new();
+    let n1 = env.add_node_in_rack("n1", 1024, 8, Some("/r1"));
+    let n2 = env.add_node_in_rack("n2", 8192, 8, Some("/r2"));
+    let (app, _) = env.running_app(); // AM on n2
+    let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 2, "/r1", true)]);
+    assert!(r.allocated.len() == 2 && r.allocated.iter().all(|c| c.node_id == n1), "{:?}", r.allocated);
+
+    // Pinned to the rack: one fits on n1, the other waits for good.
+    assert_eq!(allocate_now(&mut env, app, vec![local_ask(2, 512, 2, "/r1", false)]).allocated.len(), 1);
+    advance_alive(&mut env, 12_000);
+    assert_eq!(env.app(app).pending_containers(), 1);
+    assert_eq!(workers_by_node(&env, app), [(n1.clone(), 3)].into());
+
+    // Relaxable: waits for the rack delay, then goes anywhere.
+    assert!(allocate_now(&mut env, app, vec![local_ask(3, 512, 1, "/r1", true)]).allocated.is_empty());
+    advance_alive(&mut env, 2_999);
+    assert_eq!(env.app(app).pending_containers(), 2);
+    env.advance(1);
+    assert_eq!(workers_by_node(&env, app), [(n1, 3), (n2, 1)].into());
+    assert_eq!(env.app(app).pending_containers(), 1, "the pinned ask still waits");
+}
+
+#[test]
+fn a_gang_naming_a_rack_places_every_container_in_that_rack() {
+    let mut env = Env::new();
+    let n1 = env.add_node_in_rack("n1", 512, 8, Some("/r1"));
+    let n2 = env.add_node_in_rack("n2", 512, 8, Some("/r1"));
+    env.add_node_in_rack("n3", 8192, 8, Some("/r2"));
+    let (g, _) = env.running_app(); // AM on n3
+    let gang_in_r1 = |priority, n| ResourceRequest { gang: true, ..local_ask(priority, 256, n, "/r1", false) };
+    let r = allocate_now(&mut env, g, vec![gang_in_r1(1, 4)]);
+    assert_eq!(r.allocated.len(), 4, "all at once");
+    assert_eq!(workers_by_node(&env, g), [(n1, 2), (n2, 2)].into());
+
+    // The rack is full: the next gang waits for it and reserves, although n3 has room...
+    assert!(allocate_now(&mut env, g, vec![gang_in_r1(2, 2)]).allocated.is_empty());
+    assert_eq!(env.core.gang_reservation().map(|r| r.app), Some(g));
+    // ...and its reservation holds back only capacity it may use: another AM still starts on n3.
+    env.submit();
+    assert_eq!(env.fx.take_launches().len(), 1);
+}
+
+#[test]
+fn an_ask_for_a_host_never_seen_goes_anywhere_after_the_node_delay_unless_pinned() {
+    let mut env = Env::new();
+    let n1 = env.add_node("n1", 4096, 8);
+    let (app, _) = env.running_app();
+    let asks = vec![local_ask(1, 256, 1, "elsewhere", true), local_ask(2, 256, 1, "elsewhere", false)];
+    assert!(allocate_now(&mut env, app, asks).allocated.is_empty());
+    env.advance(2_999);
+    assert_eq!(env.app(app).pending_containers(), 2);
+    env.advance(1);
+    assert_eq!(workers_by_node(&env, app), [(n1, 1)].into());
+    assert_eq!(env.app(app).pending_containers(), 1, "the pinned ask waits for its host");
+}
+
+#[test]
+fn a_node_registered_with_a_rack_carries_it_and_rack_asks_follow_a_move() {
+    let mut env = Env::new();
+    let n1 = env.add_node_in_rack("n1", 1024, 8, Some("/r7"));
+    let n2 = env.add_node("n2", 4096, 8);
+    let n3 = env.add_node_in_rack("n3", 512, 8, Some("r8"));
+    assert_eq!(env.core.node(&n1).unwrap().rack, "/r7");
+    assert_eq!(env.core.node(&n2).unwrap().rack, "/default-rack");
+    assert_eq!(env.core.node(&n3).unwrap().rack, "/r8", "rack names get their leading slash");
+
+    // The NM restarts in another rack.
+    env.add_node_in_rack("n1", 1024, 8, Some("/r9"));
+    assert_eq!(env.core.node(&n1).unwrap().rack, "/r9");
+    let (app, _) = env.running_app(); // AM on n2
+    let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 1, "/r9", false), local_ask(2, 256, 1, "/r7", false)]);
+    assert_eq!(r.allocated.len(), 1);
+    assert_eq!(r.allocated[0].node_id, n1);
+    assert_eq!(env.app(app).pending_containers(), 1, "nothing is left in /r7");
+    let r = allocate_now(&mut env, app, vec![local_ask(3, 256, 1, "/default-rack", false)]);
+    assert_eq!(r.allocated[0].node_id, n2);
 }

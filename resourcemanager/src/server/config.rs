@@ -43,12 +43,20 @@ pub struct SchedulerConfig {
     /// Queue file selecting the scheduler (capacity, fair or fifo) and describing the queue
     /// tree; without one, FIFO over a single `root.default` queue.
     pub queues_file: Option<PathBuf>,
+    /// How often the queues file is checked for changes (reloaded when it changed).
+    pub queues_reload_interval_ms: u64,
     /// Requests are rounded up to multiples of this (YARN: 1024 MB / 1 vcore; Weft: 128 MB).
     pub minimum_allocation: ResourceConfig,
     /// Requests above this are rejected.
     pub maximum_allocation: ResourceConfig,
     /// How long the oldest waiting gang ask may hold capacity back before another gang's turn.
     pub gang_reservation_timeout_ms: u64,
+    /// A host ask may use only its host this long, then its host's rack too. YARN counts missed
+    /// node heartbeats (`node-locality-delay`, 40); Weft schedules per event, so it counts time.
+    pub node_locality_delay_ms: u64,
+    /// A rack ask (or a host ask relaxed to its rack) may use only that rack this much longer,
+    /// then any node (YARN: `rack-locality-additional-delay`, in missed heartbeats).
+    pub rack_locality_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,9 +113,12 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             queues_file: None,
+            queues_reload_interval_ms: 5000,
             minimum_allocation: ResourceConfig { memory_mb: 128, vcores: 1 },
             maximum_allocation: ResourceConfig { memory_mb: 8192, vcores: 4 },
             gang_reservation_timeout_ms: 300_000,
+            node_locality_delay_ms: 3_000,
+            rack_locality_delay_ms: 3_000,
         }
     }
 }

@@ -81,8 +81,16 @@ impl RmMetrics {
         r.register("containers_completed", "Containers completed, by exit status", m.containers_completed.clone());
         r.register("applications_finished", "Applications that reached a final state", m.apps_finished.clone());
         r.register("nodes_lost", "Nodes declared LOST", m.nodes_lost.clone());
-        r.register("preemptions_marked", "Containers chosen for preemption (their AM was told)", m.preemptions_marked.clone());
-        r.register("containers_preempted", "Containers killed by preemption after the grace period", m.containers_preempted.clone());
+        r.register(
+            "preemptions_marked",
+            "Containers chosen for preemption (their AM was told)",
+            m.preemptions_marked.clone(),
+        );
+        r.register(
+            "containers_preempted",
+            "Containers killed by preemption after the grace period",
+            m.containers_preempted.clone(),
+        );
         r.register("allocation_latency_seconds", "Time from an ask to its allocation", m.allocation_latency.clone());
         m
     }

@@ -16,6 +16,7 @@ mod views;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -160,6 +161,8 @@ pub async fn start(cfg: RmConfig, mut registry: Registry) -> Result<RmHandle, Rm
         finished_app_container_grace_ms: cfg.applications.finished_app_container_grace_ms,
         max_completed_apps: cfg.applications.max_completed_apps,
         gang_reservation_timeout_ms: cfg.scheduler.gang_reservation_timeout_ms,
+        node_locality_delay_ms: cfg.scheduler.node_locality_delay_ms,
+        rack_locality_delay_ms: cfg.scheduler.rack_locality_delay_ms,
         container_token_key: MasterKey::generate(epoch),
         am_token_key: MasterKey::generate(epoch),
         rm_addresses: vec![rm_address.clone()],
@@ -200,7 +203,12 @@ pub async fn start(cfg: RmConfig, mut registry: Registry) -> Result<RmHandle, Rm
         epoch,
         store_name: store.name(),
         rm_address,
+        queues_file: cfg.scheduler.queues_file.clone(),
     };
+    if let Some(path) = cfg.scheduler.queues_file.clone() {
+        let interval = Duration::from_millis(cfg.scheduler.queues_reload_interval_ms);
+        tokio::spawn(watch_queues_file(path, interval, state.core.clone(), shutdown_rx.clone()));
+    }
     let router = rest::router(state);
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {
@@ -212,6 +220,42 @@ pub async fn start(cfg: RmConfig, mut registry: Registry) -> Result<RmHandle, Rm
             .map_err(RmError::Serve)
     });
     Ok(RmHandle { http_addr, epoch, shutdown, server, core_task })
+}
+
+/// Reloads the queues file when it changes (YARN's auto-refresh policy). An invalid file is
+/// logged and ignored: the running configuration stays.
+async fn watch_queues_file(path: PathBuf, interval: Duration, core: CoreHandle, mut stop: watch::Receiver<bool>) {
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticks.tick() => {}
+        }
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let config = match crate::queues::QueuesConfig::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %error_chain(&e), "queues file changed but is invalid; keeping the running configuration");
+                continue;
+            }
+        };
+        match core.request(move |req| Event::ReloadQueues { req, config: Box::new(config), requested_by: None }).await {
+            Ok(Reply::ReloadQueues(Ok(plan))) => {
+                tracing::info!(file = %path.display(), added = ?plan.added, removed = ?plan.removed, "queues file changed; reloaded");
+            }
+            Ok(Reply::ReloadQueues(Err(e))) => {
+                tracing::error!(file = %path.display(), error = %e, "queues file changed but the reload was refused; keeping the running configuration");
+            }
+            Ok(_) | Err(_) => return,
+        }
+    }
 }
 
 struct CoreLoop {

@@ -39,6 +39,8 @@ pub(super) struct ServerState {
     pub(super) epoch: u32,
     pub(super) store_name: &'static str,
     pub(super) rm_address: String,
+    /// The queues file `weft queue reload` re-reads (None: FIFO without a file).
+    pub(super) queues_file: Option<std::path::PathBuf>,
 }
 
 /// Largest request body accepted (a submission with a big environment still fits).
@@ -51,6 +53,9 @@ pub(super) fn router(state: ServerState) -> Router {
         .route("/ws/v1/cluster/metrics", get(cluster_metrics))
         .route("/ws/v1/cluster/scheduler", get(scheduler))
         .route("/ws/v1/weft/queues", get(weft_queues))
+        .route("/ws/v1/weft/queues/reload", post(reload_queues))
+        .route("/ws/v1/cluster/apps/{id}/queue", get(get_app_queue).put(put_app_queue))
+        .route("/ws/v1/cluster/apps/{id}/priority", get(get_app_priority).put(put_app_priority))
         .route("/ws/v1/cluster/apps", get(list_apps).post(submit))
         .route("/ws/v1/cluster/apps/new-application", post(new_application))
         .route("/ws/v1/cluster/apps/{id}", get(get_app))
@@ -233,6 +238,94 @@ async fn cluster_metrics(State(s): State<ServerState>) -> ApiResult<Response> {
 
 async fn scheduler(State(s): State<ServerState>) -> ApiResult<Response> {
     Ok(json(s.core.inspect(scheduler_view::scheduler_info).await?))
+}
+
+/// `POST /ws/v1/weft/queues/reload`: re-reads the queues file and switches to it atomically.
+async fn reload_queues(State(s): State<ServerState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    let user = caller(&q)?;
+    let Some(path) = s.queues_file.clone() else {
+        return Err(ApiError::bad_request(
+            "WEFT-QUEUE-NO-FILE",
+            "this ResourceManager runs without a queues file",
+            "set scheduler.queues-file in the RM config",
+        ));
+    };
+    let config = crate::queues::QueuesConfig::load(&path).map_err(|e| {
+        ApiError::bad_request(
+            "WEFT-QUEUE-RELOAD-REFUSED",
+            format!("{e:#}"),
+            "the running configuration is unchanged; fix the file and reload again",
+        )
+    })?;
+    match s
+        .core
+        .request(move |req| Event::ReloadQueues { req, config: Box::new(config), requested_by: Some(user) })
+        .await?
+    {
+        Reply::ReloadQueues(Ok(plan)) => Ok(json(serde_json::json!({
+            "reloaded": path.display().to_string(),
+            "added": plan.added,
+            "removed": plan.removed,
+            "changed": plan.changed.iter().map(|c| serde_json::json!({"path": c.path, "fields": c.fields})).collect::<Vec<_>>(),
+            "globalChanges": plan.global_changes,
+        }))),
+        Reply::ReloadQueues(Err(e)) => Err(e.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(serde::Deserialize, Serialize)]
+struct QueueBody {
+    queue: String,
+}
+
+#[derive(serde::Deserialize, Serialize)]
+struct PriorityBody {
+    priority: i32,
+}
+
+async fn get_app_queue(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_app_id(&id)?;
+    let queue = s.core.inspect(move |core| core.app(id).map(|a| a.queue.clone())).await?;
+    Ok(json(QueueBody { queue: queue.ok_or(CoreError::UnknownApp(id))? }))
+}
+
+async fn put_app_queue(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller(&q)?;
+    let id = parse_app_id(&id)?;
+    let QueueBody { queue } = parse_body(&body)?;
+    match s.core.request(move |req| Event::MoveApp { req, app: id, queue }).await? {
+        Reply::MoveApp(Ok(queue)) => Ok(json(QueueBody { queue })),
+        Reply::MoveApp(Err(e)) => Err(e.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn get_app_priority(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_app_id(&id)?;
+    let priority = s.core.inspect(move |core| core.app(id).map(|a| a.priority)).await?;
+    Ok(json(PriorityBody { priority: priority.ok_or(CoreError::UnknownApp(id))? }))
+}
+
+async fn put_app_priority(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller(&q)?;
+    let id = parse_app_id(&id)?;
+    let PriorityBody { priority } = parse_body(&body)?;
+    match s.core.request(move |req| Event::SetPriority { req, app: id, priority }).await? {
+        Reply::SetPriority(Ok(priority)) => Ok(json(PriorityBody { priority })),
+        Reply::SetPriority(Err(e)) => Err(e.into()),
+        other => Err(unexpected(other)),
+    }
 }
 
 async fn weft_queues(State(s): State<ServerState>) -> ApiResult<Response> {

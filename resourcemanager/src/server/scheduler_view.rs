@@ -562,6 +562,8 @@ mod tests {
                 finished_app_container_grace_ms: 5_000,
                 max_completed_apps: 100,
                 gang_reservation_timeout_ms: 60_000,
+                node_locality_delay_ms: 3_000,
+                rack_locality_delay_ms: 3_000,
                 container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
                 am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
                 rm_addresses: vec!["http://127.0.0.1:8088".into()],
@@ -588,6 +590,7 @@ mod tests {
                 total: Resource::new(memory_mb, vcores),
                 containers: vec![],
                 version: "test".into(),
+                rack: None,
             };
             self.step(Event::NodeRegister { req, request });
             assert!(matches!(self.fx.take_reply(req), Reply::NodeRegister(Ok(_))));

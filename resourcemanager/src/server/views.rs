@@ -138,7 +138,7 @@ pub(super) fn node_info(node: &Node) -> NodeInfo {
     let active =
         !matches!(node.state, NodeState::Lost | NodeState::Decommissioned | NodeState::Rebooted | NodeState::Shutdown);
     NodeInfo {
-        rack: "/default-rack".into(),
+        rack: node.rack.clone(),
         state: node.state,
         id: node.id.to_string(),
         node_host_name: node.id.host().to_owned(),
@@ -194,5 +194,33 @@ pub(super) fn cluster_metrics(core: &Core) -> ClusterMetrics {
         decommissioned_nodes: count_nodes(NodeState::Decommissioned),
         rebooted_nodes: count_nodes(NodeState::Rebooted),
         shutdown_nodes: count_nodes(NodeState::Shutdown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use weft_common::NodeId;
+
+    use super::*;
+
+    #[test]
+    fn node_info_shows_the_rack_the_node_registered_with() {
+        let node = Node {
+            id: NodeId("n1:8042".into()),
+            http_address: "http://n1:8042".into(),
+            total: Resource::new(1024, 2),
+            used: Resource::ZERO,
+            state: NodeState::Running,
+            last_heartbeat: 0,
+            health_report: String::new(),
+            version: "test".into(),
+            containers: BTreeSet::new(),
+            rack: "/rack7".into(),
+        };
+        let info = node_info(&node);
+        assert_eq!(info.rack, "/rack7");
+        assert_eq!(serde_json::to_value(&info).unwrap()["rack"], "/rack7");
     }
 }

@@ -127,6 +127,12 @@ pub async fn run_logs(args: LogsArgs, rm: &[String], user: &str) -> anyhow::Resu
 fn explain_remote_error(result: anyhow::Result<i32>) -> anyhow::Result<i32> {
     let Err(error) = result else { return result };
     let Some(body) = error.downcast_ref::<SdkError>().and_then(SdkError::remote_body) else { return Err(error) };
+    report_refusal(body);
+    Ok(1)
+}
+
+/// Prints a RemoteException's message, stable code and hint for a person.
+pub fn report_refusal(body: &weft_common::error::ErrorBody) {
     let remote = &body.remote_exception;
     if remote.code.is_empty() {
         eprintln!("error: {}", remote.message);
@@ -136,7 +142,6 @@ fn explain_remote_error(result: anyhow::Result<i32>) -> anyhow::Result<i32> {
     if !remote.hint.is_empty() {
         eprintln!("hint: {}", remote.hint);
     }
-    Ok(1)
 }
 
 async fn list_apps(client: &RmClient, filter: &AppsFilter, json: bool) -> anyhow::Result<i32> {

@@ -14,6 +14,8 @@ use weft_appmaster_sdk::{RETRYABLE_SUFFIX, RM_STANDBY};
 use weft_common::Resource;
 use weft_common::error::ErrorBody;
 
+use crate::client::report_refusal;
+
 const QUEUES_PATH: &str = "/ws/v1/weft/queues";
 const RELOAD_PATH: &str = "/ws/v1/weft/queues/reload";
 /// A queue listing is one small read; an RM that takes longer is as good as down.
@@ -198,18 +200,6 @@ fn rm_url(address: &str, path: &str, user: &str) -> anyhow::Result<Url> {
     let mut url = Url::parse(&format!("{base}{path}")).with_context(|| format!("invalid RM address {address:?}"))?;
     url.query_pairs_mut().append_pair("user.name", user);
     Ok(url)
-}
-
-fn report_refusal(body: &ErrorBody) {
-    let remote = &body.remote_exception;
-    if remote.code.is_empty() {
-        eprintln!("error: {}", remote.message);
-    } else {
-        eprintln!("error: {} ({})", remote.message, remote.code);
-    }
-    if !remote.hint.is_empty() {
-        eprintln!("hint: {}", remote.hint);
-    }
 }
 
 /// A queue by full path, else by its name when exactly one queue has it (leaf names are unique).

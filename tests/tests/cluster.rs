@@ -668,6 +668,13 @@ queues:
     let paths: Vec<&str> = tree.as_array().unwrap().iter().filter_map(|q| q["path"].as_str()).collect();
     assert!(paths.contains(&"root.a") && paths.contains(&"root.c"), "{paths:?}");
 
+    // Only the owner or a queue administrator may kill, move or re-prioritise an app.
+    let (status, err) = c
+        .call("PUT", &format!("/ws/v1/cluster/apps/{id}/state?user.name=mallory"), Some(&json!({"state": "KILLED"})))
+        .unwrap();
+    assert_eq!((status, err["RemoteException"]["code"].as_str()), (403, Some("WEFT-APP-ACCESS-DENIED")), "{err}");
+    assert_eq!(c.app(&id).unwrap()["state"], "RUNNING");
+
     // Move the running app to b, and change its priority (capped by b's maximum, 0).
     let (status, moved) = c
         .call("PUT", &format!("/ws/v1/cluster/apps/{id}/queue?user.name=tester"), Some(&json!({"queue": "b"})))

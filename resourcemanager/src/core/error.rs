@@ -27,6 +27,10 @@ pub enum CoreError {
     PlacementRejected { user: String, requested: Option<String> },
     #[error("user {0} may not administer the queues")]
     AdminDenied(String),
+    #[error(
+        "user {user} may not modify application {app}: it belongs to {owner} and {user} does not administer queue {queue}"
+    )]
+    ModifyDenied { user: String, app: ApplicationId, owner: String, queue: String },
     #[error("queue reload refused: {0}")]
     ReloadRefused(String),
     #[error("cannot move the application: {0}")]
@@ -115,6 +119,12 @@ impl CoreError {
             CoreError::QueueFull { .. } => {
                 d(400, "BadRequestException", "WEFT-QUEUE-FULL", "wait for applications to finish (max-applications)")
             }
+            CoreError::ModifyDenied { .. } => d(
+                403,
+                "ForbiddenException",
+                "WEFT-APP-ACCESS-DENIED",
+                "only the application's owner or an administrator of its queue (acl-administer-queue) may do this",
+            ),
             CoreError::AdminDenied(_) => {
                 d(403, "ForbiddenException", "WEFT-QUEUE-ADMIN-DENIED", "root's acl-administer-queue must name you")
             }

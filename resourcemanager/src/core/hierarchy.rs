@@ -2,6 +2,10 @@
 //! changes), what each queue and each user in a leaf uses, and the rules the scheduler applies:
 //! placement, submit checks, allocation limits, and the order in which queues are served.
 //!
+//! Placement rules with `create: true` add queues at run time: [`Hierarchy::create_queue`]
+//! switches to a configuration with the queue added, the same way a reload does, and reloads keep
+//! created queues while they are busy (the file never lists them).
+//!
 //! Serving order per scheduler mode (YARN's semantics):
 //! - capacity: at every parent, the child with the lowest used/guaranteed ratio first; with
 //!   different queue priorities, an under-guarantee child beats an over-guarantee one, and among
@@ -11,15 +15,22 @@
 //! - fifo: the single `root.default` leaf.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use weft_common::Resource;
 
 use super::error::CoreError;
+use super::preemption::{Calculator, compute_fair_shares};
 use crate::queues::{
-    CapacitySettings, PlacementRule, QueueIndex, QueueSettings, QueueState, QueueTree, QueuesConfig, ReloadPlan,
-    ResourceCalculator, SchedulerMode, SchedulingPolicy, diff,
+    CapacitySettings, DynamicRule, PlacementRule, QueueConfig, QueueIndex, QueueSettings, QueueState, QueueTree,
+    QueuesConfig, ReloadPlan, ResourceCalculator, SchedulerMode, SchedulingPolicy, diff,
 };
+
+/// The most queues placement rules may create under one parent (YARN's
+/// `auto-queue-creation-v2.max-queues` default). Beyond it, submissions that would create one
+/// more are refused.
+pub const MAX_CREATED_QUEUES_PER_PARENT: usize = 1000;
 
 /// What one queue (and, in leaves, each of its users) holds now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,10 +57,77 @@ pub struct UserUsage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocked(pub String);
 
+/// Where the placement rules put an application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuePlacement {
+    /// An existing queue; [`Hierarchy::check_submit`] decides whether it takes the app.
+    Existing(QueueIndex),
+    /// A missing leaf (full path) that a `create: true` rule may create, with any missing
+    /// parents: check with [`Hierarchy::check_submit_to_created`], then [`Hierarchy::create_queue`].
+    Create { path: String },
+}
+
+/// Why a placement rule cannot create a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CreationObstacle {
+    /// The rule falls through, as if `create` were false.
+    NotAllowed(String),
+    /// The parent already holds [`MAX_CREATED_QUEUES_PER_PARENT`] created queues; the
+    /// submission is refused rather than sent elsewhere, so the operator notices.
+    LimitReached { parent: String },
+}
+
+impl fmt::Display for CreationObstacle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CreationObstacle::NotAllowed(reason) => f.write_str(reason),
+            CreationObstacle::LimitReached { parent } => write!(
+                f,
+                "{parent} already holds the maximum of {MAX_CREATED_QUEUES_PER_PARENT} queues created by placement rules; a queue reload removes the idle ones"
+            ),
+        }
+    }
+}
+
+/// The queue name a user or group name gives: YARN replaces `.` with `_dot_`, since a dot
+/// separates path segments. None when no queue can have that name.
+fn queue_name_for(name: &str) -> Option<String> {
+    let cleaned = name.replace('.', "_dot_");
+    (!cleaned.is_empty() && !cleaned.contains(char::is_whitespace)).then_some(cleaned)
+}
+
+/// The full path a `user`, `primary-group` or `primary-group-user` rule names for `names` (the
+/// user, the group, or the group then the user): under the rule's parent, or under root.
+fn dynamic_rule_path(rule: &DynamicRule, names: &[&str]) -> Option<String> {
+    let mut path = rule.parent.clone().unwrap_or_else(|| "root".to_owned());
+    for name in names {
+        path.push('.');
+        path.push_str(&queue_name_for(name)?);
+    }
+    Some(path)
+}
+
+/// The parent path of a full path (`root.users` for `root.users.zoe`).
+fn parent_path(path: &str) -> Option<&str> {
+    path.rsplit_once('.').map(|(parent, _)| parent)
+}
+
+fn is_busy(usage: &QueueUsage) -> bool {
+    usage.apps > 0 || usage.used != Resource::ZERO
+}
+
+/// The error for a queue a placement rule may not create.
+fn creation_refused(path: &str, obstacle: &CreationObstacle) -> CoreError {
+    CoreError::InvalidSubmission { field: "queue", message: format!("cannot create queue {path}: {obstacle}") }
+}
+
 pub struct Hierarchy {
+    /// The configuration in force: the file's plus the queues placement rules created.
     config: QueuesConfig,
     tree: QueueTree,
     usage: Vec<QueueUsage>,
+    /// Full paths of the queues placement rules created (parents sort before their children).
+    created: BTreeSet<String>,
 }
 
 impl Hierarchy {
@@ -57,7 +135,7 @@ impl Hierarchy {
         let tree = QueueTree::resolve(&config, cluster)
             .map_err(|p| CoreError::Internal(format!("queue configuration: {p}")))?;
         let usage = vec![QueueUsage::default(); tree.queues.len()];
-        Ok(Self { config, tree, usage })
+        Ok(Self { config, tree, usage, created: BTreeSet::new() })
     }
 
     /// Recomputes absolute numbers for a new cluster size; usage is kept.
@@ -115,33 +193,33 @@ impl Hierarchy {
     // -----------------------------------------------------------------------------------------
     // Submission.
 
-    /// The leaf an app submitted by `user` to `requested` goes to, by the placement rules.
-    pub fn place(&self, requested: Option<&str>, user: &str) -> Result<QueueIndex, CoreError> {
+    /// Where an app submitted by `user` to `requested` goes, by the placement rules. Pure: a
+    /// queue to create is only named here; [`Hierarchy::create_queue`] creates it.
+    pub fn place(&self, requested: Option<&str>, user: &str) -> Result<QueuePlacement, CoreError> {
         let requested = requested.map(str::trim).filter(|q| !q.is_empty());
         let groups = self.tree.user_groups(user);
         let primary = groups.first().map(String::as_str);
-        let leaf = |path: &str| self.tree.find(path).filter(|i| self.tree.queues[*i].is_leaf);
-        let under = |parent: &Option<String>, name: &str| match parent {
-            Some(p) => leaf(&format!("{p}.{name}")),
-            None => leaf(name),
-        };
+        let existing = |path: &str| self.leaf(path).map(QueuePlacement::Existing);
         for rule in &self.tree.placement_rules {
             let found = match rule {
                 // YARN: "default" (or nothing) falls through to the next rule.
-                PlacementRule::Specified(_) => requested
-                    .filter(|q| *q != "default" && *q != "root.default")
-                    .map(|q| self.tree.find(q).ok_or_else(|| CoreError::UnknownQueue(q.to_owned())))
-                    .transpose()?,
-                PlacementRule::User(r) => under(&r.parent, user),
-                PlacementRule::PrimaryGroup(r) => primary.and_then(|g| under(&r.parent, g)),
-                PlacementRule::PrimaryGroupUser(r) => primary.and_then(|g| {
-                    let parent = format!("{}.{g}", r.parent.as_deref().unwrap_or("root"));
-                    leaf(&format!("{parent}.{user}"))
-                }),
-                PlacementRule::MapUser(r) => (r.user == user).then(|| leaf(&r.queue)).flatten(),
-                PlacementRule::MapGroup(r) => groups.contains(&r.group).then(|| leaf(&r.queue)).flatten(),
+                PlacementRule::Specified(r) => match requested.filter(|q| *q != "default" && *q != "root.default") {
+                    Some(q) => Some(self.specified_placement(q, r.create)?),
+                    None => None,
+                },
+                PlacementRule::User(r) => self.dynamic_placement(r, &[user])?,
+                PlacementRule::PrimaryGroup(r) => match primary {
+                    Some(group) => self.dynamic_placement(r, &[group])?,
+                    None => None,
+                },
+                PlacementRule::PrimaryGroupUser(r) => match primary {
+                    Some(group) => self.dynamic_placement(r, &[group, user])?,
+                    None => None,
+                },
+                PlacementRule::MapUser(r) => (r.user == user).then(|| existing(&r.queue)).flatten(),
+                PlacementRule::MapGroup(r) => groups.contains(&r.group).then(|| existing(&r.queue)).flatten(),
                 PlacementRule::Default(r) => {
-                    Some(leaf(&r.queue).ok_or_else(|| CoreError::UnknownQueue(r.queue.clone()))?)
+                    Some(existing(&r.queue).ok_or_else(|| CoreError::UnknownQueue(r.queue.clone()))?)
                 }
                 PlacementRule::Reject => {
                     return Err(CoreError::PlacementRejected {
@@ -150,11 +228,187 @@ impl Hierarchy {
                     });
                 }
             };
-            if let Some(index) = found {
-                return Ok(index);
+            if let Some(placement) = found {
+                return Ok(placement);
             }
         }
         Err(CoreError::UnknownQueue(requested.unwrap_or("default").to_owned()))
+    }
+
+    /// A leaf by full path or leaf name.
+    fn leaf(&self, name: &str) -> Option<QueueIndex> {
+        self.tree.find(name).filter(|i| self.tree.queues[*i].is_leaf)
+    }
+
+    /// `specified`: the named queue (a parent too, which the submit check then refuses), or
+    /// with `create: true` a missing one under a parent that takes created queues; a name
+    /// without `root.` is created under root, as the fair scheduler does. An unknown name that
+    /// cannot be created is rejected rather than falling through, so a typo fails loudly.
+    fn specified_placement(&self, requested: &str, create: bool) -> Result<QueuePlacement, CoreError> {
+        if let Some(index) = self.tree.find(requested) {
+            return Ok(QueuePlacement::Existing(index));
+        }
+        let path = if requested.starts_with("root.") { requested.to_owned() } else { format!("root.{requested}") };
+        match create.then(|| self.creation_obstacle(&path)) {
+            Some(None) => Ok(QueuePlacement::Create { path }),
+            Some(Some(obstacle @ CreationObstacle::LimitReached { .. })) => Err(creation_refused(&path, &obstacle)),
+            Some(Some(CreationObstacle::NotAllowed(_))) | None => Err(CoreError::UnknownQueue(requested.to_owned())),
+        }
+    }
+
+    /// `user`, `primary-group`, `primary-group-user`: the leaf the rule names or, with
+    /// `create: true`, the leaf to create. None falls through to the next rule, also when the
+    /// queue cannot be created (as YARN does with `create: false`).
+    fn dynamic_placement(&self, rule: &DynamicRule, names: &[&str]) -> Result<Option<QueuePlacement>, CoreError> {
+        let Some(path) = dynamic_rule_path(rule, names) else { return Ok(None) };
+        let existing = match (&rule.parent, names) {
+            // Without a parent, the leaf named after the user or group, anywhere in the tree.
+            (None, [_]) => path.strip_prefix("root.").and_then(|name| self.leaf(name)),
+            _ => self.leaf(&path),
+        };
+        if let Some(index) = existing {
+            return Ok(Some(QueuePlacement::Existing(index)));
+        }
+        if !rule.create {
+            return Ok(None);
+        }
+        match self.creation_obstacle(&path) {
+            None => Ok(Some(QueuePlacement::Create { path })),
+            Some(CreationObstacle::NotAllowed(_)) => Ok(None),
+            Some(obstacle @ CreationObstacle::LimitReached { .. }) => Err(creation_refused(&path, &obstacle)),
+        }
+    }
+
+    /// The queue at `path` or, when it is missing, its nearest existing ancestor.
+    fn nearest_existing(&self, path: &str) -> QueueIndex {
+        let mut candidate = path;
+        loop {
+            if let Some(index) = self.tree.find(candidate) {
+                return index;
+            }
+            match parent_path(candidate) {
+                Some(parent) => candidate = parent,
+                None => return 0,
+            }
+        }
+    }
+
+    /// Why the leaf `path` (a full path) cannot be created now with any missing parents, or None
+    /// when it can: its nearest existing ancestor takes created queues and has room for one more,
+    /// every name is valid and the leaf name is not used elsewhere.
+    fn creation_obstacle(&self, path: &str) -> Option<CreationObstacle> {
+        let not_allowed = |reason: String| Some(CreationObstacle::NotAllowed(reason));
+        let Some(below_root) = path.strip_prefix("root.") else {
+            return not_allowed(format!("{path} is not a full queue path such as root.users.zoe"));
+        };
+        if below_root.split('.').any(|name| name.is_empty() || name.contains(char::is_whitespace)) {
+            return not_allowed(format!("{path} is not a valid queue path: names must be non-empty, without spaces"));
+        }
+        if self.tree.find(path).is_some() {
+            return not_allowed(format!("{path} already exists"));
+        }
+        let leaf_name = path.rsplit('.').next().unwrap_or(path);
+        // Leaf names are unique, because apps may be submitted by leaf name.
+        if let Some(other) = self.tree.queues.iter().find(|q| q.is_leaf && q.name == leaf_name) {
+            return not_allowed(format!("the leaf name {leaf_name} is already used by {}", other.path));
+        }
+        let ancestor = &self.tree.queues[self.nearest_existing(path)];
+        if ancestor.is_leaf {
+            return not_allowed(format!("{} is a leaf queue", ancestor.path));
+        }
+        if !ancestor.accepts_dynamic_children {
+            let hint = match self.tree.scheduler {
+                SchedulerMode::Capacity => {
+                    " (in capacity mode its children must use weight capacities, or it is a childless `type: parent`)"
+                }
+                _ => "",
+            };
+            return not_allowed(format!("{} does not take queues created by placement rules{hint}", ancestor.path));
+        }
+        let created_children = self.created.iter().filter(|p| parent_path(p) == Some(ancestor.path.as_str())).count();
+        if created_children >= MAX_CREATED_QUEUES_PER_PARENT {
+            return Some(CreationObstacle::LimitReached { parent: ancestor.path.clone() });
+        }
+        None
+    }
+
+    /// The submit checks for a queue [`Hierarchy::place`] asked to create, before it exists, so a
+    /// refused submission leaves no empty queue behind. A created queue adds no ACL of its own
+    /// and is stopped when its parent is, so its nearest existing ancestor decides.
+    pub fn check_submit_to_created(&self, path: &str, user: &str) -> Result<(), CoreError> {
+        let ancestor = &self.tree.queues[self.nearest_existing(path)];
+        if ancestor.state == QueueState::Stopped {
+            return Err(CoreError::QueueStopped(ancestor.path.clone()));
+        }
+        if !ancestor.submit_acl.allows(user, self.tree.user_groups(user)) {
+            return Err(CoreError::SubmitDenied { user: user.to_owned(), queue: path.to_owned() });
+        }
+        Ok(())
+    }
+
+    /// Creates the leaf `path` and any missing parents (weight 1 each, everything else
+    /// inherited) by switching to a configuration that includes them, the same way a reload
+    /// does. Returns the new leaf and, for every old queue index, its new index.
+    pub fn create_queue(&mut self, path: &str) -> Result<(QueueIndex, Vec<Option<QueueIndex>>), CoreError> {
+        if let Some(obstacle) = self.creation_obstacle(path) {
+            return Err(creation_refused(path, &obstacle));
+        }
+        let refused = |reason: String| creation_refused(path, &CreationObstacle::NotAllowed(reason));
+        let mut parent = self.tree.queues[self.nearest_existing(path)].path.clone();
+        let missing: Vec<String> = path[parent.len() + 1..].split('.').map(str::to_owned).collect();
+        let mut config = self.config.clone();
+        let mut created = Vec::with_capacity(missing.len());
+        for (depth, name) in missing.iter().enumerate() {
+            let queue = QueueConfig::created_by_placement(config.scheduler, depth + 1 < missing.len());
+            config.insert_queue(&parent, name, queue).map_err(refused)?;
+            parent = format!("{parent}.{name}");
+            created.push(parent.clone());
+        }
+        let tree = QueueTree::resolve(&config, self.tree.cluster).map_err(|p| refused(p.to_string()))?;
+        let mapping = self.switch_to(config, tree)?;
+        self.created.extend(created);
+        let leaf = self.leaf(path).ok_or_else(|| CoreError::Internal(format!("created queue {path} is missing")))?;
+        tracing::info!(queue = path, "queue created by a placement rule");
+        Ok((leaf, mapping))
+    }
+
+    /// After a restart the file no longer lists the queues placement rules created. For an
+    /// unfinished app recorded in `queue`, the full path to create again, if a `create: true`
+    /// rule names that queue for `user` now and it may be created. Fair mode records full paths,
+    /// which are matched exactly. Capacity mode records leaf names, which are matched against the
+    /// targets of the user and group rules first, and only then taken as `specified` under root.
+    pub fn recreatable_queue(&self, queue: &str, user: &str) -> Option<String> {
+        let primary = self.tree.user_groups(user).first().map(String::as_str);
+        let mut specified_creates = false;
+        let mut rule_targets = Vec::new();
+        for rule in &self.tree.placement_rules {
+            let target = match rule {
+                PlacementRule::Specified(r) => {
+                    specified_creates |= r.create;
+                    None
+                }
+                PlacementRule::User(r) if r.create => dynamic_rule_path(r, &[user]),
+                PlacementRule::PrimaryGroup(r) if r.create => primary.and_then(|g| dynamic_rule_path(r, &[g])),
+                PlacementRule::PrimaryGroupUser(r) if r.create => {
+                    primary.and_then(|g| dynamic_rule_path(r, &[g, user]))
+                }
+                _ => None,
+            };
+            rule_targets.extend(target);
+        }
+        let candidates: Vec<String> = if queue.starts_with("root.") {
+            let named = specified_creates || rule_targets.iter().any(|target| target == queue);
+            named.then(|| queue.to_owned()).into_iter().collect()
+        } else {
+            let by_leaf_name = rule_targets.into_iter().filter(|target| target.rsplit('.').next() == Some(queue));
+            by_leaf_name.chain(specified_creates.then(|| format!("root.{queue}"))).collect()
+        };
+        candidates.into_iter().find(|path| self.creation_obstacle(path).is_none())
+    }
+
+    /// Full paths of the queues that placement rules created and that are still in force.
+    pub fn created_queues(&self) -> &BTreeSet<String> {
+        &self.created
     }
 
     /// Checks a new app in `leaf` against the queue's state, ACLs and application limit.
@@ -451,19 +705,71 @@ impl Hierarchy {
 
     /// Switches to `config` atomically: either everything changes or nothing does. Refused when
     /// a queue that disappears, or a leaf that becomes a parent, still holds applications or
-    /// resources, so running apps are never lost. Usage carries over by queue path. Returns
-    /// what changed and, for every old queue index, its new index (None if removed).
+    /// resources, so running apps are never lost. Usage carries over by queue path. Queues that
+    /// placement rules created are not in the file: those holding applications or resources are
+    /// kept, idle ones are dropped (the rules create them again when needed). Returns what
+    /// changed and, for every old queue index, its new index (None if removed).
     pub fn reload(&mut self, config: QueuesConfig) -> Result<(ReloadPlan, Vec<Option<QueueIndex>>), CoreError> {
-        let tree = QueueTree::resolve(&config, self.tree.cluster)
+        let file_tree = QueueTree::resolve(&config, self.tree.cluster)
             .map_err(|p| CoreError::ReloadRefused(format!("the new queue configuration is invalid: {p}")))?;
+        let (config, kept) = self.with_busy_created_queues(config, &file_tree);
+        let tree = if kept.is_empty() {
+            file_tree
+        } else {
+            QueueTree::resolve(&config, self.tree.cluster).map_err(|p| {
+                CoreError::ReloadRefused(format!(
+                    "the new queue configuration cannot keep the busy queues created by placement rules: {p}"
+                ))
+            })?
+        };
         let plan = diff(&self.config, &config);
+        let mapping = self.switch_to(config, tree)?;
+        self.created = kept;
+        Ok((plan, mapping))
+    }
+
+    /// `config` plus the created queues that still hold applications or resources, and the set
+    /// of those kept. One is kept only where its parent still takes created queues and its leaf
+    /// name is still free; otherwise it is left out and [`Hierarchy::switch_to`] refuses the
+    /// reload as for any busy queue. A queue the file now declares is no longer a created one.
+    fn with_busy_created_queues(
+        &self,
+        mut config: QueuesConfig,
+        file_tree: &QueueTree,
+    ) -> (QueuesConfig, BTreeSet<String>) {
+        let mut kept = BTreeSet::new();
+        // Parents sort before their children, so a kept parent is in place for its children.
+        for path in &self.created {
+            let (Some(old), Some((parent, name))) = (self.tree.find(path), path.rsplit_once('.')) else { continue };
+            if !is_busy(&self.usage[old]) || file_tree.find(path).is_some() {
+                continue;
+            }
+            let is_leaf = self.tree.queues[old].is_leaf;
+            let parent_takes_it = kept.contains(parent)
+                || file_tree.find(parent).is_some_and(|i| file_tree.queues[i].accepts_dynamic_children);
+            let name_taken = is_leaf && file_tree.queues.iter().any(|q| q.is_leaf && q.name == name);
+            if !parent_takes_it || name_taken {
+                continue;
+            }
+            let queue = QueueConfig::created_by_placement(config.scheduler, !is_leaf);
+            if config.insert_queue(parent, name, queue).is_ok() {
+                kept.insert(path.clone());
+            }
+        }
+        (config, kept)
+    }
+
+    /// Switches to a resolved configuration, carrying usage over by path. Refused when a busy
+    /// leaf would disappear or become a parent. Returns the new index of every old queue.
+    fn switch_to(&mut self, config: QueuesConfig, tree: QueueTree) -> Result<Vec<Option<QueueIndex>>, CoreError> {
+        let new_indices: BTreeMap<&str, QueueIndex> =
+            tree.queues.iter().enumerate().map(|(i, q)| (q.path.as_str(), i)).collect();
         let mut mapping = Vec::with_capacity(self.tree.queues.len());
         for (old_index, old) in self.tree.queues.iter().enumerate() {
-            let new_index = tree.queues.iter().position(|q| q.path == old.path);
+            let new_index = new_indices.get(old.path.as_str()).copied();
             let usage = &self.usage[old_index];
-            let busy = usage.apps > 0 || usage.used != Resource::ZERO;
             let still_a_leaf = new_index.is_some_and(|i| tree.queues[i].is_leaf);
-            if busy && old.is_leaf && !still_a_leaf {
+            if is_busy(usage) && old.is_leaf && !still_a_leaf {
                 return Err(CoreError::ReloadRefused(format!(
                     "queue {} still has {} application(s) and uses {}: stop it (state: stopped), let its applications finish, then remove it",
                     old.path, usage.apps, usage.used
@@ -480,7 +786,7 @@ impl Hierarchy {
         self.config = config;
         self.tree = tree;
         self.usage = usage;
-        Ok((plan, mapping))
+        Ok(mapping)
     }
 
     /// Moves an app's accounting from one leaf to another (queue move). The caller checked
@@ -511,6 +817,11 @@ impl Hierarchy {
         Ok(())
     }
 
+    /// Whether `user` administers `queue` (its administer ACL, inherited from its ancestors).
+    pub fn administers(&self, queue: QueueIndex, user: &str) -> bool {
+        self.tree.queues[queue].administer_acl.allows(user, self.tree.user_groups(user))
+    }
+
     /// What `user`'s app in `leaf` could still get as far as queue limits go: the room left
     /// under the leaf's and its ancestors' maximums and, in capacity mode, under the user limit.
     pub fn headroom(&self, leaf: QueueIndex, user: &str) -> Resource {
@@ -524,6 +835,43 @@ impl Hierarchy {
             room = min(room, self.user_limit(leaf, user, c, Resource::ZERO).saturating_sub(used));
         }
         room
+    }
+
+    /// YARN FS's instantaneous fair shares: root gets the cluster; at every parent, its share is
+    /// split among the children that want or hold something, by weight within min and max, and
+    /// never beyond what a child can use (`demand`, per queue, subtree totals, capped at the
+    /// queue maximum); idle queues get nothing. Fair mode only (empty otherwise).
+    pub fn instantaneous_fair_shares(&self, demand: &[Resource]) -> Vec<Resource> {
+        if self.tree.scheduler != SchedulerMode::Fair {
+            return Vec::new();
+        }
+        let calculator = match self.calculator() {
+            ResourceCalculator::Dominant => Calculator::Dominant,
+            ResourceCalculator::Memory => Calculator::Memory,
+        };
+        let mut shares = vec![Resource::ZERO; self.tree.queues.len()];
+        shares[0] = self.tree.cluster;
+        // Parents come before their children, so each parent's share is known when it is split.
+        for (parent, queue) in self.tree.queues.iter().enumerate() {
+            let active: Vec<QueueIndex> = queue.children.iter().copied().filter(|&c| !demand[c].is_zero()).collect();
+            if active.is_empty() {
+                continue;
+            }
+            let specs: Vec<(f64, Resource, Resource, Resource)> = active
+                .iter()
+                .map(|&child| {
+                    let (weight, min) = match &self.tree.queues[child].settings {
+                        QueueSettings::Fair(f) => (f.weight, f.min_resources),
+                        _ => (1.0, Resource::ZERO),
+                    };
+                    (weight, min, self.tree.queues[child].maximum, demand[child])
+                })
+                .collect();
+            for (child, share) in active.into_iter().zip(compute_fair_shares(shares[parent], &specs, calculator)) {
+                shares[child] = share;
+            }
+        }
+        shares
     }
 
     /// Highest application priority a leaf allows.

@@ -219,6 +219,7 @@ pub struct Core {
     /// Containers chosen for preemption and not yet gone.
     preemption_marks: BTreeMap<ContainerId, preemption_monitor::PreemptionMark>,
     last_preemption_round: Millis,
+    starvation: preemption_monitor::StarvationClocks,
 }
 
 impl Core {
@@ -241,6 +242,7 @@ impl Core {
             gang_yielding: None,
             preemption_marks: BTreeMap::new(),
             last_preemption_round: 0,
+            starvation: Default::default(),
         })
     }
 
@@ -274,6 +276,17 @@ impl Core {
     pub fn hierarchy(&self) -> &Hierarchy {
         &self.hierarchy
     }
+
+    /// YARN's MODIFY_APP check: the owner, or an administrator of the app's queue, may kill,
+    /// move or re-prioritise an application.
+    pub fn may_modify(&self, app: ApplicationId, user: &str) -> Result<(), CoreError> {
+        let a = self.apps.get(&app).ok_or(CoreError::UnknownApp(app))?;
+        let admin = a.queue_index.is_some_and(|q| self.hierarchy.administers(q, user));
+        if a.user == user || admin {
+            return Ok(());
+        }
+        Err(CoreError::ModifyDenied { user: user.to_owned(), app, owner: a.user.clone(), queue: a.queue.clone() })
+    }
     pub fn preemption_marks(&self) -> &BTreeMap<ContainerId, preemption_monitor::PreemptionMark> {
         &self.preemption_marks
     }
@@ -306,6 +319,31 @@ impl Core {
             }
             let tree = self.hierarchy.tree();
             app.queue_index = tree.find(&app.queue).filter(|q| tree.queues[*q].is_leaf);
+            // The file does not list queues that placement rules created: create it again when a
+            // `create: true` rule still would.
+            if !app.state.is_final()
+                && app.queue_index.is_none()
+                && let Some(path) = self.hierarchy.recreatable_queue(&app.queue, &app.user)
+            {
+                match self.hierarchy.create_queue(&path) {
+                    Ok((leaf, moved)) => {
+                        self.remap_queue_indices(&moved);
+                        app.queue_index = Some(leaf);
+                    }
+                    Err(e) => tracing::warn!(app = %id, queue = %path, error = %e, "cannot create the queue again"),
+                }
+            }
+            // The old AM (if still running somewhere) belongs to a previous RM incarnation; its
+            // NM is told to clean it up when it reports it. Also when the app fails below: a failed
+            // app has no live attempt.
+            for attempt in app.attempts.iter_mut().filter(|a| !a.state.is_final()) {
+                attempt.state = AttemptState::Failed;
+                attempt.finish_time = Some(now);
+                attempt.counts_as_failure = false;
+                attempt.am_exit_status = Some(exit_status::KILLED_BY_RESOURCEMANAGER);
+                attempt.diagnostics = "ResourceManager restarted while this attempt was running".into();
+                fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
+            }
             if !app.state.is_final() && app.queue_index.is_none() {
                 app.state = AppState::Failed;
                 app.final_status = FinalStatus::Failed;
@@ -317,16 +355,6 @@ impl Core {
                 self.completed_order.push(id);
                 self.apps.insert(id, app);
                 continue;
-            }
-            // The old AM (if still running somewhere) belongs to a previous RM incarnation; its
-            // NM is told to clean it up when it reports it.
-            for attempt in app.attempts.iter_mut().filter(|a| !a.state.is_final()) {
-                attempt.state = AttemptState::Failed;
-                attempt.finish_time = Some(now);
-                attempt.counts_as_failure = false;
-                attempt.am_exit_status = Some(exit_status::KILLED_BY_RESOURCEMANAGER);
-                attempt.diagnostics = "ResourceManager restarted while this attempt was running".into();
-                fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
             }
             app.state = AppState::Submitted;
             if let Some(leaf) = app.queue_index {
@@ -435,9 +463,11 @@ impl Core {
         if self.apps.contains_key(&id) {
             return Err(CoreError::AlreadySubmitted(id));
         }
-        let leaf = self.hierarchy.place(ctx.queue.as_deref(), &user)?;
-        self.hierarchy.check_submit(leaf, &user)?;
-        let queue = self.queue_display_name(leaf);
+        let placement = self.hierarchy.place(ctx.queue.as_deref(), &user)?;
+        match &placement {
+            hierarchy::QueuePlacement::Existing(leaf) => self.hierarchy.check_submit(*leaf, &user)?,
+            hierarchy::QueuePlacement::Create { path } => self.hierarchy.check_submit_to_created(path, &user)?,
+        }
         if ctx.unmanaged_am {
             return Err(CoreError::InvalidSubmission {
                 field: "unmanaged-AM",
@@ -476,6 +506,19 @@ impl Core {
             environment: spec.environment.as_ref().map(|e| e.to_map()).unwrap_or_default(),
             local_resources,
         };
+        // Created only now that the submission is known to be valid, so a refused one leaves no
+        // empty queue behind.
+        let leaf = match placement {
+            hierarchy::QueuePlacement::Existing(leaf) => leaf,
+            hierarchy::QueuePlacement::Create { path } => {
+                let (leaf, moved) = self.hierarchy.create_queue(&path)?;
+                self.remap_queue_indices(&moved);
+                // What only the new queue knows, such as its max-applications.
+                self.hierarchy.check_submit(leaf, &user)?;
+                leaf
+            }
+        };
+        let queue = self.queue_display_name(leaf);
         let mut app = app_from_record(AppRecord {
             id,
             user,
@@ -521,6 +564,15 @@ impl Core {
             }
         }
         let (plan, moved) = self.hierarchy.reload(config)?;
+        self.remap_queue_indices(&moved);
+        tracing::info!(added = ?plan.added, removed = ?plan.removed, changed = plan.changed.len(), "queue configuration reloaded");
+        Ok(plan)
+    }
+
+    /// After the queue tree changed (a reload, or a queue created by a placement rule): points
+    /// every app and preemption mark at its queue's new index (`moved[old]`); marks of queues
+    /// that are gone are dropped.
+    fn remap_queue_indices(&mut self, moved: &[Option<QueueIndex>]) {
         for app in self.apps.values_mut() {
             app.queue_index = app.queue_index.and_then(|q| moved.get(q).copied().flatten());
         }
@@ -531,8 +583,6 @@ impl Core {
             }
             None => false,
         });
-        tracing::info!(added = ?plan.added, removed = ?plan.removed, changed = plan.changed.len(), "queue configuration reloaded");
-        Ok(plan)
     }
 
     fn move_app(&mut self, id: ApplicationId, queue: &str, fx: &mut impl Effects) -> Result<String, CoreError> {

@@ -188,7 +188,7 @@ impl Calculator {
             .fold(0.0, f64::max)
     }
 
-    fn resource_share(self, r: Resource, cluster: Resource) -> f64 {
+    pub fn resource_share(self, r: Resource, cluster: Resource) -> f64 {
         self.share(amounts(r), cluster)
     }
 

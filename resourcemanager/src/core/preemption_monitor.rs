@@ -14,16 +14,36 @@ use weft_common::states::exit_status;
 use weft_common::{ContainerId, Millis, NodeId, Resource};
 
 use super::effects::{Effects, Observation};
-use super::preemption::{Calculator, CapacityKnobs, ContainerSnapshot, QueueSnapshot, Victim, plan_capacity};
-use super::{Core, QueueIndex};
-use crate::queues::{ResourceCalculator, SchedulerMode};
+use super::model::App;
+use super::preemption::{
+    Calculator, CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueSnapshot, Victim,
+    compute_fair_shares, plan_capacity, plan_fair,
+};
+use super::{ApplicationId, Core, QueueIndex};
+use crate::queues::{QueueSettings, ResourceCalculator, SchedulerMode};
+
+/// What an app still wants: its outstanding asks, plus its AM container if that is waiting.
+fn app_pending(app: &App) -> Resource {
+    let asks = app.asks.iter().fold(Resource::ZERO, |sum, (k, a)| sum + k.capability.times(u64::from(a.count)));
+    if app.am_ask_since.is_some() { asks + app.am_resource } else { asks }
+}
 
 /// A container chosen for preemption, and when its AM was told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreemptionMark {
     pub marked_at: Millis,
     pub from_queue: QueueIndex,
+    /// The starved app the space is for (fair preemption).
+    pub for_app: Option<ApplicationId>,
     pub reason: String,
+}
+
+/// Since when each queue has been below its min share, and each app below its fair-share
+/// threshold (fair preemption's starvation timers).
+#[derive(Debug, Default)]
+pub struct StarvationClocks {
+    queues: BTreeMap<String, Millis>,
+    apps: BTreeMap<ApplicationId, Millis>,
 }
 
 impl Core {
@@ -54,38 +74,31 @@ impl Core {
     }
 
     fn preemption_round(&mut self, now: Millis, fx: &mut impl Effects) {
-        // Only the capacity scheduler's planner is wired so far; fair-share starvation
-        // preemption (`plan_fair`) needs per-app starvation timers first.
-        if self.hierarchy.mode() != SchedulerMode::Capacity {
-            return;
+        match self.hierarchy.mode() {
+            SchedulerMode::Capacity => self.capacity_round(now, fx),
+            SchedulerMode::Fair => self.fair_round(now, fx),
+            SchedulerMode::Fifo => {}
         }
+    }
+
+    /// Unmet demand per queue (a leaf's own; rolled up into every ancestor when `roll_up`).
+    fn pending_per_queue(&self, roll_up: bool) -> Vec<Resource> {
         let tree = self.hierarchy.tree();
         let mut pending = vec![Resource::ZERO; tree.queues.len()];
         for app in self.apps.values().filter(|a| a.has_demand()) {
             let Some(leaf) = app.queue_index else { continue };
-            let mut wanted: Resource =
-                app.asks.iter().map(|(k, a)| k.capability.times(u64::from(a.count))).fold(Resource::ZERO, |x, y| x + y);
-            if app.am_ask_since.is_some() {
-                wanted += app.am_resource;
+            let wanted = app_pending(app);
+            let mut q = Some(leaf);
+            while let Some(i) = q {
+                pending[i] += wanted;
+                q = if roll_up { tree.queues[i].parent } else { None };
             }
-            pending[leaf] += wanted;
         }
-        let queues: Vec<QueueSnapshot> = tree
-            .queues
-            .iter()
-            .enumerate()
-            .map(|(i, q)| QueueSnapshot {
-                path: q.path.clone(),
-                parent: q.parent,
-                guaranteed: q.guaranteed,
-                maximum: q.maximum,
-                used: self.hierarchy.usage(i).used,
-                pending: pending[i],
-                preemption_disabled: !q.preemptible,
-            })
-            .collect();
-        let containers: Vec<ContainerSnapshot> = self
-            .containers
+        pending
+    }
+
+    fn container_snapshots(&self) -> Vec<ContainerSnapshot> {
+        self.containers
             .values()
             .filter_map(|c| {
                 let app = self.apps.get(&c.id.app())?;
@@ -101,19 +114,43 @@ impl Core {
                     resource: c.resource,
                 })
             })
+            .collect()
+    }
+
+    fn calculator(&self) -> Calculator {
+        match self.hierarchy.tree().resource_calculator {
+            ResourceCalculator::Dominant => Calculator::Dominant,
+            ResourceCalculator::Memory => Calculator::Memory,
+        }
+    }
+
+    fn capacity_round(&mut self, now: Millis, fx: &mut impl Effects) {
+        let tree = self.hierarchy.tree();
+        let pending = self.pending_per_queue(false);
+        let queues: Vec<QueueSnapshot> = tree
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| QueueSnapshot {
+                path: q.path.clone(),
+                parent: q.parent,
+                guaranteed: q.guaranteed,
+                maximum: q.maximum,
+                used: self.hierarchy.usage(i).used,
+                pending: pending[i],
+                preemption_disabled: !q.preemptible,
+            })
             .collect();
+        let containers = self.container_snapshots();
         let knobs = &tree.preemption;
         let capacity_knobs = CapacityKnobs {
             max_ignored_over_capacity: knobs.max_ignored_over_capacity,
             total_preemption_per_round: knobs.total_preemption_per_round,
             natural_termination_factor: knobs.natural_termination_factor,
         };
-        let calc = match tree.resource_calculator {
-            ResourceCalculator::Dominant => Calculator::Dominant,
-            ResourceCalculator::Memory => Calculator::Memory,
-        };
         let marked = self.preemption_marks.keys().copied().collect();
-        let plan = plan_capacity(self.cluster_capacity(), &queues, &containers, &marked, &capacity_knobs, calc);
+        let plan =
+            plan_capacity(self.cluster_capacity(), &queues, &containers, &marked, &capacity_knobs, self.calculator());
 
         // Pressure gone: forget marks in queues the plan no longer takes from.
         let relieved: Vec<ContainerId> = self
@@ -125,14 +162,145 @@ impl Core {
         for c in relieved {
             self.unmark(c);
         }
-        let mut told: BTreeMap<super::ApplicationId, ()> = BTreeMap::new();
-        for victim in self.concentrate_on_one_node(plan.victims, &containers) {
+        let victims = self.concentrate_on_one_node(plan.victims, &containers);
+        self.mark(victims, &queues.iter().map(|q| q.path.clone()).collect::<Vec<_>>(), now, fx);
+    }
+
+    /// YARN FS preemption: apps starved of their min share (queue) or fair share (app) for
+    /// longer than the timeouts get containers of apps above their fair share. The victims are
+    /// taken as the planner chose them: re-picking could take an app below its fair share.
+    fn fair_round(&mut self, now: Millis, fx: &mut impl Effects) {
+        let tree = self.hierarchy.tree();
+        let calc = self.calculator();
+        let pending = self.pending_per_queue(true);
+        let demand: Vec<Resource> = (0..tree.queues.len())
+            .map(|i| {
+                let wanted = self.hierarchy.usage(i).used + pending[i];
+                let max = tree.queues[i].maximum;
+                Resource::new(wanted.memory_mb.min(max.memory_mb), wanted.vcores.min(max.vcores))
+            })
+            .collect();
+        let shares = self.hierarchy.instantaneous_fair_shares(&demand);
+        let mut queues = Vec::with_capacity(tree.queues.len());
+        let mut queue_clocks = BTreeMap::new();
+        for (i, q) in tree.queues.iter().enumerate() {
+            let usage = self.hierarchy.usage(i).used;
+            // Root carries no fair settings of its own: it is never starved.
+            let (min_resources, min_timeout, fair_timeout, threshold) = match &q.settings {
+                QueueSettings::Fair(f) => (
+                    f.min_resources,
+                    f.min_share_preemption_timeout_ms,
+                    f.fair_share_preemption_timeout_ms,
+                    f.fair_share_preemption_threshold,
+                ),
+                _ => (Resource::ZERO, None, None, 0.5),
+            };
+            let floor = Resource::new(
+                min_resources.memory_mb.min(demand[i].memory_mb),
+                min_resources.vcores.min(demand[i].vcores),
+            );
+            let below = calc.resource_share(usage, tree.cluster) < calc.resource_share(floor, tree.cluster);
+            let since = self.starvation.queues.get(&q.path).copied().unwrap_or(now);
+            if below {
+                queue_clocks.insert(q.path.clone(), since);
+            }
+            queues.push(FairQueueSnapshot {
+                path: q.path.clone(),
+                min_share: min_resources,
+                usage,
+                demand: demand[i],
+                below_min_share_for_ms: if below { now - since } else { 0 },
+                min_share_timeout_ms: min_timeout,
+                fair_share_timeout_ms: fair_timeout,
+                fair_share_threshold: threshold,
+                preemption_allowed: q.preemptible,
+            });
+        }
+        // Each app's share of its leaf's fair share: equal weights, capped by what it wants.
+        let mut apps = Vec::new();
+        let mut app_clocks = BTreeMap::new();
+        let mut by_leaf: BTreeMap<QueueIndex, Vec<&App>> = BTreeMap::new();
+        for app in self.apps.values().filter(|a| !a.state.is_final()) {
+            if let Some(leaf) = app.queue_index {
+                by_leaf.entry(leaf).or_default().push(app);
+            }
+        }
+        for (leaf, leaf_apps) in by_leaf {
+            let specs: Vec<(f64, Resource, Resource, Resource)> = leaf_apps
+                .iter()
+                .map(|a| (1.0, Resource::ZERO, tree.queues[leaf].maximum, a.used + app_pending(a)))
+                .collect();
+            let app_shares = compute_fair_shares(shares.get(leaf).copied().unwrap_or_default(), &specs, calc);
+            let threshold = match &tree.queues[leaf].settings {
+                QueueSettings::Fair(f) => f.fair_share_preemption_threshold,
+                _ => 0.5,
+            };
+            for (app, share) in leaf_apps.into_iter().zip(app_shares) {
+                let demand = app.used + app_pending(app);
+                let target = Resource::new(
+                    (share.memory_mb as f64 * threshold) as u64,
+                    (f64::from(share.vcores) * threshold) as u32,
+                );
+                let floor = Resource::new(target.memory_mb.min(demand.memory_mb), target.vcores.min(demand.vcores));
+                let below = calc.resource_share(app.used, tree.cluster) < calc.resource_share(floor, tree.cluster);
+                let since = self.starvation.apps.get(&app.id).copied().unwrap_or(now);
+                if below {
+                    app_clocks.insert(app.id, since);
+                }
+                let incoming = self
+                    .preemption_marks
+                    .iter()
+                    .filter(|(_, m)| m.for_app == Some(app.id))
+                    .filter_map(|(c, _)| self.containers.get(c))
+                    .fold(Resource::ZERO, |sum, c| sum + c.resource);
+                apps.push(FairAppSnapshot {
+                    id: app.id,
+                    queue: leaf,
+                    fair_share: share,
+                    usage: app.used,
+                    demand,
+                    below_fair_share_for_ms: if below { now - since } else { 0 },
+                    incoming,
+                });
+            }
+        }
+        self.starvation.queues = queue_clocks;
+        self.starvation.apps = app_clocks;
+        let containers = self.container_snapshots();
+        let marked = self.preemption_marks.keys().copied().collect();
+        let knobs = FairKnobs { utilization_threshold: tree.preemption.fair_utilization_threshold };
+        let plan = plan_fair(self.cluster_capacity(), &queues, &apps, &containers, &marked, &knobs, calc);
+        // Starvation over: forget marks made for apps no longer below their floors (an app whose
+        // want is covered by marks on their way is still below, and keeps them).
+        let below: std::collections::BTreeSet<ApplicationId> = apps
+            .iter()
+            .filter(|a| a.below_fair_share_for_ms > 0 || queues[a.queue].below_min_share_for_ms > 0)
+            .map(|a| a.id)
+            .collect();
+        let relieved: Vec<ContainerId> = self
+            .preemption_marks
+            .iter()
+            .filter(|(_, m)| m.for_app.is_some_and(|a| !below.contains(&a)))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in relieved {
+            self.unmark(c);
+        }
+        let paths: Vec<String> = queues.iter().map(|q| q.path.clone()).collect();
+        self.mark(plan.victims, &paths, now, fx);
+    }
+
+    /// Marks the victims: their AMs are told now, the containers killed after the grace period.
+    fn mark(&mut self, victims: Vec<Victim>, queue_paths: &[String], now: Millis, fx: &mut impl Effects) {
+        let mut told: BTreeMap<ApplicationId, ()> = BTreeMap::new();
+        for victim in victims {
             let Some(app) = self.apps.get_mut(&victim.container.app()) else { continue };
             let Some(attempt) = app.attempts.last_mut() else { continue };
             tracing::info!(
                 container = %victim.container,
-                from = %queues[victim.from_queue].path,
-                to = ?victim.for_queue.map(|q| queues[q].path.clone()),
+                from = %queue_paths.get(victim.from_queue).map_or("?", String::as_str),
+                to = ?victim.for_queue.and_then(|q| queue_paths.get(q)),
+                for_app = ?victim.for_app,
                 reason = %victim.reason,
                 "preempting a container: its AM is told now, the container is killed after the grace period"
             );
@@ -140,7 +308,12 @@ impl Core {
             attempt.preemption_news = true;
             self.preemption_marks.insert(
                 victim.container,
-                PreemptionMark { marked_at: now, from_queue: victim.from_queue, reason: victim.reason },
+                PreemptionMark {
+                    marked_at: now,
+                    from_queue: victim.from_queue,
+                    for_app: victim.for_app,
+                    reason: victim.reason,
+                },
             );
             fx.observe(Observation::PreemptionMarked);
             told.insert(victim.container.app(), ());

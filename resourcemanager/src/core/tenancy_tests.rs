@@ -495,3 +495,369 @@ fn apps_move_between_queues_with_their_usage_and_priorities_are_capped() {
     assert!(matches!(env.fx.take_reply(req), Reply::SetPriority(Err(CoreError::AppFinished { .. }))));
     let _ = env.stops();
 }
+
+#[test]
+fn fair_min_share_preemption_gives_a_starved_queue_its_min_share_after_the_timeout() {
+    let mut env = env_with(
+        "scheduler: fair
+preemption: {enabled: true, monitoring-interval-ms: 1000, max-wait-before-kill-ms: 3000}
+queues:
+  a: {weight: 1}
+  b: {weight: 1, min-resources: {memory-mb: 3072, vcores: 3}, min-share-preemption-timeout-ms: 5000}
+",
+    );
+    let node = env.add_node("n1", 10 * SLOT, 100);
+    let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
+    start_am(&mut env, a);
+    allocate_now(&mut env, a, vec![ask(1, SLOT, 9)]);
+    let a_am = env.app(a).current_attempt().unwrap().am_container.unwrap();
+    assert_eq!(held(&env, a), 10, "a fills the idle cluster");
+    let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
+    let started = env.now;
+    let mut b_running = false;
+    let mut first_kill = None;
+    while held(&env, b) < 3 && env.now - started < 60_000 {
+        env.advance(1_000);
+        let reports = env.core.node(&node).unwrap().containers.iter().map(|c| super::tests::running(*c)).collect();
+        env.heartbeat(&node, reports);
+        let r = allocate_now(&mut env, a, vec![]);
+        for done in &r.completed {
+            assert_eq!(done.exit_status, exit_status::PREEMPTED);
+            first_kill.get_or_insert(env.now - started);
+        }
+        if !b_running && env.app(b).current_attempt().is_some_and(|t| t.am_container.is_some()) {
+            start_am(&mut env, b);
+            allocate_now(&mut env, b, vec![ask(1, SLOT, 2)]);
+            b_running = true;
+        } else if b_running {
+            allocate_now(&mut env, b, vec![]);
+        }
+    }
+    assert_eq!(held(&env, b), 3, "b reached its min share");
+    let first_kill = first_kill.expect("a container was preempted");
+    assert!(first_kill > 5_000, "nothing before the min-share timeout: first kill at {first_kill} ms");
+    assert!(env.core.container(&a_am).is_some(), "a's AM is untouched");
+    env.fx.replies.clear();
+    let _ = env.stops();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queues created by placement rules (`create: true`).
+
+/// Capacity mode: `root.users` takes per-user queues (its children use weights); apps without a
+/// queue that no rule places go to `root.web`, which sorts after `root.users`, so its index
+/// moves whenever a queue is created.
+const CREATING_CAPACITY: &str = "scheduler: capacity
+placement-rules:
+  - specified
+  - user: {parent: root.users, create: true}
+  - default: {queue: root.web}
+queues:
+  users:
+    capacity: 50%
+    queues:
+      ann: {capacity: 1w}
+  web: {capacity: 50%}
+";
+
+#[test]
+fn user_rule_with_create_makes_a_weight_1_queue_under_a_weight_parent_and_reuses_it() {
+    let mut env = env_with(CREATING_CAPACITY);
+    env.add_node("n1", 20 * SLOT, 20);
+    // An app in a queue whose index shifts when root.users.zoe appears before it.
+    let web_app = submit_as(&mut env, "walt", Some("web"), slot()).unwrap();
+    start_am(&mut env, web_app);
+    allocate_now(&mut env, web_app, vec![ask(1, SLOT, 2)]);
+
+    let first = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    assert_eq!(env.app(first).queue, "zoe", "capacity mode shows the leaf name");
+    let tree = env.core.hierarchy().tree();
+    let zoe = tree.find("root.users.zoe").expect("created and visible like any queue");
+    let created = &tree.queues[zoe];
+    assert!(created.is_leaf);
+    assert!(
+        matches!(&created.settings, crate::queues::QueueSettings::Capacity(c) if c.capacity == crate::queues::Capacity::Weight(1.0))
+    );
+    assert_eq!(created.guaranteed, Resource::new(5 * SLOT, 5), "1w of 2w in root.users' 10 slots");
+    assert_eq!(env.app(first).queue_index, Some(zoe));
+    let web = tree.find("root.web").unwrap();
+    assert_eq!(env.app(web_app).queue_index, Some(web), "the app in root.web follows its queue's new index");
+    assert_eq!(env.core.hierarchy().usage(web).used, Resource::new(3 * SLOT, 3));
+    let created_queues: Vec<&str> = env.core.hierarchy().created_queues().iter().map(String::as_str).collect();
+    assert_eq!(created_queues, ["root.users.zoe"]);
+
+    // The queue carries usage, and zoe's second app reuses it.
+    start_am(&mut env, first);
+    allocate_now(&mut env, first, vec![ask(1, SLOT, 2)]);
+    let queues_before = env.core.hierarchy().tree().queues.len();
+    let second = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    assert_eq!(env.app(second).queue_index, Some(zoe));
+    assert_eq!(env.core.hierarchy().tree().queues.len(), queues_before);
+    let usage = env.core.hierarchy().usage(zoe);
+    assert_eq!((usage.apps, usage.used), (2, Resource::new(3 * SLOT, 3)), "the second AM waits for the AM limit");
+    assert!(env.app(second).diagnostics.contains("queue root.users.zoe's AM resource limit"));
+    allocate_now(&mut env, web_app, vec![ask(1, SLOT, 1)]);
+    assert_eq!(env.core.hierarchy().usage(web).used, Resource::new(4 * SLOT, 4));
+
+    // Existing queues win; a dot in a user name becomes `_dot_`, as in YARN.
+    let ann = submit_as(&mut env, "ann", None, slot()).unwrap();
+    assert_eq!(env.app(ann).queue, "ann");
+    let dotted = submit_as(&mut env, "john.doe", None, slot()).unwrap();
+    assert_eq!(env.app(dotted).queue, "john_dot_doe");
+    assert!(env.core.hierarchy().tree().find("root.users.john_dot_doe").is_some());
+    env.fx.replies.clear();
+    let _ = env.fx.take_launches();
+}
+
+#[test]
+fn primary_group_user_with_create_makes_the_group_parent_and_the_user_leaf_in_fair_mode() {
+    let mut env = env_with(
+        "scheduler: fair
+users:
+  zoe: {groups: [eng]}
+  max: {groups: [eng, ops]}
+  olga: {groups: [ops]}
+placement-rules:
+  - primary-group-user: {parent: root, create: true}
+  - reject
+queues:
+  ops: {type: parent, weight: 3}
+",
+    );
+    env.add_node("n1", 10 * SLOT, 10);
+    let zoe = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    assert_eq!(env.app(zoe).queue, "root.eng.zoe");
+    let max = submit_as(&mut env, "max", None, slot()).unwrap();
+    assert_eq!(env.app(max).queue, "root.eng.max", "the created group parent takes more users");
+    let olga = submit_as(&mut env, "olga", None, slot()).unwrap();
+    assert_eq!(env.app(olga).queue, "root.ops.olga", "under an existing childless `type: parent`");
+    let created: Vec<&str> = env.core.hierarchy().created_queues().iter().map(String::as_str).collect();
+    assert_eq!(created, ["root.eng", "root.eng.max", "root.eng.zoe", "root.ops.olga"]);
+
+    let tree = env.core.hierarchy().tree();
+    let eng = tree.find("root.eng").unwrap();
+    assert!(!tree.queues[eng].is_leaf && tree.queues[eng].accepts_dynamic_children);
+    assert!(matches!(&tree.queues[eng].settings, crate::queues::QueueSettings::Fair(f) if f.weight == 1.0));
+    let ops = tree.find("root.ops").unwrap();
+    assert_eq!(env.core.hierarchy().usage(eng).apps, 2);
+    assert_eq!(env.core.hierarchy().usage(ops).apps, 1);
+    // Steady shares follow the weights: ops 3 : eng 1.
+    assert_eq!(tree.queues[ops].guaranteed.memory_mb, 3 * tree.queues[eng].guaranteed.memory_mb);
+
+    // Without groups the rule cannot match, and `reject` decides.
+    let err = submit_as(&mut env, "nobody", None, slot()).unwrap_err();
+    assert!(matches!(err, CoreError::PlacementRejected { .. }), "{err}");
+    env.fx.replies.clear();
+    let _ = env.fx.take_launches();
+}
+
+#[test]
+fn a_queue_that_cannot_be_created_falls_through_and_specified_still_rejects_unknown_names() {
+    let mut env = env_with(
+        "scheduler: capacity
+users:
+  zoe: {groups: [eng]}
+  max: {groups: [ops]}
+  lee: {groups: [qa]}
+  deb: {groups: [ops]}
+root: {acl-submit-applications: \" \"}
+placement-rules:
+  - specified: {create: true}
+  - primary-group-user: {parent: root.groups, create: true}
+  - default: {queue: root.default}
+queues:
+  default: {capacity: 50%, acl-submit-applications: \"*\"}
+  groups:
+    capacity: 50%
+    acl-submit-applications: \"lee\"
+    queues:
+      eng:
+        capacity: 1w
+        queues:
+          fixed: {capacity: 100%}
+      ops: {capacity: 1w, type: parent, acl-submit-applications: \"max\"}
+  other:
+    capacity: 0%
+    queues:
+      deb: {capacity: 100%}
+",
+    );
+    env.add_node("n1", 10 * SLOT, 10);
+    // root.groups.eng's children use percentages, so it takes no created queues: fall through.
+    let zoe = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    assert_eq!(env.app(zoe).queue, "default");
+    // A missing group parent is created under root.groups, which does take created queues.
+    let lee = submit_as(&mut env, "lee", None, slot()).unwrap();
+    assert_eq!(env.app(lee).queue, "lee");
+    assert!(env.core.hierarchy().tree().find("root.groups.qa.lee").is_some());
+    // The leaf name deb is taken (root.other.deb), so root.groups.ops.deb cannot exist: fall through.
+    let deb = submit_as(&mut env, "deb", None, slot()).unwrap();
+    assert_eq!(env.app(deb).queue, "default");
+    // A user name that cannot be a queue name falls through too.
+    let spaced = submit_as(&mut env, "bad user", None, slot()).unwrap();
+    assert_eq!(env.app(spaced).queue, "default");
+
+    // The created queue inherits the parent's ACL, checked before anything is created.
+    let queues_before = env.core.hierarchy().tree().queues.len();
+    let denied = submit_as(&mut env, "olga", Some("root.groups.ops.olga"), slot()).unwrap_err();
+    assert_eq!(denied, CoreError::SubmitDenied { user: "olga".into(), queue: "root.groups.ops.olga".into() });
+    assert_eq!(env.core.hierarchy().tree().queues.len(), queues_before, "a refused submission creates nothing");
+    // `specified` with create: a missing queue under a parent that takes created queues ...
+    let max = submit_as(&mut env, "max", Some("root.groups.ops.batch"), slot()).unwrap();
+    assert_eq!(env.app(max).queue, "batch");
+    // ... but an unknown name it cannot create is rejected, not sent elsewhere.
+    let typo = submit_as(&mut env, "zoe", Some("root.groups.eng.typo"), slot()).unwrap_err();
+    assert_eq!(typo, CoreError::UnknownQueue("root.groups.eng.typo".into()));
+    env.fx.replies.clear();
+    let _ = env.fx.take_launches();
+}
+
+#[test]
+fn the_number_of_created_queues_per_parent_is_capped() {
+    let config = QueuesConfig::parse(
+        "scheduler: fair\nplacement-rules:\n  - user: {parent: root.users, create: true}\n  - reject\nqueues:\n  users: {type: parent}\n",
+        "queues.yaml",
+    )
+    .unwrap();
+    let mut hierarchy = Hierarchy::new(config, Resource::new(100 * SLOT, 100)).unwrap();
+    for n in 0..hierarchy::MAX_CREATED_QUEUES_PER_PARENT {
+        let user = format!("u{n}");
+        let Ok(hierarchy::QueuePlacement::Create { path }) = hierarchy.place(None, &user) else { panic!("{user}") };
+        hierarchy.create_queue(&path).unwrap();
+    }
+    let err = hierarchy.place(None, "one-too-many").unwrap_err();
+    assert!(
+        matches!(&err, CoreError::InvalidSubmission { field: "queue", message }
+            if message.contains("root.users already holds the maximum of 1000 queues")),
+        "{err}"
+    );
+    assert!(
+        matches!(hierarchy.place(None, "u7"), Ok(hierarchy::QueuePlacement::Existing(_))),
+        "existing ones still work"
+    );
+}
+
+#[test]
+fn reloads_keep_busy_created_queues_and_drop_idle_ones() {
+    let mut env = env_with(CREATING_CAPACITY);
+    env.add_node("n1", 20 * SLOT, 20);
+    let app = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    start_am(&mut env, app);
+    allocate_now(&mut env, app, vec![ask(1, SLOT, 2)]);
+    let idle = submit_as(&mut env, "ivy", None, slot()).unwrap();
+    let req = env.req();
+    env.step(Event::Kill { req, app: idle, diagnostics: None });
+    let _ = env.fx.take_reply(req);
+
+    // The file never lists root.users.zoe; while it holds an app, a reload keeps it.
+    let edited = CREATING_CAPACITY.replace("web: {capacity: 50%}", "web: {capacity: 50%, max-capacity: 80%}");
+    let plan = reload(&mut env, &edited, None).unwrap();
+    assert_eq!(plan.removed, vec!["root.users.ivy".to_owned()], "the idle created queue is dropped");
+    let tree = env.core.hierarchy().tree();
+    let zoe = tree.find("root.users.zoe").expect("kept while busy");
+    assert!(tree.find("root.users.ivy").is_none());
+    assert_eq!(env.app(app).queue_index, Some(zoe));
+    assert_eq!(env.core.hierarchy().usage(zoe).used, Resource::new(3 * SLOT, 3));
+    let created: Vec<&str> = env.core.hierarchy().created_queues().iter().map(String::as_str).collect();
+    assert_eq!(created, ["root.users.zoe"]);
+
+    // A file whose root.users no longer takes created queues would strand the app: refused.
+    let percent = edited
+        .replace("ann: {capacity: 1w}", "ann: {capacity: 100%}")
+        .replace("  - user: {parent: root.users, create: true}\n", "");
+    let err = reload(&mut env, &percent, None).unwrap_err();
+    assert!(matches!(&err, CoreError::ReloadRefused(m) if m.contains("root.users.zoe")), "{err}");
+    assert!(env.core.hierarchy().tree().find("root.users.zoe").is_some(), "old configuration intact");
+
+    // Once its app has finished, the next reload removes it.
+    let req = env.req();
+    env.step(Event::Kill { req, app, diagnostics: None });
+    let _ = env.fx.take_reply(req);
+    let plan = reload(&mut env, &percent, None).unwrap();
+    assert_eq!(plan.removed, vec!["root.users.zoe".to_owned()]);
+    assert!(env.core.hierarchy().tree().find("root.users.zoe").is_none());
+    assert!(env.core.hierarchy().created_queues().is_empty());
+    assert_eq!(env.app(app).queue_index, None, "a finished app of a removed queue keeps only its name");
+    let _ = env.stops();
+}
+
+/// Runs one app of `user` (no queue named) under `queues_yaml` and returns what a restarted RM
+/// loads from the store.
+async fn state_with_one_running_app(queues_yaml: &str, user: &str) -> (ApplicationId, crate::store::RecoveredState) {
+    use crate::store::{MemoryStore, StateStore};
+
+    let store = MemoryStore::new();
+    let epoch = store.claim_epoch("rm1").await.unwrap();
+    let mut env = env_with(queues_yaml);
+    env.core.cfg.epoch = epoch;
+    env.add_node("n1", 20 * SLOT, 20);
+    let app = submit_as(&mut env, user, None, slot()).unwrap();
+    start_am(&mut env, app);
+    store.apply(epoch, &env.fx.take_persisted()).await.unwrap();
+    (app, store.load().await.unwrap())
+}
+
+/// A new RM incarnation under `queues_yaml` that recovered `state`.
+fn restarted(queues_yaml: &str, cluster_ts: u64, state: crate::store::RecoveredState) -> Core {
+    let mut cfg = config();
+    cfg.queues = QueuesConfig::parse(queues_yaml, "queues.yaml").unwrap();
+    cfg.cluster_ts = cluster_ts;
+    let mut core = Core::new(cfg).unwrap();
+    core.recover(state, 50_000, &mut RecordingEffects::default()).unwrap();
+    core
+}
+
+#[tokio::test]
+async fn restart_creates_the_queue_of_an_unfinished_app_again_or_fails_the_app_without_a_create_rule() {
+    let (app, state) = state_with_one_running_app(CREATING_CAPACITY, "zoe").await;
+
+    // The rule that created root.users.zoe still would: it is created again.
+    let core = restarted(CREATING_CAPACITY, 2_000, state.clone());
+    let recovered = core.app(app).unwrap();
+    assert_eq!(recovered.state, AppState::Accepted, "{}", recovered.diagnostics);
+    let zoe = core.hierarchy().tree().find("root.users.zoe").expect("created again");
+    assert_eq!(recovered.queue_index, Some(zoe));
+    assert_eq!(core.hierarchy().usage(zoe).apps, 1);
+    assert!(core.hierarchy().created_queues().contains("root.users.zoe"));
+
+    // Without a `create: true` rule, the queue is gone for good and the app fails.
+    let no_create = CREATING_CAPACITY.replace("  - user: {parent: root.users, create: true}\n", "");
+    let core = restarted(&no_create, 3_000, state);
+    let failed = core.app(app).unwrap();
+    assert_eq!(failed.state, AppState::Failed);
+    assert_eq!(failed.diagnostics, "queue zoe no longer exists after the ResourceManager restarted");
+}
+
+#[tokio::test]
+async fn restart_puts_a_created_queue_back_where_its_rule_made_it() {
+    // Capacity mode records only the leaf name `zoe`, and root takes created queues too: the
+    // user rule's root.users.zoe wins over `specified`'s guess root.zoe.
+    let weights = "scheduler: capacity
+placement-rules:
+  - specified: {create: true}
+  - user: {parent: root.users, create: true}
+  - reject
+queues:
+  users: {capacity: 1w, type: parent}
+  web: {capacity: 1w}
+";
+    let (app, state) = state_with_one_running_app(weights, "zoe").await;
+    let core = restarted(weights, 2_000, state);
+    let tree = core.hierarchy().tree();
+    assert_eq!(core.app(app).unwrap().queue_index, tree.find("root.users.zoe"));
+    assert!(tree.find("root.zoe").is_none());
+
+    // Fair mode records the full path, created again with its created group parent.
+    let fair = "scheduler: fair
+users: {zoe: {groups: [eng]}}
+placement-rules:
+  - primary-group-user: {parent: root, create: true}
+  - reject
+";
+    let (app, state) = state_with_one_running_app(fair, "zoe").await;
+    let core = restarted(fair, 2_000, state);
+    assert_eq!(core.app(app).unwrap().queue, "root.eng.zoe");
+    assert_eq!(core.app(app).unwrap().queue_index, core.hierarchy().tree().find("root.eng.zoe"));
+    let created: Vec<&str> = core.hierarchy().created_queues().iter().map(String::as_str).collect();
+    assert_eq!(created, ["root.eng", "root.eng.zoe"]);
+}

@@ -269,6 +269,19 @@ impl QueueConfig {
     pub fn is_leaf(&self) -> bool {
         self.queues.is_empty() && self.kind != Some(QueueKind::Parent)
     }
+
+    /// A queue that a placement rule creates: weight 1 among its siblings (capacity `1w`, fair
+    /// `weight: 1`) and every other setting inherited from its parent or the defaults, like YARN's
+    /// flexible auto-created queues and the fair scheduler's dynamic queues. With `parent`, a
+    /// childless `type: parent` that holds deeper created queues (`primary-group-user`).
+    pub fn created_by_placement(mode: SchedulerMode, parent: bool) -> QueueConfig {
+        QueueConfig {
+            kind: parent.then_some(QueueKind::Parent),
+            capacity: (mode == SchedulerMode::Capacity).then_some(Capacity::Weight(1.0)),
+            weight: (mode == SchedulerMode::Fair).then_some(1.0),
+            ..QueueConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -768,6 +781,32 @@ impl QueuesConfig {
         Cow::Owned(BTreeMap::from([("default".to_owned(), QueueConfig { capacity, ..QueueConfig::default() })]))
     }
 
+    /// Adds `queue` as child `name` of the existing parent queue at the full path `parent`
+    /// (`root`, `root.users`). Root's implicit `default` leaf is written out first, so a new
+    /// sibling does not make it disappear. The result is not validated; resolve it to check.
+    pub fn insert_queue(&mut self, parent: &str, name: &str, queue: QueueConfig) -> Result<(), String> {
+        let mut segments = parent.split('.');
+        if segments.next() != Some("root") {
+            return Err(format!("{parent} is not a full queue path such as root.users"));
+        }
+        if self.queues.is_empty() {
+            self.queues = self.effective_queues().into_owned();
+        }
+        let mut children = &mut self.queues;
+        for segment in segments {
+            let queue = children.get_mut(segment).ok_or_else(|| format!("no queue {parent}"))?;
+            if queue.is_leaf() {
+                return Err(format!("{parent} is a leaf queue"));
+            }
+            children = &mut queue.queues;
+        }
+        if children.contains_key(name) {
+            return Err(format!("queue {parent}.{name} already exists"));
+        }
+        children.insert(name.to_owned(), queue);
+        Ok(())
+    }
+
     /// The configured rules, or when none: `specified` then `default` if `root.default` is a
     /// leaf (YARN sends apps without a queue to `default`), else `specified` then `reject`.
     pub fn effective_placement_rules(&self) -> Vec<PlacementRule> {
@@ -832,6 +871,29 @@ mod tests {
             let yaml = config.to_yaml().unwrap();
             assert_eq!(QueuesConfig::parse(&yaml, "emitted").unwrap(), config, "{yaml}");
         }
+    }
+
+    #[test]
+    fn insert_queue_adds_under_existing_parents_and_keeps_the_implicit_default() {
+        let mut config = QueuesConfig { scheduler: SchedulerMode::Fair, ..QueuesConfig::default() };
+        let parent = QueueConfig::created_by_placement(SchedulerMode::Fair, true);
+        config.insert_queue("root", "eng", parent).unwrap();
+        config.insert_queue("root.eng", "zoe", QueueConfig::created_by_placement(SchedulerMode::Fair, false)).unwrap();
+        assert!(config.queues["default"].is_leaf(), "root.default is kept");
+        assert_eq!(config.queues["eng"].kind, Some(QueueKind::Parent));
+        assert_eq!(config.queues["eng"].queues["zoe"].weight, Some(1.0));
+        config.validate().unwrap();
+
+        let leaf = QueueConfig::created_by_placement(SchedulerMode::Fair, false);
+        assert_eq!(
+            config.insert_queue("root.eng", "zoe", leaf.clone()).unwrap_err(),
+            "queue root.eng.zoe already exists"
+        );
+        assert_eq!(config.insert_queue("root.nope", "x", leaf.clone()).unwrap_err(), "no queue root.nope");
+        assert_eq!(config.insert_queue("root.default", "x", leaf.clone()).unwrap_err(), "root.default is a leaf queue");
+        assert!(config.insert_queue("eng", "x", leaf).unwrap_err().contains("not a full queue path"));
+        let capacity = QueueConfig::created_by_placement(SchedulerMode::Capacity, false);
+        assert_eq!((capacity.capacity, capacity.weight, capacity.kind), (Some(Capacity::Weight(1.0)), None, None));
     }
 
     #[test]

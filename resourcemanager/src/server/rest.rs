@@ -207,6 +207,17 @@ fn caller(query: &HashMap<String, String>) -> ApiResult<String> {
     })
 }
 
+/// Sends an event to the core and answers with its `Reply::$variant` as JSON (or its error).
+macro_rules! answer {
+    ($state:expr, $variant:ident, $make:expr) => {
+        match $state.core.request($make).await? {
+            Reply::$variant(Ok(r)) => Ok(json(r)),
+            Reply::$variant(Err(e)) => Err(e.into()),
+            other => Err(unexpected(other)),
+        }
+    };
+}
+
 fn unexpected(reply: Reply) -> ApiError {
     ApiError::from(CoreError::Internal(format!("unexpected reply {reply:?}")))
 }
@@ -296,9 +307,10 @@ async fn put_app_queue(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    caller(&q)?;
+    let user = caller(&q)?;
     let id = parse_app_id(&id)?;
     let QueueBody { queue } = parse_body(&body)?;
+    s.core.inspect(move |core| core.may_modify(id, &user)).await??;
     match s.core.request(move |req| Event::MoveApp { req, app: id, queue }).await? {
         Reply::MoveApp(Ok(queue)) => Ok(json(QueueBody { queue })),
         Reply::MoveApp(Err(e)) => Err(e.into()),
@@ -318,9 +330,10 @@ async fn put_app_priority(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    caller(&q)?;
+    let user = caller(&q)?;
     let id = parse_app_id(&id)?;
     let PriorityBody { priority } = parse_body(&body)?;
+    s.core.inspect(move |core| core.may_modify(id, &user)).await??;
     match s.core.request(move |req| Event::SetPriority { req, app: id, priority }).await? {
         Reply::SetPriority(Ok(priority)) => Ok(json(PriorityBody { priority })),
         Reply::SetPriority(Err(e)) => Err(e.into()),
@@ -468,7 +481,7 @@ async fn put_app_state(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    caller(&q)?;
+    let user = caller(&q)?;
     let id = parse_app_id(&id)?;
     let target: AppStateBody = parse_body(&body)?;
     if target.state != YarnAppState::Killed {
@@ -479,6 +492,7 @@ async fn put_app_state(
         ));
     }
     let diagnostics = target.diagnostics;
+    s.core.inspect(move |core| core.may_modify(id, &user)).await??;
     match s.core.request(move |req| Event::Kill { req, app: id, diagnostics }).await? {
         Reply::Kill(Ok(state)) => Ok(json(AppStateBody { state, diagnostics: None })),
         Reply::Kill(Err(e)) => Err(e.into()),
@@ -491,11 +505,7 @@ async fn new_application(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     caller(&q)?;
-    match s.core.request(|req| Event::NewApplication { req }).await? {
-        Reply::NewApplication(Ok(r)) => Ok(json(r)),
-        Reply::NewApplication(Err(e)) => Err(e.into()),
-        other => Err(unexpected(other)),
-    }
+    answer!(s, NewApplication, |req| Event::NewApplication { req })
 }
 
 async fn submit(
@@ -605,20 +615,12 @@ async fn get_node(State(s): State<ServerState>, Path(id): Path<String>) -> ApiRe
 
 async fn nm_register(State(s): State<ServerState>, body: Bytes) -> ApiResult<Response> {
     let request = parse_body(&body)?;
-    match s.core.request(move |req| Event::NodeRegister { req, request }).await? {
-        Reply::NodeRegister(Ok(r)) => Ok(json(r)),
-        Reply::NodeRegister(Err(e)) => Err(e.into()),
-        other => Err(unexpected(other)),
-    }
+    answer!(s, NodeRegister, move |req| Event::NodeRegister { req, request })
 }
 
 async fn nm_heartbeat(State(s): State<ServerState>, body: Bytes) -> ApiResult<Response> {
     let request = parse_body(&body)?;
-    match s.core.request(move |req| Event::NodeHeartbeat { req, request }).await? {
-        Reply::NodeHeartbeat(Ok(r)) => Ok(json(r)),
-        Reply::NodeHeartbeat(Err(e)) => Err(e.into()),
-        other => Err(unexpected(other)),
-    }
+    answer!(s, NodeHeartbeat, move |req| Event::NodeHeartbeat { req, request })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,29 +649,17 @@ fn am_attempt(s: &ServerState, headers: &HeaderMap) -> ApiResult<AttemptId> {
 async fn am_register(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let attempt = am_attempt(&s, &headers)?;
     let request = parse_body(&body)?;
-    match s.core.request(move |req| Event::AmRegister { req, attempt, request }).await? {
-        Reply::AmRegister(Ok(r)) => Ok(json(r)),
-        Reply::AmRegister(Err(e)) => Err(e.into()),
-        other => Err(unexpected(other)),
-    }
+    answer!(s, AmRegister, move |req| Event::AmRegister { req, attempt, request })
 }
 
 async fn am_allocate(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let attempt = am_attempt(&s, &headers)?;
     let request = parse_body(&body)?;
-    match s.core.request(move |req| Event::Allocate { req, attempt, request }).await? {
-        Reply::Allocate(Ok(r)) => Ok(json(r)),
-        Reply::Allocate(Err(e)) => Err(e.into()),
-        other => Err(unexpected(other)),
-    }
+    answer!(s, Allocate, move |req| Event::Allocate { req, attempt, request })
 }
 
 async fn am_finish(State(s): State<ServerState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let attempt = am_attempt(&s, &headers)?;
     let request = parse_body(&body)?;
-    match s.core.request(move |req| Event::AmFinish { req, attempt, request }).await? {
-        Reply::AmFinish(Ok(r)) => Ok(json(r)),
-        Reply::AmFinish(Err(e)) => Err(e.into()),
-        other => Err(unexpected(other)),
-    }
+    answer!(s, AmFinish, move |req| Event::AmFinish { req, attempt, request })
 }

@@ -6,7 +6,6 @@
 use serde_json::{Value, json};
 use weft_common::Resource;
 
-use crate::core::preemption::{Calculator, compute_fair_shares};
 use crate::core::{App, Core};
 use crate::queues::{
     Capacity, CapacitySettings, FairSettings, OrderingPolicy, QueueIndex, QueueSettings, QueueState, QueueTree,
@@ -114,42 +113,9 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    /// YARN FS's instantaneous fair shares: root gets the cluster; at every parent, its share is
-    /// split among the children that want or hold something, by weight within min and max, and
-    /// never beyond what a child can use; idle queues get nothing.
     fn instantaneous_fair_shares(&self) -> Vec<Resource> {
-        let calculator = match self.tree.resource_calculator {
-            ResourceCalculator::Dominant => Calculator::Dominant,
-            ResourceCalculator::Memory => Calculator::Memory,
-        };
-        let mut shares = vec![Resource::ZERO; self.tree.queues.len()];
-        shares[0] = self.tree.cluster;
-        // Parents come before their children, so each parent's share is known when it is split.
-        for (parent, queue) in self.tree.queues.iter().enumerate() {
-            let active: Vec<QueueIndex> = queue
-                .children
-                .iter()
-                .copied()
-                .filter(|&child| !(self.used(child) + self.activity[child].pending).is_zero())
-                .collect();
-            if active.is_empty() {
-                continue;
-            }
-            let specs: Vec<(f64, Resource, Resource, Resource)> = active
-                .iter()
-                .map(|&child| {
-                    let (weight, min) = match &self.tree.queues[child].settings {
-                        QueueSettings::Fair(f) => (f.weight, f.min_resources),
-                        _ => (1.0, Resource::ZERO),
-                    };
-                    (weight, min, self.tree.queues[child].maximum, self.demand(child))
-                })
-                .collect();
-            for (child, share) in active.into_iter().zip(compute_fair_shares(shares[parent], &specs, calculator)) {
-                shares[child] = share;
-            }
-        }
-        shares
+        let demand: Vec<Resource> = (0..self.tree.queues.len()).map(|q| self.demand(q)).collect();
+        self.core.hierarchy().instantaneous_fair_shares(&demand)
     }
 
     fn fair_share(&self, index: QueueIndex) -> Option<Resource> {

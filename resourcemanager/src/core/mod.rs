@@ -1337,6 +1337,9 @@ impl Core {
                 launch_context,
             });
         } else {
+            if app.state == AppState::Running {
+                app.diagnostics.clear(); // it held why pending containers waited
+            }
             attempt.outbox_allocated.push(weft_common::protocol::Container {
                 id,
                 node_id: node_id.clone(),

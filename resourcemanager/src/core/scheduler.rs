@@ -174,7 +174,11 @@ impl Core {
         let asks: Vec<(AskKey, Ask)> = app.asks.iter().map(|(k, a)| (k.clone(), a.clone())).collect();
         for (key, ask) in asks {
             let wanted = if ask.gang { key.capability.times(u64::from(ask.count)) } else { key.capability };
-            let within_limits = self.hierarchy.blocked(leaf, &user, wanted, false).is_none();
+            let held_back = self.hierarchy.blocked(leaf, &user, wanted, false);
+            let within_limits = held_back.is_none();
+            if let Some(Blocked(why)) = held_back {
+                self.set_waiting_reason(app_id, format!("pending containers wait: {why}"));
+            }
             let granted = if ask.gang {
                 // A gang held back by queue limits still reserves, so the capacity it needs
                 // accumulates rather than going to smaller asks.
@@ -202,10 +206,12 @@ impl Core {
         false
     }
 
-    /// Tells users why an application waits for its ApplicationMaster container.
+    /// Tells users why an application waits: for its ApplicationMaster container (ACCEPTED), or
+    /// for more containers because a queue limit holds them back (RUNNING). Cleared when the
+    /// application gets what it waited for.
     fn set_waiting_reason(&mut self, app: ApplicationId, why: String) {
         if let Some(app) = self.apps.get_mut(&app)
-            && app.state == AppState::Accepted
+            && matches!(app.state, AppState::Accepted | AppState::Running)
         {
             app.diagnostics = why;
         }

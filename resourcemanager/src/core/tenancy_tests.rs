@@ -160,6 +160,10 @@ fn user_limit_factor_1_caps_a_single_user_at_the_queue_guarantee_and_2_lets_it_d
         start_am(&mut env, app);
         allocate_now(&mut env, app, vec![ask(1, SLOT, 50)]);
         assert_eq!(held(&env, app), expected, "user-limit-factor {factor} on an idle cluster");
+        let diagnostics = &env.app(app).diagnostics;
+        if factor == 1 {
+            assert!(diagnostics.contains("pending containers wait: user ann reached the user limit"), "{diagnostics}");
+        }
         env.fx.replies.clear();
     }
 }

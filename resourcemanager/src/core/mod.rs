@@ -91,6 +91,33 @@ pub struct CoreConfig {
     pub queues: QueuesConfig,
 }
 
+#[cfg(test)]
+impl CoreConfig {
+    /// Small, fast-expiring settings with fixed keys for tests: FIFO over `root.default`.
+    pub(crate) fn for_tests() -> Self {
+        CoreConfig {
+            cluster_ts: 1_000,
+            epoch: 1,
+            min_allocation: Resource::new(128, 1),
+            max_allocation: Resource::new(4096, 4),
+            max_app_attempts: 2,
+            nm_heartbeat_interval_ms: 1_000,
+            nm_expiry_ms: 10_000,
+            am_expiry_ms: 20_000,
+            container_allocation_expiry_ms: 60_000,
+            finished_app_container_grace_ms: 5_000,
+            max_completed_apps: 100,
+            gang_reservation_timeout_ms: 60_000,
+            node_locality_delay_ms: 3_000,
+            rack_locality_delay_ms: 3_000,
+            container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
+            am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
+            rm_addresses: vec!["http://127.0.0.1:8088".into()],
+            queues: QueuesConfig { scheduler: SchedulerMode::Fifo, ..QueuesConfig::default() },
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Event {
     NewApplication {
@@ -712,17 +739,7 @@ impl Core {
             .copied()
             .filter(|c| state != AppState::Finished || Some(*c) != am_container)
             .collect();
-        for c in victims {
-            let diag = format!("Container killed because application {id} is {state}");
-            self.complete_container(
-                c,
-                exit_status::KILLED_BY_RESOURCEMANAGER,
-                &diag,
-                now,
-                fx,
-                Some(exit_status::KILLED_BY_RESOURCEMANAGER),
-            );
-        }
+        self.kill_containers(victims, &format!("Container killed because application {id} is {state}"), now, fx);
         match state {
             AppState::Finished => self.counters.apps_completed += 1,
             AppState::Failed => self.counters.apps_failed += 1,
@@ -797,17 +814,7 @@ impl Core {
         self.end_current_attempt(id, AttemptState::Failed, &diagnostics, am_exit, now, fx)?;
         let app = &self.apps[&id];
         let live: Vec<ContainerId> = app.containers.iter().copied().collect();
-        for c in live {
-            let diag = format!("Container of a failed attempt of {id}");
-            self.complete_container(
-                c,
-                exit_status::KILLED_BY_RESOURCEMANAGER,
-                &diag,
-                now,
-                fx,
-                Some(exit_status::KILLED_BY_RESOURCEMANAGER),
-            );
-        }
+        self.kill_containers(live, &format!("Container of a failed attempt of {id}"), now, fx);
         let app = &self.apps[&id];
         let failures = app.attempts.iter().filter(|a| a.counts_as_failure).count() as u32;
         if failures >= app.max_attempts {
@@ -1256,6 +1263,15 @@ impl Core {
             diagnostics: diagnostics.to_owned(),
         });
         self.wake(id.app(), fx);
+    }
+
+    /// Stops containers the RM no longer wants: freed now, their AM told, their NM asked to stop
+    /// them with KILLED_BY_RESOURCEMANAGER.
+    fn kill_containers(&mut self, ids: Vec<ContainerId>, diagnostics: &str, now: Millis, fx: &mut impl Effects) {
+        for c in ids {
+            let killed = exit_status::KILLED_BY_RESOURCEMANAGER;
+            self.complete_container(c, killed, diagnostics, now, fx, Some(killed));
+        }
     }
 
     /// Allocates a container of `resource` on `node_id` for the current attempt of `app_id`.

@@ -8,36 +8,16 @@ use weft_common::protocol::{
 };
 use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
 use weft_common::states::{AppState, AttemptState, FinalStatus, NmContainerState, NodeState, exit_status};
-use weft_common::token::{self, AmToken, ContainerToken, MasterKey};
+use weft_common::token::{self, AmToken, ContainerToken};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
 use super::*;
-use crate::queues::{QueuesConfig, SchedulerMode};
+use crate::queues::QueuesConfig;
 use crate::store::{MemoryStore, StateStore};
 
-const MB: u64 = 1;
 
 pub(super) fn config() -> CoreConfig {
-    CoreConfig {
-        cluster_ts: 1_000,
-        epoch: 1,
-        min_allocation: Resource::new(128 * MB, 1),
-        max_allocation: Resource::new(4096 * MB, 4),
-        max_app_attempts: 2,
-        nm_heartbeat_interval_ms: 1_000,
-        nm_expiry_ms: 10_000,
-        am_expiry_ms: 20_000,
-        container_allocation_expiry_ms: 60_000,
-        finished_app_container_grace_ms: 5_000,
-        max_completed_apps: 100,
-        gang_reservation_timeout_ms: 60_000,
-        node_locality_delay_ms: 3_000,
-        rack_locality_delay_ms: 3_000,
-        container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
-        am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
-        rm_addresses: vec!["http://127.0.0.1:8088".into()],
-        queues: QueuesConfig { scheduler: SchedulerMode::Fifo, ..QueuesConfig::default() },
-    }
+    CoreConfig::for_tests()
 }
 
 pub(super) struct Env {

@@ -498,7 +498,6 @@ mod tests {
     use weft_common::protocol::{AllocateRequest, RegisterAmRequest, RegisterNodeRequest, ResourceRequest};
     use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
     use weft_common::states::AppState;
-    use weft_common::token::MasterKey;
     use weft_common::{ApplicationId, Millis, NodeId};
 
     use super::*;
@@ -516,24 +515,9 @@ mod tests {
     impl Env {
         fn new(queues_yaml: &str) -> Self {
             let config = CoreConfig {
-                cluster_ts: 1_000,
-                epoch: 1,
-                min_allocation: Resource::new(128, 1),
                 max_allocation: Resource::new(65_536, 64),
-                max_app_attempts: 2,
-                nm_heartbeat_interval_ms: 1_000,
-                nm_expiry_ms: 10_000,
-                am_expiry_ms: 20_000,
-                container_allocation_expiry_ms: 60_000,
-                finished_app_container_grace_ms: 5_000,
-                max_completed_apps: 100,
-                gang_reservation_timeout_ms: 60_000,
-                node_locality_delay_ms: 3_000,
-                rack_locality_delay_ms: 3_000,
-                container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
-                am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
-                rm_addresses: vec!["http://127.0.0.1:8088".into()],
                 queues: QueuesConfig::parse(queues_yaml, "queues.yaml").expect("valid queue config"),
+                ..CoreConfig::for_tests()
             };
             Self { core: Core::new(config).unwrap(), fx: RecordingEffects::default(), now: 10_000, next_req: 0 }
         }

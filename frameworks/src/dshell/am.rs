@@ -10,6 +10,7 @@ use weft_appmaster_sdk::{AmRmClient, NmClient, SdkError};
 use weft_common::protocol::{Container, ContainerLaunchContext, RegisterAmRequest, container_env};
 use weft_common::{ContainerId, Resource};
 
+use super::JobSpec;
 use super::command::{COMMAND_ENV, command_line, decode_command};
 use super::slots::{AllocationDecision, ContainerVerdict, Outcome, SlotTracker};
 
@@ -21,18 +22,8 @@ const MIN_QUIET_HEARTBEAT: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DshellAmArgs {
-    /// Number of containers that must run the command successfully
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub containers: u32,
-    /// Memory of each container, in MiB
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
-    pub memory_mb: u64,
-    /// Virtual cores of each container
-    #[arg(long, default_value_t = 1)]
-    pub vcores: u32,
-    /// Ask for the containers all-or-nothing (a gang)
-    #[arg(long)]
-    pub gang: bool,
+    #[command(flatten)]
+    pub job: JobSpec,
     /// The command to run; when absent it is read from WEFT_DSHELL_COMMAND (base64 of a JSON
     /// argv), which is how `weft dshell` passes it
     #[arg(last = true)]
@@ -67,12 +58,8 @@ pub async fn run_am(args: DshellAmArgs) -> anyhow::Result<()> {
         args.command
     };
     anyhow::ensure!(!argv.is_empty(), "the command is empty");
-    let job = ShellJob {
-        containers: args.containers,
-        capability: Resource::new(args.memory_mb, args.vcores),
-        argv,
-        gang: args.gang,
-    };
+    let job =
+        ShellJob { containers: args.job.containers, capability: args.job.capability(), argv, gang: args.job.gang };
     let mut rm = AmRmClient::from_env()?;
     let host = std::env::var(container_env::NM_HOST).unwrap_or_default();
     rm.register(RegisterAmRequest { host, ..Default::default() }).await?;

@@ -13,6 +13,7 @@ use weft_common::rest::{AmContainerSpec, AppInfo, ApplicationSubmissionContext, 
 use weft_common::states::{AppState, FinalStatus};
 use weft_common::{ApplicationId, Resource};
 
+use super::JobSpec;
 use super::command::{COMMAND_ENV, encode_command};
 
 pub const APPLICATION_TYPE: &str = "DSHELL";
@@ -22,15 +23,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DshellArgs {
-    /// Number of containers that must run the command successfully
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub containers: u32,
-    /// Memory of each container, in MiB
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
-    pub memory_mb: u64,
-    /// Virtual cores of each container
-    #[arg(long, default_value_t = 1)]
-    pub vcores: u32,
+    #[command(flatten)]
+    pub job: JobSpec,
     #[arg(long, default_value = "default")]
     pub queue: String,
     /// How many AM attempts the RM may make (default: the RM's setting)
@@ -48,10 +42,6 @@ pub struct DshellArgs {
     /// User to submit as
     #[arg(long, env = "USER", default_value = "weft")]
     pub user: String,
-    /// Start all containers together or none (a gang ask); replacements for lost containers
-    /// are asked for together too
-    #[arg(long)]
-    pub gang: bool,
     /// Print the application id and exit without waiting for the application to finish
     #[arg(long)]
     pub no_wait: bool,
@@ -70,9 +60,7 @@ pub async fn run_client(args: DshellArgs) -> anyhow::Result<i32> {
     let new_app = rm.new_application().await.context("asking the ResourceManager for an application id")?;
     // The AM could only fail on such an ask after being launched: refuse it up front.
     let maximum = new_app.maximum_resource_capability;
-    for (what, wanted) in
-        [("container", Resource::new(args.memory_mb, args.vcores)), ("AM", Resource::new(args.am_memory_mb, 1))]
-    {
+    for (what, wanted) in [("container", args.job.capability()), ("AM", Resource::new(args.am_memory_mb, 1))] {
         anyhow::ensure!(
             maximum.fits(&wanted),
             "the {what} size {wanted} exceeds the cluster's maximum allocation {maximum}"
@@ -85,7 +73,7 @@ pub async fn run_client(args: DshellArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
 
-    let mut progress = ProgressView::new(id, args.containers)?;
+    let mut progress = ProgressView::new(id, args.job.containers)?;
     let app = rm.wait_for_final(id, POLL_INTERVAL, |app| progress.update(app)).await;
     progress.finish();
     let app = app.with_context(|| format!("following {id}"))?;
@@ -108,12 +96,8 @@ fn submission_context(args: &DshellArgs, executable: &Path) -> anyhow::Result<Ap
         timestamp: None,
     };
     let am_command = format!(
-        "./{WEFT_RESOURCE} dshell-am --containers {} --memory-mb {} --vcores {}{} \
-         1><LOG_DIR>/AppMaster.stdout 2><LOG_DIR>/AppMaster.stderr",
-        args.containers,
-        args.memory_mb,
-        args.vcores,
-        if args.gang { " --gang" } else { "" }
+        "./{WEFT_RESOURCE} dshell-am {} 1><LOG_DIR>/AppMaster.stdout 2><LOG_DIR>/AppMaster.stderr",
+        args.job.am_flags()
     );
     Ok(ApplicationSubmissionContext {
         application_name: Some(args.name.clone()),
@@ -209,7 +193,7 @@ mod tests {
     #[test]
     fn the_command_follows_the_double_dash_and_is_required() {
         let args = parse(&["--containers", "3", "--rm", "http://a:8088,http://b:8088", "--", "echo", "--containers"]);
-        assert_eq!(args.containers, 3);
+        assert_eq!(args.job.containers, 3);
         assert_eq!(args.rm, vec!["http://a:8088", "http://b:8088"]);
         assert_eq!(args.command, vec!["echo", "--containers"]);
         assert!(Cli::try_parse_from(["dshell", "--containers", "2"]).is_err());

@@ -16,3 +16,57 @@ pub use am::{CONTAINER_PRIORITY, DshellAmArgs, ShellJob, run_am, run_job};
 pub use client::{APPLICATION_TYPE, DshellArgs, run_client};
 pub use command::COMMAND_ENV;
 pub use slots::{AllocationDecision, ContainerFailure, ContainerVerdict, FailureCause, Outcome, SlotTracker};
+
+/// What the job runs on, shared by `weft dshell` and the AM it starts (which gets it back
+/// through [`JobSpec::am_flags`]).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct JobSpec {
+    /// Number of containers that must run the command successfully
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub containers: u32,
+    /// Memory of each container, in MiB
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub memory_mb: u64,
+    /// Virtual cores of each container
+    #[arg(long, default_value_t = 1)]
+    pub vcores: u32,
+    /// Start all containers together or none (a gang ask); replacements for lost containers
+    /// are asked for together too
+    #[arg(long)]
+    pub gang: bool,
+}
+
+impl JobSpec {
+    pub fn capability(&self) -> weft_common::Resource {
+        weft_common::Resource::new(self.memory_mb, self.vcores)
+    }
+
+    /// The flags that make `weft dshell-am` parse this spec again.
+    pub fn am_flags(&self) -> String {
+        let gang = if self.gang { " --gang" } else { "" };
+        format!("--containers {} --memory-mb {} --vcores {}{gang}", self.containers, self.memory_mb, self.vcores)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Am {
+        #[command(flatten)]
+        args: DshellAmArgs,
+    }
+
+    #[test]
+    fn the_am_parses_back_the_job_the_client_renders() {
+        for gang in [false, true] {
+            let job = JobSpec { containers: 7, memory_mb: 384, vcores: 2, gang };
+            let flags = job.am_flags();
+            let argv = std::iter::once("dshell-am").chain(flags.split(' '));
+            assert_eq!(Am::parse_from(argv).args.job, job);
+        }
+    }
+}

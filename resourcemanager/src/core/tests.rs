@@ -15,7 +15,6 @@ use super::*;
 use crate::queues::QueuesConfig;
 use crate::store::{MemoryStore, StateStore};
 
-
 pub(super) fn config() -> CoreConfig {
     CoreConfig::for_tests()
 }

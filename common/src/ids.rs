@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -45,9 +46,10 @@ pub struct ContainerId {
     pub seq: u64,
 }
 
-/// `host:port` of a NodeManager's HTTP endpoint.
+/// `host:port` of a NodeManager's HTTP endpoint. Shared, not copied: the RM stores a node's id
+/// with every container, index entry and token it issues for that node.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NodeId(pub String);
+pub struct NodeId(pub Arc<str>);
 
 impl ApplicationId {
     pub fn new(cluster_ts: u64, seq: u32) -> Self {
@@ -170,7 +172,7 @@ impl FromStr for NodeId {
         if host.is_empty() || num::<u16>(port).is_none() {
             return Err(err());
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 }
 

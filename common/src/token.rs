@@ -62,11 +62,35 @@ pub trait Signed: Serialize + DeserializeOwned {
 }
 
 pub fn sign<T: Signed>(payload: &T, key: &MasterKey) -> String {
-    debug_assert_eq!(payload.key_id(), key.key_id);
-    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).expect("payload serializes"));
-    let mut mac = key.mac();
-    mac.update(body.as_bytes());
-    format!("{body}.{}", hex::encode(mac.finalize().into_bytes()))
+    Signer::new(key).sign(payload)
+}
+
+/// Signs many tokens with one key: the keyed HMAC state is set up once (the RM signs a token
+/// per allocation, where that set-up would be a fifth of the cost).
+#[derive(Clone)]
+pub struct Signer {
+    key_id: u32,
+    mac: HmacSha256,
+}
+
+impl Signer {
+    pub fn new(key: &MasterKey) -> Self {
+        Self { key_id: key.key_id, mac: key.mac() }
+    }
+
+    pub fn sign<T: Signed>(&self, payload: &T) -> String {
+        debug_assert_eq!(payload.key_id(), self.key_id);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).expect("payload serializes"));
+        let mut mac = self.mac.clone();
+        mac.update(body.as_bytes());
+        format!("{body}.{}", hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
 }
 
 /// Checks the signature (constant time) against whichever of `keys` the token names.

@@ -62,7 +62,7 @@ pub async fn start(config: NmConfig, mut registry: Registry) -> Result<NodeManag
     let listener =
         TcpListener::bind(&config.bind).await.map_err(|source| NmError::Bind { addr: config.bind.clone(), source })?;
     let http_addr = listener.local_addr().map_err(|source| NmError::Bind { addr: config.bind.clone(), source })?;
-    let node_id = NodeId(format!("{}:{}", config.hostname, http_addr.port()));
+    let node_id = NodeId(format!("{}:{}", config.hostname, http_addr.port()).into());
     let http_address = format!("http://{}:{}", config.hostname, http_addr.port());
 
     for dir in [&config.work_dir, &config.log_dir] {

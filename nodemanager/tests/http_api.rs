@@ -71,7 +71,7 @@ async fn http_api_without_a_reachable_rm() {
     let client = Client::new(&nm);
     let port = nm.http_addr().port();
     assert_ne!(port, 0);
-    assert_eq!(nm.node_id(), &NodeId(format!("127.0.0.1:{port}")));
+    assert_eq!(nm.node_id(), &NodeId(format!("127.0.0.1:{port}").into()));
 
     let info: NodeInfo = client.get_json("/ws/v1/node/info").await;
     assert_eq!(info.node_id, *nm.node_id());

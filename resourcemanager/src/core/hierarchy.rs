@@ -468,7 +468,11 @@ impl Hierarchy {
                 u.running_apps += 1;
             }
         }
-        let u = self.usage[leaf].users.entry(user.to_owned()).or_default();
+        let users = &mut self.usage[leaf].users;
+        if !users.contains_key(user) {
+            users.insert(user.to_owned(), UserUsage::default());
+        }
+        let Some(u) = users.get_mut(user) else { return };
         u.used += r;
         if is_am {
             u.am_used += r;

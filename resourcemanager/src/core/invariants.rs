@@ -48,6 +48,39 @@ impl Core {
         if indexed != self.free_index {
             return Err(format!("free index {:?} != usable nodes {:?}", self.free_index, indexed));
         }
+        let usable: Vec<&super::Node> = self.nodes.values().filter(|n| n.state.is_usable()).collect();
+        let mut free_vcores = std::collections::BTreeMap::new();
+        for node in &usable {
+            *free_vcores.entry(node.free().vcores).or_insert(0u32) += 1;
+        }
+        let capacity = usable.iter().fold(Resource::ZERO, |sum, n| sum + n.total);
+        if free_vcores != self.free_vcores || capacity != self.usable_capacity || usable.len() as u32 != self.usable_count
+        {
+            return Err(format!(
+                "usable-node aggregates out of step: free vcores {:?} vs {free_vcores:?}, capacity {} vs {capacity}, count {} vs {}",
+                self.free_vcores,
+                self.usable_capacity,
+                self.usable_count,
+                usable.len()
+            ));
+        }
+        if !self.pending.stale {
+            let mut expected = 0;
+            for app in self.apps.values() {
+                let want = self.pending_entry(app);
+                expected += usize::from(want.is_some());
+                if want.as_ref() != self.pending.get(app.id) {
+                    return Err(format!(
+                        "pending index has {:?} for app {}, expected {want:?}",
+                        self.pending.get(app.id),
+                        app.id
+                    ));
+                }
+            }
+            if expected != self.pending.entries().len() {
+                return Err(format!("pending index lists {} apps, expected {expected}", self.pending.entries().len()));
+            }
+        }
         if let Some(r) = &self.gang_reservation {
             let pending = self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
             if !pending {

@@ -17,16 +17,19 @@ pub mod hierarchy;
 pub mod invariants;
 pub mod lifecycle;
 pub mod model;
+pub mod pending;
 pub mod preemption;
 pub mod preemption_monitor;
 pub mod scheduler;
+pub mod timers;
 
 #[cfg(test)]
 mod tenancy_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use weft_common::protocol::{
     AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
@@ -225,20 +228,36 @@ pub struct Counters {
 
 pub struct Core {
     cfg: CoreConfig,
+    container_signer: token::Signer,
     hierarchy: Hierarchy,
     next_app_seq: u32,
     apps: BTreeMap<ApplicationId, App>,
     nodes: BTreeMap<NodeId, Node>,
-    containers: HashMap<ContainerId, RmContainer>,
+    /// A fixed hasher, so iteration order depends only on history: runs are reproducible.
+    containers: HashMap<ContainerId, RmContainer, BuildHasherDefault<IdHasher>>,
     /// Usable nodes by free memory, so placement never scans every node.
     free_index: BTreeSet<(u64, NodeId)>,
+    /// How many usable nodes have each amount of free vcores (the largest bounds what fits).
+    free_vcores: BTreeMap<u32, u32>,
+    /// Total resources and number of the usable (RUNNING) nodes.
+    usable_capacity: Resource,
+    usable_count: u32,
+    /// Apps with demand, per leaf, in serving order.
+    pending: pending::PendingIndex,
+    /// What a `Tick` may have to act on, and from when (see [`timers`]).
+    node_expiry: timers::Deadlines<NodeId>,
+    am_expiry: timers::Deadlines<AttemptId>,
+    allocation_expiry: timers::Deadlines<ContainerId>,
+    /// Finished apps whose AM container may outstay its grace period.
+    draining_apps: timers::Deadlines<ApplicationId>,
+    long_polls: timers::Deadlines<ApplicationId>,
     /// Nodes by host and by rack, for locality asks.
     topology: model::Topology,
     cluster_used: Resource,
     /// Apps whose submit write is in flight, answered on [`Event::Persisted`].
     saving: Vec<ApplicationId>,
     /// Finished apps in finishing order, for retention.
-    completed_order: Vec<ApplicationId>,
+    completed_order: VecDeque<ApplicationId>,
     counters: Counters,
     gang_reservation: Option<GangReservation>,
     /// The gang whose reservation last timed out, and until when it may not reserve again.
@@ -253,17 +272,27 @@ impl Core {
     pub fn new(cfg: CoreConfig) -> Result<Self, CoreError> {
         let hierarchy = Hierarchy::new(cfg.queues.clone(), Resource::ZERO)?;
         Ok(Self {
+            container_signer: token::Signer::new(&cfg.container_token_key),
             cfg,
             hierarchy,
             next_app_seq: 1,
             apps: BTreeMap::new(),
             nodes: BTreeMap::new(),
-            containers: HashMap::new(),
+            containers: HashMap::default(),
             free_index: BTreeSet::new(),
+            free_vcores: BTreeMap::new(),
+            usable_capacity: Resource::ZERO,
+            usable_count: 0,
+            pending: Default::default(),
+            node_expiry: Default::default(),
+            am_expiry: Default::default(),
+            allocation_expiry: Default::default(),
+            draining_apps: Default::default(),
+            long_polls: Default::default(),
             topology: model::Topology::default(),
             cluster_used: Resource::ZERO,
             saving: Vec::new(),
-            completed_order: Vec::new(),
+            completed_order: VecDeque::new(),
             counters: Counters::default(),
             gang_reservation: None,
             gang_yielding: None,
@@ -325,7 +354,7 @@ impl Core {
     }
     /// Total resources of usable (RUNNING) nodes.
     pub fn cluster_capacity(&self) -> Resource {
-        self.nodes.values().filter(|n| n.state.is_usable()).fold(Resource::ZERO, |acc, n| acc + n.total)
+        self.usable_capacity
     }
 
     // -----------------------------------------------------------------------------------------
@@ -379,7 +408,7 @@ impl Core {
                 fx.persist(StoreOp::PutApp(app_record(&app)));
             }
             if app.state.is_final() {
-                self.completed_order.push(id);
+                self.completed_order.push_back(id);
                 self.apps.insert(id, app);
                 continue;
             }
@@ -390,7 +419,8 @@ impl Core {
             self.apps.insert(id, app);
             self.start_attempt(id, now, fx)?;
         }
-        self.completed_order.sort_by_key(|id| self.apps[id].finish_time);
+        self.completed_order.make_contiguous().sort_by_key(|id| self.apps[id].finish_time);
+        self.pending.stale = true;
         self.after_step(now, fx);
         Ok(())
     }
@@ -600,6 +630,7 @@ impl Core {
     /// every app and preemption mark at its queue's new index (`moved[old]`); marks of queues
     /// that are gone are dropped.
     fn remap_queue_indices(&mut self, moved: &[Option<QueueIndex>]) {
+        self.pending.stale = true;
         for app in self.apps.values_mut() {
             app.queue_index = app.queue_index.and_then(|q| moved.get(q).copied().flatten());
         }
@@ -636,6 +667,7 @@ impl Core {
         app.queue_index = Some(to);
         app.queue = display.clone();
         fx.persist(StoreOp::PutApp(app_record(app)));
+        self.sync_pending(id);
         Ok(display)
     }
 
@@ -648,6 +680,7 @@ impl Core {
         let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
         app.priority = capped;
         fx.persist(StoreOp::PutApp(app_record(app)));
+        self.sync_pending(id);
         Ok(capped)
     }
 
@@ -687,6 +720,10 @@ impl Core {
         fx.persist(StoreOp::PutAttempt(attempt_record(&attempt)));
         app.attempts.push(attempt);
         app.am_ask_since = Some(now);
+        // Until the scheduler says otherwise (a queue limit) or places the AM (which clears it);
+        // when no node has room, the scheduler does not look at the app at all.
+        app.diagnostics = scheduler::waiting_for_am_node(app.am_resource);
+        self.sync_pending(id);
         Ok(())
     }
 
@@ -727,6 +764,8 @@ impl Core {
         app.finish_time = Some(now);
         app.am_ask_since = None;
         app.asks.clear();
+        self.pending.set(id, None);
+        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
         if app.saving_reply.is_none() {
             fx.persist(StoreOp::PutApp(app_record(app)));
         }
@@ -740,6 +779,9 @@ impl Core {
             .filter(|c| state != AppState::Finished || Some(*c) != am_container)
             .collect();
         self.kill_containers(victims, &format!("Container killed because application {id} is {state}"), now, fx);
+        if self.apps.get(&id).is_some_and(|a| !a.containers.is_empty()) {
+            self.draining_apps.push(now + self.cfg.finished_app_container_grace_ms + 1, id);
+        }
         match state {
             AppState::Finished => self.counters.apps_completed += 1,
             AppState::Failed => self.counters.apps_failed += 1,
@@ -747,20 +789,20 @@ impl Core {
             _ => {}
         }
         fx.observe(Observation::AppFinished { state });
-        self.completed_order.push(id);
+        self.completed_order.push_back(id);
         self.retire_old_apps(fx);
         Ok(())
     }
 
     fn retire_old_apps(&mut self, fx: &mut impl Effects) {
         while self.completed_order.len() > self.cfg.max_completed_apps {
-            let id = self.completed_order.remove(0);
+            let Some(id) = self.completed_order.pop_front() else { break };
             // An app with containers still draining is kept until the next retirement.
             if self.apps.get(&id).is_some_and(|a| a.containers.is_empty()) {
                 self.apps.remove(&id);
                 fx.persist(StoreOp::RemoveApp(id));
             } else {
-                self.completed_order.push(id);
+                self.completed_order.push_back(id);
                 break;
             }
         }
@@ -779,6 +821,7 @@ impl Core {
     ) -> Result<(), CoreError> {
         let limit = self.headroom(id);
         let nodes = self.usable_nodes();
+        self.pending.set(id, None);
         let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
         app.am_ask_since = None;
         app.asks.clear();
@@ -971,6 +1014,7 @@ impl Core {
                 );
             }
         }
+        self.sync_pending(id.app);
         // Serve the new asks before answering, so allocations ride on this very response.
         self.schedule(now, fx);
         let limit = self.headroom(id.app);
@@ -978,6 +1022,7 @@ impl Core {
         let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
         if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() && request.wait_ms > 0 {
             attempt.parked = Some((req, now + request.wait_ms));
+            self.long_polls.push(now + request.wait_ms, id.app);
         } else {
             let resp = build_response(attempt, limit, nodes, None);
             fx.reply(req, Reply::Allocate(Ok(resp)));
@@ -1090,7 +1135,7 @@ impl Core {
             })
             .ok_or_else(|| CoreError::UnknownNode(node_id.clone()))??;
         } else {
-            let mut node = Node {
+            let node = Node {
                 id: req.node_id.clone(),
                 http_address: req.http_address,
                 total: req.total,
@@ -1102,12 +1147,14 @@ impl Core {
                 containers: BTreeSet::new(),
                 rack: rack.clone(),
             };
-            transition(&mut node.state, NodeState::Running, &req.node_id)?;
             self.nodes.insert(req.node_id.clone(), node);
-            self.update_node(&req.node_id, |_| ());
+            // Through update_node, so the indexes see it become usable.
+            self.update_node(&req.node_id, |node| transition(&mut node.state, NodeState::Running, &node.id.clone()))
+                .ok_or_else(|| CoreError::UnknownNode(req.node_id.clone()))??;
         }
-        self.hierarchy.resize(self.cluster_capacity());
+        self.resize_cluster();
         self.topology.place_node(&req.node_id, previous_rack.as_deref(), &rack);
+        self.node_expiry.push(now + self.cfg.nm_expiry_ms + 1, req.node_id.clone());
         tracing::info!(node = %req.node_id, total = %req.total, %rack, "node registered");
         Ok(RegisterNodeResponse {
             action: NodeAction::Normal,
@@ -1120,10 +1167,15 @@ impl Core {
 
     fn node_heartbeat(
         &mut self,
-        req: NodeHeartbeatRequest,
+        mut req: NodeHeartbeatRequest,
         now: Millis,
         fx: &mut impl Effects,
     ) -> Result<NodeHeartbeatResponse, CoreError> {
+        // The registered id is the one every container of this node shares: comparing against
+        // it is a pointer comparison.
+        if let Some((registered, _)) = self.nodes.get_key_value(&req.node_id) {
+            req.node_id = registered.clone();
+        }
         let resync = || NodeHeartbeatResponse {
             action: NodeAction::Resync,
             containers_to_cleanup: Vec::new(),
@@ -1146,7 +1198,7 @@ impl Core {
             Ok::<_, CoreError>(changed)
         })
         .ok_or_else(|| CoreError::UnknownNode(req.node_id.clone()))??
-        .then(|| self.hierarchy.resize(self.cluster_capacity()));
+        .then(|| self.resize_cluster());
         let mut response = NodeHeartbeatResponse {
             action: NodeAction::Normal,
             containers_to_cleanup: Vec::new(),
@@ -1182,12 +1234,17 @@ impl Core {
                     response.containers_to_cleanup.push(id);
                     return;
                 }
+                let mut started = false;
                 if let Some(rc) = self.containers.get_mut(&id)
                     && rc.state != ContainerState::Running
                 {
-                    let _ = transition(&mut rc.state, ContainerState::Running, &id);
+                    started = transition(&mut rc.state, ContainerState::Running, &id).is_ok();
                 }
-                if let Some(h) = self.apps.get_mut(&id.app()).and_then(|a| a.container_history.get_mut(&id)) {
+                // NMs report every running container on every heartbeat; most reports change
+                // nothing, so the history is only looked up when there is news.
+                if (started || !report.diagnostics.is_empty())
+                    && let Some(h) = self.apps.get_mut(&id.app()).and_then(|a| a.container_history.get_mut(&id))
+                {
                     h.diagnostics = report.diagnostics;
                 }
             }
@@ -1200,6 +1257,20 @@ impl Core {
     /// Removes a live container: frees its resources, tells its AM, and, if `stop_with` is given,
     /// asks its NM to stop it. An AM container's completion ends its attempt.
     fn complete_container(
+        &mut self,
+        id: ContainerId,
+        exit: i32,
+        diagnostics: &str,
+        now: Millis,
+        fx: &mut impl Effects,
+        stop_with: Option<i32>,
+    ) {
+        self.release_container(id, exit, diagnostics, now, fx, stop_with);
+        // Its app's usage (the key of fair orderings) changed.
+        self.sync_pending(id.app());
+    }
+
+    fn release_container(
         &mut self,
         id: ContainerId,
         exit: i32,
@@ -1293,7 +1364,7 @@ impl Core {
         let Some(http) = self.nodes.get(node_id).map(|n| n.http_address.clone()) else { return };
         let id = ContainerId { attempt: attempt.id, epoch, seq: app.next_container_seq };
         app.next_container_seq += 1;
-        let token = token::sign(
+        let token = self.container_signer.sign(
             &ContainerToken {
                 container_id: id,
                 node_id: node_id.clone(),
@@ -1303,7 +1374,6 @@ impl Core {
                 key_id: self.cfg.container_token_key.key_id,
                 rm_epoch: epoch,
             },
-            &self.cfg.container_token_key,
         );
         app.used += resource;
         if let Some(leaf) = app.queue_index {
@@ -1333,6 +1403,7 @@ impl Core {
             attempt.node_id = Some(node_id.clone());
             attempt.node_http_address = http.clone();
             attempt.last_heartbeat = now;
+            self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt.id);
             if let Err(e) = transition(&mut attempt.state, AttemptState::Allocated, &attempt.id) {
                 tracing::error!(error = %e, "AM container allocated for an attempt not waiting for one");
             }
@@ -1384,16 +1455,28 @@ impl Core {
         };
         let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
         self.containers.insert(id, rc);
+        self.allocation_expiry.push(now + self.cfg.container_allocation_expiry_ms + 1, id);
+        self.sync_pending(app_id);
     }
 
     /// Applies `f` to a node and keeps the free-capacity index in step: a node is indexed iff it
     /// is usable, keyed by its current free memory.
     fn update_node<R>(&mut self, id: &NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
         let node = self.nodes.get_mut(id)?;
-        self.free_index.remove(&(node.free().memory_mb, node.id.clone()));
+        if node.state.is_usable() {
+            let free = node.free();
+            self.free_index.remove(&(free.memory_mb, node.id.clone()));
+            pending::remove_one(&mut self.free_vcores, &free.vcores);
+            self.usable_capacity -= node.total;
+            self.usable_count -= 1;
+        }
         let r = f(node);
         if node.state.is_usable() {
-            self.free_index.insert((node.free().memory_mb, node.id.clone()));
+            let free = node.free();
+            self.free_index.insert((free.memory_mb, node.id.clone()));
+            pending::add_one(&mut self.free_vcores, free.vcores);
+            self.usable_capacity += node.total;
+            self.usable_count += 1;
         }
         Some(r)
     }
@@ -1413,7 +1496,14 @@ impl Core {
     }
 
     fn usable_nodes(&self) -> u32 {
-        self.nodes.values().filter(|n| n.state.is_usable()).count() as u32
+        self.usable_count
+    }
+
+    /// The set of usable nodes changed: queue capacities follow, and fair orderings by dominant
+    /// share may change.
+    fn resize_cluster(&mut self) {
+        self.hierarchy.resize(self.usable_capacity);
+        self.pending.stale = true;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1421,73 +1511,66 @@ impl Core {
 
     fn tick(&mut self, now: Millis, fx: &mut impl Effects) {
         self.preemption_tick(now, fx);
-        let lost: Vec<NodeId> = self
-            .nodes
-            .values()
-            .filter(|n| matches!(n.state, NodeState::Running | NodeState::Unhealthy))
-            .filter(|n| now.saturating_sub(n.last_heartbeat) > self.cfg.nm_expiry_ms)
-            .map(|n| n.id.clone())
-            .collect();
-        for id in lost {
-            self.node_lost(&id, now, fx);
+        for id in self.node_expiry.pop_due(now) {
+            let Some(node) = self.nodes.get(&id) else { continue };
+            if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
+                continue; // registering again queues a new deadline
+            }
+            let due = node.last_heartbeat + self.cfg.nm_expiry_ms + 1;
+            if due > now {
+                self.node_expiry.push(due, id);
+            } else {
+                self.node_lost(&id, now, fx);
+            }
         }
 
-        let expired_ams: Vec<(ApplicationId, AttemptId)> = self
-            .apps
-            .values()
-            .filter(|a| !a.state.is_final())
-            .filter_map(|a| a.current_attempt().map(|t| (a.id, t)))
-            .filter(|(_, t)| {
-                matches!(t.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running)
-            })
-            .filter(|(_, t)| now.saturating_sub(t.last_heartbeat) > self.cfg.am_expiry_ms)
-            .map(|(a, t)| (a, t.id))
-            .collect();
-        for (app, attempt) in expired_ams {
+        for attempt in self.am_expiry.pop_due(now) {
+            let Some(current) = self.apps.get(&attempt.app).filter(|a| !a.state.is_final()).and_then(|a| a.current_attempt())
+            else {
+                continue;
+            };
+            let live = matches!(current.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running);
+            if current.id != attempt || !live {
+                continue;
+            }
+            let due = current.last_heartbeat + self.cfg.am_expiry_ms + 1;
+            if due > now {
+                self.am_expiry.push(due, attempt);
+                continue;
+            }
             // Failing the attempt stops its AM container too, so two AMs never run at once.
             let diag = format!(
                 "ApplicationMaster for attempt {attempt} timed out after {} ms without a heartbeat",
                 self.cfg.am_expiry_ms
             );
-            if let Err(e) = self.fail_attempt(app, diag, None, now, fx) {
+            if let Err(e) = self.fail_attempt(attempt.app, diag, None, now, fx) {
                 tracing::error!(%attempt, error = %e, "cannot expire attempt");
             }
         }
 
-        let stale: Vec<(ContainerId, &'static str, i32)> = self
-            .containers
-            .values()
-            .filter_map(|c| {
-                let app = self.apps.get(&c.id.app())?;
-                if app.state.is_final()
-                    && now.saturating_sub(app.finish_time.unwrap_or(now)) > self.cfg.finished_app_container_grace_ms
-                {
-                    return Some((
-                        c.id,
-                        "Container killed after its application completed",
-                        exit_status::KILLED_AFTER_APP_COMPLETION,
-                    ));
-                }
-                (c.state == ContainerState::Allocated
-                    && now.saturating_sub(c.allocated_at) > self.cfg.container_allocation_expiry_ms)
-                    .then_some((c.id, "Container expired since it was unused", exit_status::ABORTED))
-            })
-            .collect();
-        for (id, diag, exit) in stale {
-            self.complete_container(id, exit, diag, now, fx, Some(exit));
+        for app in self.draining_apps.pop_due(now) {
+            let Some(a) = self.apps.get(&app).filter(|a| a.state.is_final()) else { continue };
+            let leftovers: Vec<ContainerId> = a.containers.iter().copied().collect();
+            for id in leftovers {
+                let exit = exit_status::KILLED_AFTER_APP_COMPLETION;
+                self.complete_container(id, exit, "Container killed after its application completed", now, fx, Some(exit));
+            }
         }
 
-        let due: Vec<ApplicationId> = self
-            .apps
-            .values()
-            .filter(|a| a.attempts.last().and_then(|t| t.parked).is_some_and(|(_, deadline)| deadline <= now))
-            .map(|a| a.id)
-            .collect();
+        for id in self.allocation_expiry.pop_due(now) {
+            if self.containers.get(&id).is_some_and(|c| c.state == ContainerState::Allocated) {
+                let exit = exit_status::ABORTED;
+                self.complete_container(id, exit, "Container expired since it was unused", now, fx, Some(exit));
+            }
+        }
+
         let nodes = self.usable_nodes();
-        for id in due {
+        for id in self.long_polls.pop_due(now) {
             let limit = self.headroom(id);
             let Some(attempt) = self.apps.get_mut(&id).and_then(|a| a.attempts.last_mut()) else { continue };
-            if let Some((req, _)) = attempt.parked {
+            if let Some((req, deadline)) = attempt.parked
+                && deadline <= now
+            {
                 attempt.parked = None;
                 let resp = build_response(attempt, limit, nodes, None);
                 fx.reply(req, Reply::Allocate(Ok(resp)));
@@ -1507,8 +1590,32 @@ impl Core {
         for c in containers {
             self.complete_container(c, exit_status::ABORTED, "Container released on a *lost* node", now, fx, None);
         }
-        self.hierarchy.resize(self.cluster_capacity());
+        self.resize_cluster();
         fx.observe(Observation::NodeLost);
+    }
+}
+
+/// A fast, fixed hasher for the core's id-keyed maps (ids are trusted small integers; SipHash's
+/// flood resistance buys nothing here and costs a tenth of a heartbeat). Fixed, so iteration
+/// order depends only on history and runs are reproducible.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // FxHash's step.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
 }
 

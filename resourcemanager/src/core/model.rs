@@ -184,7 +184,7 @@ impl Node {
     /// Whether an ask naming the host `name` means this node: `name` is its node id
     /// (`host:port`) or its host name (which several NMs on one machine share).
     pub fn is_named(&self, name: &str) -> bool {
-        self.id.0 == name || self.id.host() == name
+        &*self.id.0 == name || self.id.host() == name
     }
 }
 

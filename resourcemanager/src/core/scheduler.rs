@@ -14,18 +14,18 @@
 //! AMRMClient sends a host, a rack and a `*` request for each locality ask; in Weft one ask
 //! names its preferred location and relaxes by itself.
 
-use std::cmp::Reverse;
+use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use weft_common::protocol::ANY;
 use weft_common::{ApplicationId, Millis, NodeId, Resource};
-
-use std::collections::{BTreeMap, BTreeSet};
 
 use weft_common::states::AppState;
 
 use super::effects::Effects;
 use super::hierarchy::Blocked;
 use super::model::{App, Node};
+use super::pending::{OrderKey, PendingEntry};
 use super::{Ask, AskKey, Core, GangReservation};
 use crate::queues::{OrderingPolicy, QueueIndex, QueueSettings, ResourceCalculator, SchedulingPolicy};
 
@@ -53,11 +53,6 @@ fn is_rack_name(resource_name: &str) -> bool {
     resource_name.starts_with('/')
 }
 
-/// YARN's FIFO ordering: higher application priority first, then earlier submission.
-fn fifo_order(apps: &mut [&App]) {
-    apps.sort_by_key(|a| (Reverse(a.priority), a.submit_time, a.id));
-}
-
 impl Core {
     /// Serves pending asks while they fit anywhere: each app's AM container first, then its asks
     /// by priority (lower number first). Gang asks are placed whole or not at all.
@@ -76,23 +71,17 @@ impl Core {
 
     fn schedule_pass(&mut self, now: Millis, fx: &mut impl Effects) {
         self.refresh_gang_reservation(now);
-        if self.free_index.is_empty() {
-            return;
+        if self.pending.stale {
+            self.rebuild_pending();
         }
-        let mut by_leaf: BTreeMap<QueueIndex, Vec<ApplicationId>> = BTreeMap::new();
-        for app in self.apps.values().filter(|a| a.has_demand()) {
-            if let Some(leaf) = app.queue_index {
-                by_leaf.entry(leaf).or_default().push(app.id);
-            }
-        }
-        // A leaf that could not place anything cannot later in the same pass: placing only
-        // uses capacity up.
         let mut exhausted = BTreeSet::new();
         let mut served = BTreeSet::new();
-        'serve: while !self.free_index.is_empty() {
-            let order = self.hierarchy.leaf_order(&|q| by_leaf.contains_key(&q) && !exhausted.contains(&q));
+        'serve: while let Some(room) = self.largest_free() {
+            let order = self
+                .hierarchy
+                .leaf_order(&|q| !exhausted.contains(&q) && self.pending.leaf_may_fit(q, room));
             for leaf in order {
-                if let Some(app) = self.serve_leaf(leaf, &by_leaf[&leaf], now, fx) {
+                if let Some(app) = self.serve_leaf(leaf, now, fx) {
                     served.insert(app);
                     continue 'serve;
                 }
@@ -105,76 +94,114 @@ impl Core {
         }
     }
 
-    /// Allocates one unit (an AM container, a container or a whole gang) to the first app of
-    /// `leaf`, in the leaf's ordering, that can take one now; returns that app.
-    fn serve_leaf(
-        &mut self,
-        leaf: QueueIndex,
-        apps: &[ApplicationId],
-        now: Millis,
-        fx: &mut impl Effects,
-    ) -> Option<ApplicationId> {
-        let mut waiting: Vec<&App> =
-            apps.iter().filter_map(|id| self.apps.get(id)).filter(|a| a.has_demand()).collect();
-        self.order_apps(leaf, &mut waiting);
-        let order: Vec<ApplicationId> = waiting.iter().map(|a| a.id).collect();
-        order.into_iter().find(|app| self.serve_app(leaf, *app, now, fx))
+    /// The most free memory and the most free vcores any usable node has (not necessarily the
+    /// same node); None when no node has anything free.
+    fn largest_free(&self) -> Option<Resource> {
+        let memory = self.free_index.last()?.0;
+        let vcores = *self.free_vcores.last_key_value()?.0;
+        (memory > 0 && vcores > 0).then_some(Resource::new(memory, vcores))
     }
 
-    /// Within a leaf: the configured ordering policy.
-    fn order_apps(&self, leaf: QueueIndex, apps: &mut [&App]) {
-        let cluster = self.hierarchy.tree().cluster;
-        let usage_share = |a: &App, dominant: bool| {
-            if dominant {
-                a.used.dominant_share(&cluster)
-            } else {
-                a.used.memory_mb as f64 / cluster.memory_mb.max(1) as f64
+    /// Allocates one unit (an AM container, a container or a whole gang) to the first app of
+    /// `leaf`, in the leaf's ordering, that can take one now; returns that app. Every unit
+    /// starts from the front: serving one app can lift the user limit of another (it grows with
+    /// the queue's usage above its guarantee). Apps whose smallest ask fits no node are passed
+    /// over without a look at their asks.
+    fn serve_leaf(&mut self, leaf: QueueIndex, now: Millis, fx: &mut impl Effects) -> Option<ApplicationId> {
+        let mut from = Bound::Unbounded;
+        loop {
+            let position = self.pending.next_in_leaf(leaf, from)?;
+            let app = position.1;
+            let fits = |room: Resource| self.pending.get(app).is_some_and(|e| room.fits(&e.smallest));
+            if self.largest_free().is_some_and(fits) && self.serve_app(leaf, app, now, fx) {
+                return Some(app);
             }
+            from = Bound::Excluded(position);
+        }
+    }
+
+    /// Where `app` goes in its leaf's serving order (see [`OrderKey`]).
+    fn order_key(&self, app: &App, leaf: QueueIndex) -> OrderKey {
+        let tree = self.hierarchy.tree();
+        let cluster = tree.cluster;
+        let share = |dominant: bool| {
+            let share = if dominant {
+                app.used.dominant_share(&cluster)
+            } else {
+                app.used.memory_mb as f64 / cluster.memory_mb.max(1) as f64
+            };
+            OrderKey::share(share, app.submit_time)
         };
-        let by_usage = |apps: &mut [&App], dominant: bool| {
-            apps.sort_by(|a, b| {
-                usage_share(a, dominant)
-                    .total_cmp(&usage_share(b, dominant))
-                    .then((a.submit_time, a.id).cmp(&(b.submit_time, b.id)))
-            })
-        };
-        match &self.hierarchy.tree().queues[leaf].settings {
+        match &tree.queues[leaf].settings {
             QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => {
-                by_usage(apps, self.hierarchy.tree().resource_calculator == ResourceCalculator::Dominant)
+                share(tree.resource_calculator == ResourceCalculator::Dominant)
             }
             QueueSettings::Fair(f) => match f.scheduling_policy {
-                SchedulingPolicy::Fifo => apps.sort_by_key(|a| (a.submit_time, a.id)),
-                SchedulingPolicy::Fair => by_usage(apps, false),
-                SchedulingPolicy::Drf => by_usage(apps, true),
+                SchedulingPolicy::Fifo => OrderKey::submission(app.submit_time),
+                SchedulingPolicy::Fair => share(false),
+                SchedulingPolicy::Drf => share(true),
             },
-            _ => fifo_order(apps),
+            _ => OrderKey::fifo(app.priority, app.submit_time),
         }
+    }
+
+    /// What the pending index should hold for `app`.
+    pub(super) fn pending_entry(&self, app: &App) -> Option<PendingEntry> {
+        let leaf = app.queue_index.filter(|_| app.has_demand())?;
+        let mut smallest: Option<Resource> = None;
+        let mut consider = |r: Resource| {
+            smallest = Some(smallest.map_or(r, |s| {
+                Resource::new(s.memory_mb.min(r.memory_mb), s.vcores.min(r.vcores))
+            }));
+        };
+        if app.am_ask_since.is_some() {
+            consider(app.am_resource);
+        }
+        for (key, ask) in &app.asks {
+            consider(if ask.gang { Resource::ZERO } else { key.capability });
+        }
+        Some(PendingEntry { leaf, key: self.order_key(app, leaf), smallest: smallest.unwrap_or(Resource::ZERO) })
+    }
+
+    /// Brings `app`'s pending-index entry up to date; call after anything that changes an app's
+    /// demand, usage, priority or queue.
+    pub(super) fn sync_pending(&mut self, app: ApplicationId) {
+        let entry = self.apps.get(&app).and_then(|a| self.pending_entry(a));
+        self.pending.set(app, entry);
+    }
+
+    pub(super) fn rebuild_pending(&mut self) {
+        self.pending.clear();
+        let entries: Vec<(ApplicationId, PendingEntry)> =
+            self.apps.values().filter_map(|a| Some((a.id, self.pending_entry(a)?))).collect();
+        for (app, entry) in entries {
+            self.pending.set(app, Some(entry));
+        }
+        self.pending.stale = false;
     }
 
     /// Tries one unit for `app`: its AM container if it has none, else its asks by priority.
     fn serve_app(&mut self, leaf: QueueIndex, app_id: ApplicationId, now: Millis, fx: &mut impl Effects) -> bool {
         let Some(app) = self.apps.get(&app_id) else { return false };
-        let user = app.user.clone();
         if let Some(asked_at) = app.am_ask_since {
             let r = app.am_resource;
-            if let Some(Blocked(why)) = self.hierarchy.blocked(leaf, &user, r, true) {
+            if let Some(Blocked(why)) = self.hierarchy.blocked(leaf, &app.user, r, true) {
                 self.set_waiting_reason(app_id, why);
                 return false;
             }
             let Some(node) = self.place(r, &Placement::Anywhere, now) else {
-                self.set_waiting_reason(
-                    app_id,
-                    format!("waiting for a node with room for the ApplicationMaster container ({r})"),
-                );
+                self.set_waiting_reason(app_id, waiting_for_am_node(r));
                 return false;
             };
             self.allocate_container(app_id, &node, r, 0, true, asked_at, now, fx);
             return true;
         }
-        let asks: Vec<(AskKey, Ask)> = app.asks.iter().map(|(k, a)| (k.clone(), a.clone())).collect();
-        for (key, ask) in asks {
+        let mut after = Bound::Unbounded;
+        while let Some((key, ask)) = self.apps.get(&app_id).and_then(|a| {
+            a.asks.range::<AskKey, _>((after.as_ref(), Bound::Unbounded)).next().map(|(k, a)| (k.clone(), a.clone()))
+        }) {
             let wanted = if ask.gang { key.capability.times(u64::from(ask.count)) } else { key.capability };
-            let held_back = self.hierarchy.blocked(leaf, &user, wanted, false);
+            let held_back = self.apps.get(&app_id).and_then(|a| self.hierarchy.blocked(leaf, &a.user, wanted, false));
             let within_limits = held_back.is_none();
             if let Some(Blocked(why)) = held_back {
                 self.set_waiting_reason(app_id, format!("pending containers wait: {why}"));
@@ -200,8 +227,10 @@ impl Core {
                         }
                     }
                 }
+                self.sync_pending(app_id);
                 return true;
             }
+            after = Bound::Excluded(key);
         }
         false
     }
@@ -298,7 +327,7 @@ impl Core {
     /// The nodes an ask naming host `name` means: the node with that id, else every node on
     /// that host. Looked up, never scanned.
     fn nodes_named<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = &'a NodeId> + 'a> {
-        match self.nodes.get_key_value(&NodeId(name.to_owned())) {
+        match self.nodes.get_key_value(&NodeId(name.into())) {
             Some((id, _)) => Box::new(std::iter::once(id)),
             None => Box::new(self.topology.on_host(name)),
         }
@@ -386,6 +415,10 @@ impl Core {
         }
         None
     }
+}
+
+pub(super) fn waiting_for_am_node(am: Resource) -> String {
+    format!("waiting for a node with room for the ApplicationMaster container ({am})")
 }
 
 /// How many containers of `r` fit into `free`.

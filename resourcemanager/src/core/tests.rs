@@ -55,7 +55,7 @@ impl Env {
     }
 
     pub(super) fn add_node_in_rack(&mut self, name: &str, memory_mb: u64, vcores: u32, rack: Option<&str>) -> NodeId {
-        let node_id = NodeId(format!("{name}:8042"));
+        let node_id = NodeId(format!("{name}:8042").into());
         let req = self.req();
         let request = RegisterNodeRequest {
             node_id: node_id.clone(),
@@ -693,7 +693,7 @@ fn locality_admits(core: &Core, key: &AskKey, ask: &Ask, node: &Node, now: Milli
     let cfg = core.config();
     let name = key.resource_name.as_str();
     let waited = now.saturating_sub(ask.since);
-    let is_the_host = |n: &Node| n.id.0 == name || n.id.host() == name;
+    let is_the_host = |n: &Node| &*n.id.0 == name || n.id.host() == name;
     if name == "*" {
         return true;
     }

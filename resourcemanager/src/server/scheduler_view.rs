@@ -535,7 +535,7 @@ mod tests {
         fn add_node(&mut self, name: &str, memory_mb: u64, vcores: u32) {
             let req = self.req();
             let request = RegisterNodeRequest {
-                node_id: NodeId(format!("{name}:8042")),
+                node_id: NodeId(format!("{name}:8042").into()),
                 http_address: format!("http://{name}:8042"),
                 total: Resource::new(memory_mb, vcores),
                 containers: vec![],

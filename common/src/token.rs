@@ -80,10 +80,16 @@ impl Signer {
 
     pub fn sign<T: Signed>(&self, payload: &T) -> String {
         debug_assert_eq!(payload.key_id(), self.key_id);
-        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).expect("payload serializes"));
+        let json = serde_json::to_vec(payload).expect("payload serializes");
+        let mut token = String::with_capacity(json.len().div_ceil(3) * 4 + 1 + 64);
+        URL_SAFE_NO_PAD.encode_string(&json, &mut token);
         let mut mac = self.mac.clone();
-        mac.update(body.as_bytes());
-        format!("{body}.{}", hex::encode(mac.finalize().into_bytes()))
+        mac.update(token.as_bytes());
+        let mut signature = [0u8; 64];
+        hex::encode_to_slice(mac.finalize().into_bytes(), &mut signature).expect("64 hex digits for 32 bytes");
+        token.push('.');
+        token.push_str(std::str::from_utf8(&signature).expect("hex is ASCII"));
+        token
     }
 }
 

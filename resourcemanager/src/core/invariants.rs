@@ -33,7 +33,13 @@ impl Core {
             let mut used = Resource::ZERO;
             for id in &node.containers {
                 let c = self.containers.get(id).ok_or_else(|| format!("node {} lists dead container {id}", node.id))?;
+                if node.launching.contains(id) == (c.state == weft_common::states::ContainerState::Running) {
+                    return Err(format!("node {}'s launching set disagrees with {id}'s state {:?}", node.id, c.state));
+                }
                 used += c.resource;
+            }
+            if !node.launching.is_subset(&node.containers) {
+                return Err(format!("node {} has launching containers it does not hold", node.id));
             }
             if used != node.used {
                 return Err(format!("node {} used {} != sum of its containers {}", node.id, node.used, used));

@@ -1145,6 +1145,7 @@ impl Core {
                 health_report: String::new(),
                 version: req.version,
                 containers: BTreeSet::new(),
+                launching: BTreeSet::new(),
                 rack: rack.clone(),
             };
             self.nodes.insert(req.node_id.clone(), node);
@@ -1206,7 +1207,22 @@ impl Core {
             container_token_keys: None,
             heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
         };
-        for report in req.containers {
+        // NMs report every container on every heartbeat and nearly all reports say "still
+        // running": those are settled against the node's own sets, without a lookup in the
+        // cluster-wide container map.
+        let mut news = Vec::new();
+        if let Some(node) = self.nodes.get_mut(&req.node_id) {
+            for report in req.containers {
+                let id = report.container_id;
+                let running = matches!(report.state, NmContainerState::New | NmContainerState::Running);
+                if running && !node.containers.contains(&id) {
+                    response.containers_to_cleanup.push(id);
+                } else if !running || node.launching.remove(&id) || !report.diagnostics.is_empty() {
+                    news.push(report);
+                }
+            }
+        }
+        for report in news {
             self.container_report(&req.node_id, report, &mut response, now, fx);
         }
         Ok(response)
@@ -1285,6 +1301,7 @@ impl Core {
         self.update_node(&rc.node_id, |node| {
             node.used -= rc.resource;
             node.containers.remove(&id);
+            node.launching.remove(&id);
         });
         self.cluster_used -= rc.resource;
         fx.observe(Observation::ContainerCompleted { exit_status: exit });
@@ -1440,6 +1457,7 @@ impl Core {
         self.update_node(node_id, |node| {
             node.used += resource;
             node.containers.insert(id);
+            node.launching.insert(id);
         });
         self.cluster_used += resource;
         self.counters.containers_allocated += 1;

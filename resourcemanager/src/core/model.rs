@@ -172,6 +172,8 @@ pub struct Node {
     pub health_report: String,
     pub version: String,
     pub containers: BTreeSet<ContainerId>,
+    /// Those of `containers` the NM has not reported yet.
+    pub launching: BTreeSet<ContainerId>,
     /// Network location (`/rack1`), as the NM registered it; [`DEFAULT_RACK`] if it named none.
     pub rack: String,
 }

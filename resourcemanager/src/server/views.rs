@@ -217,6 +217,7 @@ mod tests {
             health_report: String::new(),
             version: "test".into(),
             containers: BTreeSet::new(),
+            launching: BTreeSet::new(),
             rack: "/rack7".into(),
         };
         let info = node_info(&node);

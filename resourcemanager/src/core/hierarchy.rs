@@ -617,25 +617,31 @@ impl Hierarchy {
     // -----------------------------------------------------------------------------------------
     // Serving order.
 
-    /// Leaves that `wanted` accepts, in the order the scheduler serves them now.
-    pub fn leaf_order(&self, wanted: &dyn Fn(QueueIndex) -> bool) -> Vec<QueueIndex> {
-        let mut out = Vec::new();
-        self.collect_leaves(0, wanted, &mut out);
-        out
+    /// The leaf the scheduler serves next among those `wanted` accepts: from the root down,
+    /// the first child in serving order whose subtree has such a leaf. No sorting: the next
+    /// child is picked by selection, so a unit costs O(depth × siblings) comparisons.
+    pub fn first_leaf(&self, wanted: &dyn Fn(QueueIndex) -> bool) -> Option<QueueIndex> {
+        self.first_leaf_under(0, wanted)
     }
 
-    fn collect_leaves(&self, queue: QueueIndex, wanted: &dyn Fn(QueueIndex) -> bool, out: &mut Vec<QueueIndex>) {
+    fn first_leaf_under(&self, queue: QueueIndex, wanted: &dyn Fn(QueueIndex) -> bool) -> Option<QueueIndex> {
         let q = &self.tree.queues[queue];
         if q.is_leaf {
-            if wanted(queue) {
-                out.push(queue);
-            }
-            return;
+            return wanted(queue).then_some(queue);
         }
-        let mut children = q.children.clone();
-        children.sort_by(|a, b| self.compare_siblings(*a, *b));
-        for child in children {
-            self.collect_leaves(child, wanted, out);
+        let mut tried: Option<QueueIndex> = None;
+        loop {
+            // The first child after the last one tried (siblings are totally ordered).
+            let next = q
+                .children
+                .iter()
+                .copied()
+                .filter(|&c| tried.is_none_or(|t| self.compare_siblings(c, t) == Ordering::Greater))
+                .min_by(|&a, &b| self.compare_siblings(a, b))?;
+            if let Some(leaf) = self.first_leaf_under(next, wanted) {
+                return Some(leaf);
+            }
+            tried = Some(next);
         }
     }
 

@@ -76,18 +76,13 @@ impl Core {
         }
         let mut exhausted = BTreeSet::new();
         let mut served = BTreeSet::new();
-        'serve: while let Some(room) = self.largest_free() {
-            let order = self
-                .hierarchy
-                .leaf_order(&|q| !exhausted.contains(&q) && self.pending.leaf_may_fit(q, room));
-            for leaf in order {
-                if let Some(app) = self.serve_leaf(leaf, now, fx) {
-                    served.insert(app);
-                    continue 'serve;
-                }
-                exhausted.insert(leaf);
-            }
-            break;
+        while let Some(room) = self.largest_free() {
+            let wanted = |q| !exhausted.contains(&q) && self.pending.leaf_may_fit(q, room);
+            let Some(leaf) = self.hierarchy.first_leaf(&wanted) else { break };
+            match self.serve_leaf(leaf, now, fx) {
+                Some(app) => served.insert(app),
+                None => exhausted.insert(leaf),
+            };
         }
         for app in served {
             self.wake(app, fx);

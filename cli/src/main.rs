@@ -4,6 +4,7 @@
 mod client;
 mod daemons;
 mod queue;
+mod sim;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,8 @@ enum Command {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Simulate a cluster with the real scheduler core: what-if runs and benchmarks.
+    Sim(Box<sim::SimArgs>),
 }
 
 /// Where the ResourceManager is and who is asking.
@@ -106,9 +109,9 @@ enum ConfigCommand {
     },
 }
 
-fn init_logging() {
+fn init_logging(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
@@ -121,7 +124,8 @@ fn main() -> std::process::ExitCode {
         // SAFETY: restoring a signal's default action before any thread starts.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
-    init_logging();
+    // The simulator drives the core thousands of times per second: its info lines would drown the summary.
+    init_logging(if matches!(cli.command, Command::Sim(_)) { "warn" } else { "info,sqlx=warn,hyper=warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -146,6 +150,7 @@ fn main() -> std::process::ExitCode {
             Command::Config(ConfigCommand::ImportYarn { file, output }) => {
                 daemons::import_yarn(&file, output.as_deref()).map(|()| 0)
             }
+            Command::Sim(args) => sim::run_sim(*args),
         }
     });
     match result {

@@ -33,6 +33,30 @@ pub fn weft_bin() -> PathBuf {
     .clone()
 }
 
+/// The release build of `weft` (or `WEFT_BIN`), for measurements where a debug build would
+/// distort the figures. Built once per process with `cargo build --release` (a no-op when up to
+/// date) and found in `target/release`, whichever profile the caller was built with.
+pub fn weft_release_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(path) = std::env::var("WEFT_BIN") {
+            return PathBuf::from(path);
+        }
+        // Executables of any profile live in target/<profile>/deps.
+        let exe = std::env::current_exe().expect("executable path");
+        let target_dir = exe.ancestors().nth(3).expect("target/<profile>/deps/<exe>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--release", "-p", "weft", "--bin", "weft"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build --release for the weft binary");
+        assert!(status.success(), "building the release weft binary failed");
+        target_dir.join("release").join("weft")
+    })
+    .clone()
+}
+
 /// Polls `check` until it returns `Some`, failing with `what` after `timeout`. Tests wait with
 /// this instead of sleeping.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
@@ -70,6 +94,10 @@ pub struct ClusterOptions {
     pub kill_grace_ms: u64,
     /// Contents of a queues file for the RM (`scheduler.queues-file`); FIFO when absent.
     pub queues_yaml: Option<String>,
+    /// The `weft` binary the daemons run (e.g. [`weft_release_bin`]); [`weft_bin`] when absent.
+    pub weft_bin: Option<PathBuf>,
+    /// `WEFT_LOG` of the daemons; `info,weft_nodemanager=debug` when absent.
+    pub log_filter: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -85,6 +113,8 @@ impl Default for ClusterOptions {
             max_attempts: 2,
             kill_grace_ms: 500,
             queues_yaml: None,
+            weft_bin: None,
+            log_filter: None,
         }
     }
 }
@@ -157,7 +187,8 @@ impl Cluster {
         );
         let config_path = nm_dir.join("nm.yaml");
         std::fs::write(&config_path, config)?;
-        let daemon = spawn_daemon(&name, self.dir.path(), &["nm", "--config", &config_path.to_string_lossy()])?;
+        let args = ["nm", "--config", &config_path.to_string_lossy()];
+        let daemon = spawn_daemon(&name, self.dir.path(), &self.options, &args)?;
         if !self.cgroup_roots.contains(&cgroup_root) {
             self.cgroup_roots.push(cgroup_root);
         }
@@ -285,22 +316,23 @@ fn spawn_rm(dir: &Path, port: u16, o: &ClusterOptions) -> anyhow::Result<Daemon>
     );
     let path = dir.join("rm.yaml");
     std::fs::write(&path, config + &queues_file)?;
-    spawn_daemon("rm", dir, &["rm", "--config", &path.to_string_lossy()])
+    spawn_daemon("rm", dir, o, &["rm", "--config", &path.to_string_lossy()])
 }
 
 /// Starts `weft <args> --ready-file …` in its own process group with output appended to
 /// `<dir>/<name>.log`, and waits until it wrote its ready file.
-fn spawn_daemon(name: &str, dir: &Path, args: &[&str]) -> anyhow::Result<Daemon> {
+fn spawn_daemon(name: &str, dir: &Path, o: &ClusterOptions, args: &[&str]) -> anyhow::Result<Daemon> {
     use std::os::unix::process::CommandExt;
     let log = dir.join(format!("{name}.log"));
     let ready = dir.join(format!("{name}.ready"));
     let _ = std::fs::remove_file(&ready);
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-    let mut child = Command::new(weft_bin())
+    let bin = o.weft_bin.clone().unwrap_or_else(weft_bin);
+    let mut child = Command::new(bin)
         .args(args)
         .arg("--ready-file")
         .arg(&ready)
-        .env("WEFT_LOG", "info,weft_nodemanager=debug")
+        .env("WEFT_LOG", o.log_filter.as_deref().unwrap_or("info,weft_nodemanager=debug"))
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)

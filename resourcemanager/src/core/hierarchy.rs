@@ -512,6 +512,26 @@ impl Hierarchy {
     // -----------------------------------------------------------------------------------------
     // Limits.
 
+    /// Whether `leaf` or one of its ancestors is too full for even `r` (the same for every app
+    /// of the leaf, so the scheduler can pass the whole leaf over).
+    pub fn at_maximum(&self, leaf: QueueIndex, r: Resource) -> bool {
+        let mut q = leaf;
+        while let Some(parent) = self.tree.queues[q].parent {
+            if !self.within(self.usage[q].used + r, self.tree.queues[q].maximum) {
+                return true;
+            }
+            q = parent;
+        }
+        false
+    }
+
+    /// Whether `user` holds at least its user limit in `leaf` (capacity mode).
+    pub fn at_user_limit(&self, leaf: QueueIndex, user: &str) -> bool {
+        let QueueSettings::Capacity(c) = &self.tree.queues[leaf].settings else { return false };
+        let used = self.usage[leaf].users.get(user).map_or(Resource::ZERO, |u| u.used);
+        !self.within(used, self.user_limit(leaf, user, c, Resource::ZERO))
+    }
+
     /// Why `r` for `user`'s app in `leaf` cannot be allocated now (None: it may, as far as
     /// queue limits go; node capacity is checked separately).
     pub fn blocked(&self, leaf: QueueIndex, user: &str, r: Resource, is_am: bool) -> Option<Blocked> {

@@ -48,11 +48,13 @@ impl Core {
                 if !node.total.fits(&node.used) {
                     return Err(format!("node {} is over capacity: {} of {}", node.id, node.used, node.total));
                 }
-                indexed.insert((node.free().memory_mb, node.id.clone()));
+                if node.free().fits(&self.cfg.min_allocation) {
+                    indexed.insert((node.free().memory_mb, node.id.clone()));
+                }
             }
         }
         if indexed != self.free_index {
-            return Err(format!("free index {:?} != usable nodes {:?}", self.free_index, indexed));
+            return Err(format!("free index {:?} != usable nodes with room {:?}", self.free_index, indexed));
         }
         let usable: Vec<&super::Node> = self.nodes.values().filter(|n| n.state.is_usable()).collect();
         let mut free_vcores = std::collections::BTreeMap::new();
@@ -60,7 +62,9 @@ impl Core {
             *free_vcores.entry(node.free().vcores).or_insert(0u32) += 1;
         }
         let capacity = usable.iter().fold(Resource::ZERO, |sum, n| sum + n.total);
-        if free_vcores != self.free_vcores || capacity != self.usable_capacity || usable.len() as u32 != self.usable_count
+        if free_vcores != self.free_vcores
+            || capacity != self.usable_capacity
+            || usable.len() as u32 != self.usable_count
         {
             return Err(format!(
                 "usable-node aggregates out of step: free vcores {:?} vs {free_vcores:?}, capacity {} vs {capacity}, count {} vs {}",

@@ -235,7 +235,10 @@ pub struct Core {
     nodes: BTreeMap<NodeId, Node>,
     /// A fixed hasher, so iteration order depends only on history: runs are reproducible.
     containers: HashMap<ContainerId, RmContainer, BuildHasherDefault<IdHasher>>,
-    /// Usable nodes by free memory, so placement never scans every node.
+    /// Usable nodes with room for at least a minimum allocation, by free memory, so placement
+    /// never scans every node. Every request is rounded up to the minimum allocation, so a node
+    /// without that much room can host nothing; leaving it out keeps a cluster that is full in
+    /// one dimension (all vcores taken, memory left) from being walked node by node.
     free_index: BTreeSet<(u64, NodeId)>,
     /// How many usable nodes have each amount of free vcores (the largest bounds what fits).
     free_vcores: BTreeMap<u32, u32>,
@@ -1381,17 +1384,15 @@ impl Core {
         let Some(http) = self.nodes.get(node_id).map(|n| n.http_address.clone()) else { return };
         let id = ContainerId { attempt: attempt.id, epoch, seq: app.next_container_seq };
         app.next_container_seq += 1;
-        let token = self.container_signer.sign(
-            &ContainerToken {
-                container_id: id,
-                node_id: node_id.clone(),
-                user: app.user.clone(),
-                resource,
-                expires_at: now + self.cfg.container_allocation_expiry_ms,
-                key_id: self.cfg.container_token_key.key_id,
-                rm_epoch: epoch,
-            },
-        );
+        let token = self.container_signer.sign(&ContainerToken {
+            container_id: id,
+            node_id: node_id.clone(),
+            user: app.user.clone(),
+            resource,
+            expires_at: now + self.cfg.container_allocation_expiry_ms,
+            key_id: self.cfg.container_token_key.key_id,
+            rm_epoch: epoch,
+        });
         app.used += resource;
         if let Some(leaf) = app.queue_index {
             self.hierarchy.charge(leaf, &app.user, resource, is_am);
@@ -1483,7 +1484,9 @@ impl Core {
         let node = self.nodes.get_mut(id)?;
         if node.state.is_usable() {
             let free = node.free();
-            self.free_index.remove(&(free.memory_mb, node.id.clone()));
+            if free.fits(&self.cfg.min_allocation) {
+                self.free_index.remove(&(free.memory_mb, node.id.clone()));
+            }
             pending::remove_one(&mut self.free_vcores, &free.vcores);
             self.usable_capacity -= node.total;
             self.usable_count -= 1;
@@ -1491,7 +1494,9 @@ impl Core {
         let r = f(node);
         if node.state.is_usable() {
             let free = node.free();
-            self.free_index.insert((free.memory_mb, node.id.clone()));
+            if free.fits(&self.cfg.min_allocation) {
+                self.free_index.insert((free.memory_mb, node.id.clone()));
+            }
             pending::add_one(&mut self.free_vcores, free.vcores);
             self.usable_capacity += node.total;
             self.usable_count += 1;
@@ -1543,11 +1548,13 @@ impl Core {
         }
 
         for attempt in self.am_expiry.pop_due(now) {
-            let Some(current) = self.apps.get(&attempt.app).filter(|a| !a.state.is_final()).and_then(|a| a.current_attempt())
+            let Some(current) =
+                self.apps.get(&attempt.app).filter(|a| !a.state.is_final()).and_then(|a| a.current_attempt())
             else {
                 continue;
             };
-            let live = matches!(current.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running);
+            let live =
+                matches!(current.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running);
             if current.id != attempt || !live {
                 continue;
             }
@@ -1571,7 +1578,14 @@ impl Core {
             let leftovers: Vec<ContainerId> = a.containers.iter().copied().collect();
             for id in leftovers {
                 let exit = exit_status::KILLED_AFTER_APP_COMPLETION;
-                self.complete_container(id, exit, "Container killed after its application completed", now, fx, Some(exit));
+                self.complete_container(
+                    id,
+                    exit,
+                    "Container killed after its application completed",
+                    now,
+                    fx,
+                    Some(exit),
+                );
             }
         }
 

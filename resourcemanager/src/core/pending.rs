@@ -132,6 +132,13 @@ impl PendingIndex {
         })
     }
 
+    /// The smallest ask of any app of `leaf`, per dimension.
+    pub fn leaf_smallest(&self, leaf: QueueIndex) -> Resource {
+        self.leaves.get(&leaf).map_or(Resource::ZERO, |l| {
+            Resource::new(l.memory.keys().next().copied().unwrap_or(0), l.vcores.keys().next().copied().unwrap_or(0))
+        })
+    }
+
     /// The first app of `leaf` at or after `from`, in serving order.
     pub fn next_in_leaf(&self, leaf: QueueIndex, from: Bound<Position>) -> Option<Position> {
         self.leaves.get(&leaf)?.order.range((from, Bound::Unbounded)).next().copied()

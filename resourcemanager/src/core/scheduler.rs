@@ -77,7 +77,11 @@ impl Core {
         let mut exhausted = BTreeSet::new();
         let mut served = BTreeSet::new();
         while let Some(room) = self.largest_free() {
-            let wanted = |q| !exhausted.contains(&q) && self.pending.leaf_may_fit(q, room);
+            let wanted = |q| {
+                !exhausted.contains(&q)
+                    && self.pending.leaf_may_fit(q, room)
+                    && !self.hierarchy.at_maximum(q, self.pending.leaf_smallest(q))
+            };
             let Some(leaf) = self.hierarchy.first_leaf(&wanted) else { break };
             match self.serve_leaf(leaf, now, fx) {
                 Some(app) => served.insert(app),
@@ -104,14 +108,28 @@ impl Core {
     /// over without a look at their asks.
     fn serve_leaf(&mut self, leaf: QueueIndex, now: Millis, fx: &mut impl Effects) -> Option<ApplicationId> {
         let mut from = Bound::Unbounded;
+        // Users found at their user limit: their other apps would be refused the same way.
+        let mut limited_users: Vec<String> = Vec::new();
         loop {
             let position = self.pending.next_in_leaf(leaf, from)?;
+            from = Bound::Excluded(position);
             let app = position.1;
             let fits = |room: Resource| self.pending.get(app).is_some_and(|e| room.fits(&e.smallest));
-            if self.largest_free().is_some_and(fits) && self.serve_app(leaf, app, now, fx) {
+            if !self.largest_free().is_some_and(fits) {
+                continue;
+            }
+            let Some(user) = self.apps.get(&app).map(|a| &a.user) else { continue };
+            if limited_users.contains(user) {
+                continue;
+            }
+            if self.serve_app(leaf, app, now, fx) {
                 return Some(app);
             }
-            from = Bound::Excluded(position);
+            if let Some(a) = self.apps.get(&app)
+                && self.hierarchy.at_user_limit(leaf, &a.user)
+            {
+                limited_users.push(a.user.clone());
+            }
         }
     }
 
@@ -145,9 +163,8 @@ impl Core {
         let leaf = app.queue_index.filter(|_| app.has_demand())?;
         let mut smallest: Option<Resource> = None;
         let mut consider = |r: Resource| {
-            smallest = Some(smallest.map_or(r, |s| {
-                Resource::new(s.memory_mb.min(r.memory_mb), s.vcores.min(r.vcores))
-            }));
+            smallest =
+                Some(smallest.map_or(r, |s| Resource::new(s.memory_mb.min(r.memory_mb), s.vcores.min(r.vcores))));
         };
         if app.am_ask_since.is_some() {
             consider(app.am_resource);

@@ -434,8 +434,8 @@ pub struct Sample {
     pub wall_s: f64,
 }
 
-/// Counts of what happened, for the report.
-#[derive(Debug, Clone, Default)]
+/// Counts of what happened, for the report (core errors are reported on their own).
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Totals {
     pub apps_submitted: u64,
     pub apps_rejected: u64,
@@ -449,7 +449,9 @@ pub struct Totals {
     pub preempt_killed: u64,
     pub node_failures: u64,
     pub nodes_lost: u64,
+    #[serde(skip)]
     pub core_errors: u64,
+    #[serde(skip)]
     pub core_error_examples: Vec<String>,
 }
 

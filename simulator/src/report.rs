@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use weft_resourcemanager::queues::ResourceCalculator;
 
-use crate::engine::{QueueStats, RunResult};
+use crate::engine::{QueueStats, RunResult, Totals};
 use crate::metrics::{CoreTimings, Kind, Percentiles};
 use crate::scenario::{Targets, format_duration};
 use crate::svg::{AxisFormat, Chart, Series};
@@ -38,7 +38,7 @@ pub struct Report {
     pub end_state: EndState,
     pub utilization: Utilization,
     pub queues: Vec<QueueReport>,
-    pub totals: TotalsReport,
+    pub totals: Totals,
     pub core_errors: ErrorsReport,
     pub targets: Vec<TargetCheck>,
     pub decision_log_lines: u64,
@@ -165,22 +165,6 @@ pub struct QueueSeries {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct TotalsReport {
-    pub apps_submitted: u64,
-    pub apps_rejected: u64,
-    pub apps_finished: u64,
-    pub apps_failed: u64,
-    pub attempts_restarted: u64,
-    pub tasks_completed: u64,
-    pub tasks_rerun: u64,
-    pub containers_released: u64,
-    pub preempt_marked: u64,
-    pub preempt_killed: u64,
-    pub node_failures: u64,
-    pub nodes_lost: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct ErrorsReport {
     pub count: u64,
     pub examples: Vec<String>,
@@ -265,20 +249,7 @@ impl Report {
         let queues: Vec<QueueReport> =
             r.queues.iter().map(|q| queue_report(q, &steady, samples, r.calculator)).collect();
         let t = &r.totals;
-        let totals = TotalsReport {
-            apps_submitted: t.apps_submitted,
-            apps_rejected: t.apps_rejected,
-            apps_finished: t.apps_finished,
-            apps_failed: t.apps_failed,
-            attempts_restarted: t.attempts_restarted,
-            tasks_completed: t.tasks_completed,
-            tasks_rerun: t.tasks_rerun,
-            containers_released: t.containers_released,
-            preempt_marked: t.preempt_marked,
-            preempt_killed: t.preempt_killed,
-            node_failures: t.node_failures,
-            nodes_lost: t.nodes_lost,
-        };
+        let totals = t.clone();
         let memory = MemoryReport {
             peak_rss_mb: r.rss_peak.map(|b| b as f64 / (1024.0 * 1024.0)),
             rss_end_mb: r.rss_end.map(|b| b as f64 / (1024.0 * 1024.0)),

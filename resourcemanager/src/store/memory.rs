@@ -4,11 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::ready;
 use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
-use weft_common::ApplicationId;
+use weft_common::{ApplicationId, NodeId};
 
-use super::{AppRecord, AttemptRecord, RecoveredState, StateStore, StoreError, StoreOp};
+use super::{
+    AppRecord, AttemptRecord, LeaseOutcome, MasterKeys, NodeRecord, RecoveredState, StateStore, StoreError, StoreOp,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -19,6 +22,11 @@ pub struct MemoryStore {
 struct StoredState {
     /// 0 until the first claim.
     epoch: u32,
+    holder: String,
+    /// Milliseconds since the Unix epoch; 0 when no lease is held.
+    lease_expires_at: u64,
+    nodes: BTreeMap<NodeId, NodeRecord>,
+    master_keys: Option<MasterKeys>,
     /// Ordered maps, so `load` comes out in id order as the trait requires.
     apps: BTreeMap<ApplicationId, StoredApp>,
 }
@@ -41,10 +49,40 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn claim(&self) -> u32 {
+    fn claim(&self, holder: &str) -> u32 {
         let mut state = self.lock();
         state.epoch += 1;
+        state.holder = holder.to_owned();
+        state.lease_expires_at = 0;
         state.epoch
+    }
+
+    fn acquire(&self, holder: &str, lease_ms: u64) -> LeaseOutcome {
+        let mut state = self.lock();
+        let now = now_millis();
+        if state.lease_expires_at > now {
+            return LeaseOutcome::HeldBy { holder: state.holder.clone(), epoch: state.epoch };
+        }
+        state.epoch += 1;
+        state.holder = holder.to_owned();
+        state.lease_expires_at = now + lease_ms;
+        LeaseOutcome::Acquired { epoch: state.epoch }
+    }
+
+    fn renew(&self, epoch: u32, lease_ms: u64) -> bool {
+        let mut state = self.lock();
+        if state.epoch != epoch {
+            return false;
+        }
+        state.lease_expires_at = now_millis() + lease_ms;
+        true
+    }
+
+    fn release(&self, epoch: u32) {
+        let mut state = self.lock();
+        if state.epoch == epoch {
+            state.lease_expires_at = 0;
+        }
     }
 
     fn apply_batch(&self, epoch: u32, ops: &[StoreOp]) -> Result<(), StoreError> {
@@ -75,6 +113,13 @@ impl MemoryStore {
                 StoreOp::RemoveApp(id) => {
                     state.apps.remove(id);
                 }
+                StoreOp::PutNode(node) => {
+                    state.nodes.insert(node.id.clone(), node.clone());
+                }
+                StoreOp::RemoveNode(id) => {
+                    state.nodes.remove(id);
+                }
+                StoreOp::PutMasterKeys(keys) => state.master_keys = Some(keys.clone()),
             }
         }
         Ok(())
@@ -85,6 +130,8 @@ impl MemoryStore {
         RecoveredState {
             apps: state.apps.values().map(|stored| stored.record.clone()).collect(),
             attempts: state.apps.values().flat_map(|stored| stored.attempts.values().cloned()).collect(),
+            nodes: state.nodes.values().cloned().collect(),
+            master_keys: state.master_keys.clone(),
         }
     }
 }
@@ -102,6 +149,7 @@ impl StoredState {
                 StoreOp::RemoveApp(id) => {
                     present_after_batch_so_far.insert(*id, false);
                 }
+                StoreOp::PutNode(_) | StoreOp::RemoveNode(_) | StoreOp::PutMasterKeys(_) => {}
                 StoreOp::PutAttempt(attempt) => {
                     let app = attempt.id.app;
                     let present = present_after_batch_so_far.get(&app).copied();
@@ -123,9 +171,25 @@ impl StateStore for MemoryStore {
         "MemoryStore"
     }
 
-    /// `holder` is not kept: it is only for operators reading a durable store.
-    fn claim_epoch<'a>(&'a self, _holder: &'a str) -> BoxFuture<'a, Result<u32, StoreError>> {
-        Box::pin(ready(Ok(self.claim())))
+    fn claim_epoch<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, Result<u32, StoreError>> {
+        Box::pin(ready(Ok(self.claim(holder))))
+    }
+
+    fn try_acquire_lease<'a>(
+        &'a self,
+        holder: &'a str,
+        lease_ms: u64,
+    ) -> BoxFuture<'a, Result<LeaseOutcome, StoreError>> {
+        Box::pin(ready(Ok(self.acquire(holder, lease_ms))))
+    }
+
+    fn renew_lease(&self, epoch: u32, lease_ms: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(ready(Ok(self.renew(epoch, lease_ms))))
+    }
+
+    fn release_lease(&self, epoch: u32) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.release(epoch);
+        Box::pin(ready(Ok(())))
     }
 
     fn apply<'a>(&'a self, epoch: u32, ops: &'a [StoreOp]) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -135,4 +199,8 @@ impl StateStore for MemoryStore {
     fn load(&self) -> BoxFuture<'_, Result<RecoveredState, StoreError>> {
         Box::pin(ready(Ok(self.load_all())))
     }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
 }

@@ -25,7 +25,10 @@ use sqlx::sqlite::{
 use sqlx::{Decode, Row, Sqlite, Type};
 use weft_common::Resource;
 
-use super::{AppRecord, AttemptRecord, RecoveredState, StateStore, StoreError, StoreOp};
+use super::{
+    AppRecord, AttemptRecord, LeaseOutcome, NodeRecord, RecoveredState, StateStore, StoreError, StoreOp,
+    master_key_rows, master_keys_from_rows, parse_column,
+};
 
 /// The schema migrations embedded in the binary. Public so tests can check them against the folder.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -37,10 +40,37 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_FILE_CONNECTIONS: u32 = 4;
 
 const CLAIM_EPOCH: &str = "\
-    INSERT INTO rm_epoch (id, epoch, holder, claimed_at) VALUES (1, 1, ?, ?) \
+    INSERT INTO rm_epoch (id, epoch, holder, claimed_at, lease_expires_at) VALUES (1, 1, ?, ?, 0) \
     ON CONFLICT (id) DO UPDATE SET \
-        epoch = rm_epoch.epoch + 1, holder = excluded.holder, claimed_at = excluded.claimed_at \
+        epoch = rm_epoch.epoch + 1, holder = excluded.holder, claimed_at = excluded.claimed_at, \
+        lease_expires_at = 0 \
     RETURNING epoch";
+
+/// The database's clock in milliseconds since the Unix epoch (lease times never use the RM's).
+macro_rules! db_now_ms {
+    () => {
+        "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+    };
+}
+
+const ACQUIRE_LEASE: &str = concat!(
+    "INSERT INTO rm_epoch (id, epoch, holder, claimed_at, lease_expires_at) VALUES (1, 1, ?1, ",
+    db_now_ms!(),
+    ", ",
+    db_now_ms!(),
+    " + ?2) ON CONFLICT (id) DO UPDATE SET epoch = rm_epoch.epoch + 1, holder = excluded.holder, ",
+    "claimed_at = excluded.claimed_at, lease_expires_at = excluded.lease_expires_at ",
+    "WHERE rm_epoch.lease_expires_at <= ",
+    db_now_ms!(),
+    " RETURNING epoch"
+);
+
+const RENEW_LEASE: &str =
+    concat!("UPDATE rm_epoch SET lease_expires_at = ", db_now_ms!(), " + ?2 WHERE id = 1 AND epoch = ?1");
+
+const RELEASE_LEASE: &str = "UPDATE rm_epoch SET lease_expires_at = 0 WHERE id = 1 AND epoch = ?";
+
+const CURRENT_HOLDER: &str = "SELECT holder, epoch FROM rm_epoch WHERE id = 1";
 
 const CURRENT_EPOCH: &str = "SELECT epoch FROM rm_epoch WHERE id = 1";
 
@@ -81,6 +111,21 @@ const SELECT_APPS: &str = "\
         am_memory_mb, am_vcores, launch_context, submit_time, finish_time, state, final_status, \
         diagnostics \
     FROM applications";
+
+const UPSERT_NODE: &str = "\
+    INSERT INTO nodes (id, http_address, written_epoch) VALUES (?, ?, ?) \
+    ON CONFLICT (id) DO UPDATE SET \
+        http_address = excluded.http_address, written_epoch = excluded.written_epoch";
+
+const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = ?";
+
+const UPSERT_MASTER_KEY: &str = "\
+    INSERT INTO master_keys (purpose, key_id, secret_hex) VALUES (?, ?, ?) \
+    ON CONFLICT (purpose) DO UPDATE SET key_id = excluded.key_id, secret_hex = excluded.secret_hex";
+
+const SELECT_NODES: &str = "SELECT id, http_address FROM nodes";
+
+const SELECT_MASTER_KEYS: &str = "SELECT purpose, key_id, secret_hex FROM master_keys";
 
 const SELECT_ATTEMPTS: &str = "\
     SELECT id, state, am_container, node_id, node_http_address, start_time, finish_time, \
@@ -144,6 +189,34 @@ impl SqliteStore {
         Ok(epoch)
     }
 
+    async fn acquire(&self, holder: &str, lease_ms: u64) -> Result<LeaseOutcome, StoreError> {
+        let lease_ms = to_sql_int(lease_ms, "lease_ms")?;
+        // IMMEDIATE: the check and the bump happen under the write lock.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let acquired: Option<u32> =
+            sqlx::query_scalar(ACQUIRE_LEASE).bind(holder).bind(lease_ms).fetch_optional(&mut *tx).await?;
+        let outcome = match acquired {
+            Some(epoch) => LeaseOutcome::Acquired { epoch },
+            None => {
+                let (holder, epoch): (String, u32) = sqlx::query_as(CURRENT_HOLDER).fetch_one(&mut *tx).await?;
+                LeaseOutcome::HeldBy { holder, epoch }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn renew(&self, epoch: u32, lease_ms: u64) -> Result<bool, StoreError> {
+        let lease_ms = to_sql_int(lease_ms, "lease_ms")?;
+        let done = sqlx::query(RENEW_LEASE).bind(epoch).bind(lease_ms).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release(&self, epoch: u32) -> Result<(), StoreError> {
+        sqlx::query(RELEASE_LEASE).bind(epoch).execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn apply_batch(&self, epoch: u32, ops: &[StoreOp]) -> Result<(), StoreError> {
         if ops.is_empty() {
             return Ok(());
@@ -163,6 +236,19 @@ impl SqliteStore {
                 StoreOp::RemoveApp(id) => {
                     sqlx::query(DELETE_APP).bind(id.to_string()).execute(&mut *tx).await?;
                 }
+                StoreOp::PutNode(node) => {
+                    let query = sqlx::query(UPSERT_NODE).bind(node.id.to_string()).bind(&node.http_address);
+                    query.bind(epoch).execute(&mut *tx).await?;
+                }
+                StoreOp::RemoveNode(id) => {
+                    sqlx::query(DELETE_NODE).bind(id.to_string()).execute(&mut *tx).await?;
+                }
+                StoreOp::PutMasterKeys(keys) => {
+                    for (purpose, key) in master_key_rows(keys) {
+                        let query = sqlx::query(UPSERT_MASTER_KEY).bind(purpose).bind(key.key_id);
+                        query.bind(&key.secret_hex).execute(&mut *tx).await?;
+                    }
+                }
             }
         }
         tx.commit().await?;
@@ -175,6 +261,8 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let app_rows = sqlx::query(SELECT_APPS).fetch_all(&mut *tx).await?;
         let attempt_rows = sqlx::query(SELECT_ATTEMPTS).fetch_all(&mut *tx).await?;
+        let node_rows: Vec<(String, String)> = sqlx::query_as(SELECT_NODES).fetch_all(&mut *tx).await?;
+        let key_rows: Vec<(String, u32, String)> = sqlx::query_as(SELECT_MASTER_KEYS).fetch_all(&mut *tx).await?;
         tx.commit().await?;
 
         let mut apps = app_rows.iter().map(app_from_row).collect::<Result<Vec<_>, _>>()?;
@@ -183,7 +271,13 @@ impl SqliteStore {
         // outgrows its zero padding (`_10000` sorts before `_9999`).
         apps.sort_by_key(|app| app.id);
         attempts.sort_by_key(|attempt| attempt.id);
-        Ok(RecoveredState { apps, attempts })
+        let mut nodes = node_rows
+            .into_iter()
+            .map(|(id, http_address)| Ok(NodeRecord { id: parse_column("nodes", &id, "id", &id)?, http_address }))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let master_keys = master_keys_from_rows(key_rows)?;
+        Ok(RecoveredState { apps, attempts, nodes, master_keys })
     }
 }
 
@@ -194,6 +288,22 @@ impl StateStore for SqliteStore {
 
     fn claim_epoch<'a>(&'a self, holder: &'a str) -> BoxFuture<'a, Result<u32, StoreError>> {
         Box::pin(self.claim(holder))
+    }
+
+    fn try_acquire_lease<'a>(
+        &'a self,
+        holder: &'a str,
+        lease_ms: u64,
+    ) -> BoxFuture<'a, Result<LeaseOutcome, StoreError>> {
+        Box::pin(self.acquire(holder, lease_ms))
+    }
+
+    fn renew_lease(&self, epoch: u32, lease_ms: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(self.renew(epoch, lease_ms))
+    }
+
+    fn release_lease(&self, epoch: u32) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.release(epoch))
     }
 
     fn apply<'a>(&'a self, epoch: u32, ops: &'a [StoreOp]) -> BoxFuture<'a, Result<(), StoreError>> {

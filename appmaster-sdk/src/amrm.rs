@@ -18,8 +18,10 @@ use crate::transport::{Endpoint, Request, http_client};
 
 /// How long the RM may hold an allocate call that has nothing new to say.
 pub const DEFAULT_LONG_POLL: Duration = Duration::from_secs(1);
-/// More resync requests in a row than this means re-registering does not help.
+/// More resync requests in quick succession than this means re-registering does not help.
 const MAX_CONSECUTIVE_RESYNCS: u32 = 3;
+/// Resyncs further apart than this are separate events (e.g. one per failover), not a loop.
+const RESYNC_LOOP_WINDOW: Duration = Duration::from_millis(250);
 const FINISH_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// What one [`AmRmClient::allocate`] brought.
@@ -150,7 +152,7 @@ impl AmRmClient {
     /// [`SdkError::ShutdownRequested`] when the RM ended this attempt.
     pub async fn allocate(&mut self, progress: f32) -> Result<Allocation, SdkError> {
         let mut allocation = Allocation::default();
-        let mut resyncs = 0;
+        let mut resyncs = Resyncs::default();
         loop {
             let request = match self.unanswered.take() {
                 Some(request) => request,
@@ -160,7 +162,7 @@ impl AmRmClient {
             let response: AllocateResponse = match self.endpoint.call_json(&http_request).await {
                 Ok(response) => response,
                 Err(error) if error.code() == Some(AM_NOT_REGISTERED) => {
-                    resyncs = self.count_resync(resyncs)?;
+                    resyncs.count()?;
                     self.resync().await?;
                     continue;
                 }
@@ -190,7 +192,7 @@ impl AmRmClient {
                 }
                 Some(AmCommand::Shutdown) => return Err(SdkError::ShutdownRequested),
                 Some(AmCommand::Resync) => {
-                    resyncs = self.count_resync(resyncs)?;
+                    resyncs.count()?;
                     self.resync().await?;
                 }
             }
@@ -203,13 +205,13 @@ impl AmRmClient {
         let request = FinishAmRequest { final_status, diagnostics: diagnostics.into(), tracking_url: String::new() };
         let http_request = Request::post(AM_FINISH_PATH).json_body(&request)?;
         let started = Instant::now();
-        let mut resyncs = 0;
+        let mut resyncs = Resyncs::default();
         loop {
             match self.endpoint.call_json::<FinishAmResponse>(&http_request).await {
                 Ok(response) if response.is_unregistered => return Ok(()),
                 Ok(_) => {}
                 Err(error) if error.code() == Some(AM_NOT_REGISTERED) => {
-                    resyncs = self.count_resync(resyncs)?;
+                    resyncs.count()?;
                     self.send_registration_again().await?;
                     continue;
                 }
@@ -235,13 +237,6 @@ impl AmRmClient {
         }
     }
 
-    fn count_resync(&self, resyncs: u32) -> Result<u32, SdkError> {
-        if resyncs >= MAX_CONSECUTIVE_RESYNCS {
-            return Err(SdkError::ResyncLoop { times: resyncs + 1 });
-        }
-        Ok(resyncs + 1)
-    }
-
     /// Registers again and queues every outstanding ask; the RM starts a new response sequence.
     async fn resync(&mut self) -> Result<(), SdkError> {
         tracing::info!("the ResourceManager lost this ApplicationMaster; registering again");
@@ -259,5 +254,26 @@ impl AmRmClient {
 
     async fn send_registration(&self, request: &RegisterAmRequest) -> Result<RegisterAmResponse, SdkError> {
         self.endpoint.call_json(&Request::post(AM_REGISTER_PATH).json_body(request)?).await
+    }
+}
+
+/// Resyncs within one call, to tell a resync loop (re-registering does not satisfy the RM) from
+/// separate RM failovers during a long retry.
+#[derive(Default)]
+struct Resyncs {
+    in_a_row: u32,
+    last: Option<Instant>,
+}
+
+impl Resyncs {
+    fn count(&mut self) -> Result<(), SdkError> {
+        let now = Instant::now();
+        let quick = self.last.is_some_and(|last| now.duration_since(last) < RESYNC_LOOP_WINDOW);
+        self.in_a_row = if quick { self.in_a_row + 1 } else { 1 };
+        self.last = Some(now);
+        if self.in_a_row > MAX_CONSECUTIVE_RESYNCS {
+            return Err(SdkError::ResyncLoop { times: self.in_a_row });
+        }
+        Ok(())
     }
 }

@@ -19,6 +19,9 @@ pub enum SdkError {
     /// The server (or a proxy in front of it) failed without a `RemoteException` body.
     #[error("HTTP {status} from {url}: {text}")]
     Status { status: u16, url: String, text: String },
+    /// A standby ResourceManager redirected to the active one (followed by trying that address).
+    #[error("HTTP redirect from {url} to {location:?}")]
+    Redirect { url: String, location: String },
     /// The request could not be sent or its response could not be read.
     #[error("transport error: {0}")]
     Transport(#[source] reqwest::Error),
@@ -62,8 +65,17 @@ impl SdkError {
                 is_transient_status(*status) || code.ends_with(RETRYABLE_SUFFIX) || code == RM_STANDBY
             }
             SdkError::Status { status, .. } => is_transient_status(*status),
+            SdkError::Redirect { .. } => true,
             SdkError::Transport(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
             _ => false,
+        }
+    }
+
+    /// Where a standby RM sent this request.
+    pub(crate) fn redirect_location(&self) -> Option<&str> {
+        match self {
+            SdkError::Redirect { location, .. } => Some(location),
+            _ => None,
         }
     }
 

@@ -5,12 +5,14 @@
 //! - [`AmRmClient`]: an ApplicationMaster's register / allocate / finish protocol with an asks
 //!   table, release queue, lost-response replay and transparent resync.
 //! - [`NmClient`]: starting, stopping and inspecting allocated containers.
+//! - [`admin`]: one RM's high-availability state and planned handover (`weft rmadmin`).
 //!
 //! Every call retries transient failures (connection errors, timeouts, 502/503/504, error codes
 //! ending in `-RETRYABLE`, a standby RM) with jittered exponential backoff, cycling through the
 //! given addresses, until the [`RetryPolicy`] deadline; other errors surface at once as
 //! [`SdkError`].
 
+pub mod admin;
 mod amrm;
 mod asks;
 mod error;

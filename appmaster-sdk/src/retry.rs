@@ -20,8 +20,10 @@ impl Default for RetryPolicy {
         Self {
             deadline: Duration::from_secs(60),
             initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
+            // Short, so a client finds a new active RM within half a second of a failover.
+            max_backoff: Duration::from_millis(500),
+            // A hung (e.g. paused) RM is given up on in this time, and the next address tried.
+            request_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -16,8 +16,11 @@ use crate::retry::{Backoff, RetryPolicy};
 /// Longest piece of a non-JSON error body kept in [`SdkError::Status`].
 const ERROR_TEXT_LIMIT: usize = 500;
 
+/// Redirects are not followed by reqwest: a standby RM redirects to the active one, which is
+/// handled in [`Endpoint::execute`] (following it here would drop the AM's bearer token, as
+/// reqwest strips credentials on redirects to another host or port).
 pub(crate) fn http_client() -> Result<reqwest::Client, SdkError> {
-    reqwest::Client::builder().build().map_err(SdkError::HttpClient)
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(SdkError::HttpClient)
 }
 
 /// Accepts `http://host:port[/prefix]` or a bare `host:port` (YARN prints node addresses bare).
@@ -197,7 +200,11 @@ impl Endpoint {
                     return Attempted { result, attempts };
                 }
             };
-            index = (index + 1) % self.bases.len();
+            // A standby names the active: go there next, if it is one of ours.
+            index = error
+                .redirect_location()
+                .and_then(|location| self.index_of(location))
+                .unwrap_or((index + 1) % self.bases.len());
             let full_round = (attempts as usize).is_multiple_of(self.bases.len());
             let pause = if full_round { backoff.next_delay() } else { Duration::ZERO };
             let elapsed = started.elapsed();
@@ -227,6 +234,10 @@ impl Endpoint {
         }
         let response = builder.send().await.map_err(SdkError::Transport)?;
         let status = response.status();
+        if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
+            let location = response.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok());
+            return Err(SdkError::Redirect { url: url.to_string(), location: location.unwrap_or_default().to_owned() });
+        }
         let body = response.bytes().await.map_err(SdkError::Transport)?.to_vec();
         if status.is_success() {
             return Ok(Reply { status, body, url: url.to_string() });
@@ -242,6 +253,12 @@ impl Endpoint {
                 SdkError::Status { status: status.as_u16(), url: url.to_string(), text }
             }
         })
+    }
+
+    /// The configured address a redirect `location` points into (same scheme, host and port).
+    fn index_of(&self, location: &str) -> Option<usize> {
+        let target = Url::parse(location).ok()?;
+        self.bases.iter().position(|base| base.origin() == target.origin())
     }
 
     fn url(&self, base: &Url, request: &Request<'_>) -> Result<Url, SdkError> {

@@ -7,7 +7,7 @@ use prometheus_client::registry::Registry;
 use weft_nodemanager::config::{IsolationMode, NmConfig};
 use weft_resourcemanager::queues::{QueueTree, QueuesConfig, import_capacity_scheduler_xml, import_fair_scheduler_xml};
 use weft_resourcemanager::server::RmConfig;
-use weft_resourcemanager::server::config::StoreConfig;
+use weft_resourcemanager::server::config::{HaConfig, StoreConfig};
 
 /// Writes `{"http_address": …}` once the daemon listens, so scripts and tests can find an
 /// ephemeral port without parsing logs. Written atomically (temp file + rename).
@@ -44,6 +44,7 @@ pub async fn run_rm(config: Option<PathBuf>, ready_file: Option<PathBuf>) -> any
     let url = format!("http://{}", rm.http_addr());
     println!("ResourceManager listening on {url}");
     if let Some(path) = ready_file {
+        // `epoch` is null for a standby (HA), which has none until it becomes active.
         write_ready_file(&path, serde_json::json!({ "http_address": url, "epoch": rm.epoch() }))?;
     }
     tokio::select! {
@@ -89,6 +90,13 @@ pub struct UpArgs {
     /// Container isolation: auto uses cgroups when this host allows it, else none.
     #[arg(long, value_enum, default_value = "auto")]
     pub isolation: UpIsolation,
+    /// Active/standby: two RMs (on --port and --port + 1) sharing a PostgreSQL store.
+    #[arg(long)]
+    pub ha: bool,
+    /// The PostgreSQL database for --ha; without it a throwaway local server is started
+    /// (Debian's `postgresql` package must be installed).
+    #[arg(long, requires = "ha", env = "WEFT_UP_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -110,16 +118,42 @@ fn host_memory_mb() -> u64 {
 pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.nodes >= 1, "--nodes must be at least 1");
     let data_dir = std::path::absolute(&args.data_dir)?;
-    let rm_cfg = RmConfig {
-        bind: format!("127.0.0.1:{}", args.port),
-        data_dir: data_dir.join("rm"),
-        store: StoreConfig::Sqlite { path: None },
-        ..RmConfig::default()
+    // Stopped when `weft up` ends (dropped last).
+    let mut local_postgres = None;
+    let (store, ports) = if args.ha {
+        let url = match &args.postgres_url {
+            Some(url) => url.clone(),
+            None => {
+                let server = tokio::task::spawn_blocking(weft_pg_harness::PgServer::start)
+                    .await?
+                    .context("starting a local PostgreSQL for --ha (or pass --postgres-url)")?;
+                let url = server.create_database("weft")?;
+                println!("PostgreSQL (throwaway, for this run) at {url}");
+                local_postgres = Some(server);
+                url
+            }
+        };
+        let port2 = args.port.checked_add(1).context("--port is too high for two RMs")?;
+        (StoreConfig::Postgres { url, max_connections: 4 }, vec![args.port, port2])
+    } else {
+        (StoreConfig::Sqlite { path: None }, vec![args.port])
     };
-    let rm = weft_resourcemanager::server::start(rm_cfg, Registry::default())
-        .await
-        .context("starting the ResourceManager")?;
-    let rm_url = format!("http://{}", rm.http_addr());
+    let rm_urls: Vec<String> = ports.iter().map(|port| format!("http://127.0.0.1:{port}")).collect();
+    let mut rms = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let rm_cfg = RmConfig {
+            bind: format!("127.0.0.1:{port}"),
+            data_dir: data_dir.join(if args.ha { format!("rm{}", i + 1) } else { "rm".to_owned() }),
+            store: store.clone(),
+            ha: HaConfig { enabled: args.ha, rm_addresses: rm_urls.clone(), ..HaConfig::default() },
+            ..RmConfig::default()
+        };
+        let rm = weft_resourcemanager::server::start(rm_cfg, Registry::default())
+            .await
+            .context("starting a ResourceManager")?;
+        rms.push(rm);
+    }
+    let rm_url = rm_urls.join(",");
 
     // Leave a fifth of memory to the host; vcores are scheduling units weighting CPU shares, so
     // each NM offers at least 4 even on small hosts.
@@ -134,7 +168,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     for i in 1..=args.nodes {
         let nm_dir = data_dir.join(format!("nm{i}"));
         let mut cfg = NmConfig::default();
-        cfg.rm_addresses = vec![rm_url.clone()];
+        cfg.rm_addresses = rm_urls.clone();
         cfg.bind = "127.0.0.1:0".into();
         cfg.resources.memory_mb = memory_mb;
         cfg.resources.vcores = vcores;
@@ -161,9 +195,17 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
         );
         nms.push(nm);
     }
-    println!(
-        "Weft is up: REST at {rm_url}/ws/v1/cluster — try `weft dshell --containers 2 -- echo hello`. Ctrl-C stops everything."
-    );
+    if args.ha {
+        println!(
+            "Weft is up with two ResourceManagers ({rm_url}) — try `export WEFT_RM={rm_url}`, \
+             `weft rmadmin get-state`, `weft dshell --containers 2 -- echo hello`, then \
+             `weft rmadmin --rm <the active> transition-to-standby`. Ctrl-C stops everything."
+        );
+    } else {
+        println!(
+            "Weft is up: REST at {rm_url}/ws/v1/cluster — try `weft dshell --containers 2 -- echo hello`. Ctrl-C stops everything."
+        );
+    }
     termination().await;
     println!("stopping…");
     for nm in nms {
@@ -171,7 +213,10 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
             eprintln!("error stopping a NodeManager: {e:#}");
         }
     }
-    rm.shutdown().await.context("stopping the ResourceManager")?;
+    for rm in rms {
+        rm.shutdown().await.context("stopping a ResourceManager")?;
+    }
+    drop(local_postgres);
     Ok(())
 }
 

@@ -70,6 +70,14 @@ enum Command {
     /// The distributed shell's ApplicationMaster (started by the ResourceManager, not by hand).
     #[command(hide = true)]
     DshellAm(DshellAmArgs),
+    /// ResourceManager high availability: which RM is active, planned handover.
+    Rmadmin {
+        /// The ResourceManager(s) to ask, comma-separated; each is asked on its own.
+        #[arg(long = "rm", env = "WEFT_RM", default_value = "http://127.0.0.1:8088", value_delimiter = ',')]
+        addresses: Vec<String>,
+        #[command(subcommand)]
+        command: RmadminCommand,
+    },
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -86,6 +94,14 @@ struct RmOptions {
     /// User to act as (YARN's ?user.name=).
     #[arg(long = "as-user", env = "USER", default_value = "weft")]
     user: String,
+}
+
+#[derive(Subcommand)]
+enum RmadminCommand {
+    /// Print each RM's HA state: ACTIVE or STANDBY (YARN: `rmadmin -getServiceState`).
+    GetState,
+    /// Make the active RM step down so another takes over (YARN: `rmadmin -transitionToStandby`).
+    TransitionToStandby,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +123,28 @@ enum ConfigCommand {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+}
+
+/// Prints `address  STATE  epoch N  active: …` per RM; exit code 1 if any RM could not be asked.
+async fn rmadmin(addresses: &[String], to_standby: bool) -> anyhow::Result<i32> {
+    use weft_appmaster_sdk::admin;
+    let mut code = 0;
+    for address in addresses {
+        let state =
+            if to_standby { admin::transition_to_standby(address).await } else { admin::ha_state(address).await };
+        match state {
+            Ok(s) => {
+                let epoch = s.epoch.map_or_else(|| "-".to_owned(), |e| e.to_string());
+                let active = s.active_address.as_deref().unwrap_or("unknown");
+                println!("{address}\t{}\tepoch {epoch}\tactive: {active}", s.ha_state);
+            }
+            Err(e) => {
+                eprintln!("{address}: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }
 
 fn init_logging(default_filter: &str) {
@@ -144,6 +182,10 @@ fn main() -> std::process::ExitCode {
             Command::Logs { rm, args } => client::run_logs(args, &rm.addresses, &rm.user).await,
             Command::Dshell(args) => weft_frameworks::dshell::run_client(args).await,
             Command::DshellAm(args) => weft_frameworks::dshell::run_am(args).await.map(|()| 0),
+            Command::Rmadmin { addresses, command: RmadminCommand::GetState } => rmadmin(&addresses, false).await,
+            Command::Rmadmin { addresses, command: RmadminCommand::TransitionToStandby } => {
+                rmadmin(&addresses, true).await
+            }
             Command::Config(ConfigCommand::Check { file, kind, cluster }) => {
                 daemons::check_config(&file, kind, cluster).map(|()| 0)
             }

@@ -11,6 +11,10 @@ use crate::states::{AppState, AttemptState, FinalStatus, NmContainerState, NodeS
 use crate::{ApplicationId, ContainerId, Resource};
 
 pub const CLUSTER_PREFIX: &str = "/ws/v1/cluster";
+/// `GET`: this RM's high-availability state ([`HaStateInfo`]). Never redirected by a standby.
+pub const HA_STATE_PATH: &str = "/ws/v1/ha/state";
+/// `POST`: planned handover; the active becomes standby (answers [`HaStateInfo`] afterwards).
+pub const HA_TRANSITION_TO_STANDBY_PATH: &str = "/ws/v1/ha/transition-to-standby";
 
 /// `POST /ws/v1/cluster/apps/new-application` response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -448,4 +452,19 @@ mod tests {
         let w: ContainersWrapper = serde_json::from_str(r#"{"containers":null}"#).unwrap();
         assert!(w.containers.container.is_empty());
     }
+}
+
+/// What `GET /ws/v1/ha/state` answers (`weft rmadmin get-state`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HaStateInfo {
+    /// `ACTIVE` or `STANDBY` (YARN's HAServiceState names).
+    pub ha_state: String,
+    pub ha_enabled: bool,
+    /// This RM's address.
+    pub rm_address: String,
+    /// The active RM's address, if known.
+    pub active_address: Option<String>,
+    /// This RM's epoch while active, else the active's epoch as last seen.
+    pub epoch: Option<u32>,
 }

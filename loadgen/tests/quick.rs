@@ -108,7 +108,7 @@ fn quick_run_against_a_running_rm_is_confirmed_by_its_rest_api() -> anyhow::Resu
         ..Default::default()
     })?;
     let dir = tempfile::tempdir()?;
-    let pid = cluster.rm.pid().to_string();
+    let pid = cluster.rm().pid().to_string();
     let (stdout, report) = run_loadgen(dir.path(), &["--quick", "--rm", cluster.rm_url(), "--rm-pid", &pid])?;
     assert_eq!(report["rm"]["spawned"], Value::Bool(false));
     assert_every_app_succeeded(&report);

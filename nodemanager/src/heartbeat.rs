@@ -14,12 +14,14 @@ use weft_common::protocol::{
 
 use crate::containers::ContainerManager;
 
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Short, so an NM finds a new active RM within half a second of a failover.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Guards against an RM that asks for absurdly frequent heartbeats.
 const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(50);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A hung (e.g. paused) RM is given up on in this time, and the next address tried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(crate) struct Heartbeat {
     pub manager: ContainerManager,

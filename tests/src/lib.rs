@@ -98,6 +98,11 @@ pub struct ClusterOptions {
     pub weft_bin: Option<PathBuf>,
     /// `WEFT_LOG` of the daemons; `info,weft_nodemanager=debug` when absent.
     pub log_filter: Option<String>,
+    /// Active/standby: a real PostgreSQL server (started by the harness) and two RMs on it.
+    pub ha: bool,
+    /// `ha.lease-ms` and `ha.renew-interval-ms` of the RMs (HA only).
+    pub rm_lease_ms: u64,
+    pub rm_renew_ms: u64,
 }
 
 impl Default for ClusterOptions {
@@ -115,6 +120,9 @@ impl Default for ClusterOptions {
             queues_yaml: None,
             weft_bin: None,
             log_filter: None,
+            ha: false,
+            rm_lease_ms: 1_500,
+            rm_renew_ms: 250,
         }
     }
 }
@@ -140,18 +148,35 @@ pub struct Cluster {
     /// fails, and its path printed, so logs can be read.
     pub dir: tempfile::TempDir,
     pub options: ClusterOptions,
-    pub rm: Daemon,
+    /// One RM, or two with `ha`; their ports stay the same across restarts.
+    pub rms: Vec<Daemon>,
     pub nms: Vec<Daemon>,
-    rm_port: u16,
+    rm_ports: Vec<u16>,
     cgroup_roots: Vec<String>,
+    /// The HA store; dropped (stopped) after the daemons.
+    pub pg: Option<weft_pg_harness::PgServer>,
 }
 
 impl Cluster {
     pub fn start(options: ClusterOptions) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("weft-e2e-").tempdir()?;
-        let rm_port = free_port()?;
-        let rm = spawn_rm(dir.path(), rm_port, &options)?;
-        let mut cluster = Cluster { dir, options, rm, nms: Vec::new(), rm_port, cgroup_roots: Vec::new() };
+        let pg = if options.ha {
+            let pg = weft_pg_harness::PgServer::start()?;
+            pg.create_database("weft")?;
+            Some(pg)
+        } else {
+            None
+        };
+        let rm_ports = (0..if options.ha { 2 } else { 1 }).map(|_| free_port()).collect::<anyhow::Result<Vec<_>>>()?;
+        let mut cluster =
+            Cluster { dir, options, rms: Vec::new(), nms: Vec::new(), rm_ports, cgroup_roots: Vec::new(), pg };
+        for i in 0..cluster.rm_ports.len() {
+            let rm = cluster.spawn_rm(i)?;
+            cluster.rms.push(rm);
+        }
+        if cluster.options.ha {
+            cluster.wait_for_active()?;
+        }
         for i in 1..=cluster.options.nodemanagers {
             cluster.start_nm(i)?;
         }
@@ -160,8 +185,62 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The (first) ResourceManager.
+    pub fn rm(&self) -> &Daemon {
+        &self.rms[0]
+    }
+
+    /// The address of the active RM (the only one without HA). Asks the RMs with HA.
     pub fn rm_url(&self) -> &str {
-        &self.rm.http_address
+        match self.active_rm() {
+            Some(i) => &self.rms[i].http_address,
+            None => &self.rms[0].http_address,
+        }
+    }
+
+    /// Every RM address, comma-separated (what NMs and the CLI are given).
+    pub fn rm_urls(&self) -> String {
+        self.rm_ports.iter().map(|port| format!("http://127.0.0.1:{port}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// Index of the RM that says it is active, if one does.
+    pub fn active_rm(&self) -> Option<usize> {
+        if !self.options.ha {
+            return Some(0);
+        }
+        (0..self.rms.len()).find(|&i| self.ha_state(i).is_some_and(|s| s["haState"] == "ACTIVE"))
+    }
+
+    /// `GET /ws/v1/ha/state` of RM `index`; None if it does not answer.
+    pub fn ha_state(&self, index: usize) -> Option<Value> {
+        let rm = &self.rms[index];
+        if rm.expected_dead {
+            return None;
+        }
+        http_json("GET", &format!("{}/ws/v1/ha/state", rm.http_address), None).ok().map(|(_, v)| v)
+    }
+
+    /// Waits until some RM is active and returns its index.
+    pub fn wait_for_active(&self) -> anyhow::Result<usize> {
+        wait_for("an active ResourceManager", Duration::from_secs(30), || self.active_rm())
+    }
+
+    /// Sends `signal` to RM `index`. SIGKILL/SIGTERM mark it as expected to be dead.
+    pub fn signal_rm(&mut self, index: usize, signal: i32) {
+        let rm = &mut self.rms[index];
+        // SAFETY: plain kill(2) on a pid we spawned.
+        unsafe { libc::kill(rm.child.id() as i32, signal) };
+        if signal == libc::SIGKILL || signal == libc::SIGTERM {
+            rm.expected_dead = true;
+            let _ = rm.child.wait();
+        }
+    }
+
+    /// Starts RM `index` again (after it was killed) on its port and the same store.
+    pub fn start_rm_again(&mut self, index: usize) -> anyhow::Result<()> {
+        terminate(&mut self.rms[index].child, Duration::from_secs(10));
+        self.rms[index] = self.spawn_rm(index)?;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -176,8 +255,8 @@ impl Cluster {
         std::fs::create_dir_all(&nm_dir)?;
         let o = &self.options;
         let config = format!(
-            "rm-addresses: [\"{rm}\"]\nbind: 127.0.0.1:0\nresources:\n  memory-mb: {mem}\n  vcores: {vc}\nwork-dir: {dir}/work\nlog-dir: {dir}/logs\nkill-grace-ms: {grace}\nmonitor-interval-ms: 200\nisolation:\n  mode: {iso}\n  cgroup-root: {root}\n",
-            rm = self.rm.http_address,
+            "rm-addresses: [{rm}]\nbind: 127.0.0.1:0\nresources:\n  memory-mb: {mem}\n  vcores: {vc}\nwork-dir: {dir}/work\nlog-dir: {dir}/logs\nkill-grace-ms: {grace}\nmonitor-interval-ms: 200\nisolation:\n  mode: {iso}\n  cgroup-root: {root}\n",
+            rm = self.rm_urls().split(',').map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", "),
             mem = o.nm_memory_mb,
             vc = o.nm_vcores,
             dir = nm_dir.display(),
@@ -208,7 +287,7 @@ impl Cluster {
     pub fn weft(&self, args: &[&str]) -> Output {
         Command::new(weft_bin())
             .args(args)
-            .env("WEFT_RM", self.rm_url())
+            .env("WEFT_RM", self.rm_urls())
             .env("USER", "tester")
             .env("WEFT_LOG", "warn")
             .current_dir(self.dir.path())
@@ -250,14 +329,12 @@ impl Cluster {
 
     /// Stops the RM (SIGTERM) and starts a new one on the same port and state store.
     pub fn restart_rm(&mut self) -> anyhow::Result<()> {
-        terminate(&mut self.rm.child, Duration::from_secs(10));
-        self.rm = spawn_rm(self.dir.path(), self.rm_port, &self.options)?;
-        Ok(())
+        self.start_rm_again(0)
     }
 
     /// Fails if any process died that the test did not kill.
     pub fn assert_all_alive(&mut self) -> anyhow::Result<()> {
-        for d in std::iter::once(&mut self.rm).chain(self.nms.iter_mut()) {
+        for d in self.rms.iter_mut().chain(self.nms.iter_mut()) {
             if d.expected_dead {
                 continue;
             }
@@ -280,7 +357,12 @@ impl Drop for Cluster {
         for nm in &mut self.nms {
             terminate(&mut nm.child, Duration::from_secs(10));
         }
-        terminate(&mut self.rm.child, Duration::from_secs(10));
+        for rm in &mut self.rms {
+            // A paused RM would ignore SIGTERM.
+            // SAFETY: plain kill(2) on a pid we spawned.
+            unsafe { libc::kill(rm.child.id() as i32, libc::SIGCONT) };
+            terminate(&mut rm.child, Duration::from_secs(10));
+        }
         // NMs killed with SIGKILL could not clean up after themselves.
         for root in &self.cgroup_roots {
             for dir in cgroup_root_dirs(root) {
@@ -290,33 +372,52 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir")).keep();
             eprintln!("test failed; logs and data kept in {}", kept.display());
-            for d in std::iter::once(&self.rm).chain(self.nms.iter()) {
+            if let Some(pg) = &self.pg {
+                eprintln!("---- postgres ({}) ----\n{}", pg.log_path().display(), read_tail(&pg.log_path()));
+            }
+            for d in self.rms.iter().chain(self.nms.iter()) {
                 eprintln!("---- {} ({}) ----\n{}", d.name, d.log.display(), read_tail(&d.log));
             }
         }
     }
 }
 
-fn spawn_rm(dir: &Path, port: u16, o: &ClusterOptions) -> anyhow::Result<Daemon> {
-    let queues_file = match &o.queues_yaml {
-        Some(yaml) => {
-            let path = dir.join("queues.yaml");
-            std::fs::write(&path, yaml)?;
-            format!("scheduler:\n  queues-file: {}\n  queues-reload-interval-ms: 200\n", path.display())
-        }
-        None => String::new(),
-    };
-    let config = format!(
-        "bind: 127.0.0.1:{port}\ndata-dir: {dir}/rm\nnodemanagers:\n  heartbeat-interval-ms: {hb}\n  expiry-ms: {exp}\napplications:\n  max-attempts: {att}\n  am-expiry-ms: {am}\n  finished-app-container-grace-ms: 2000\ntick-interval-ms: 50\n",
-        dir = dir.display(),
-        hb = o.nm_heartbeat_ms,
-        exp = o.nm_expiry_ms,
-        att = o.max_attempts,
-        am = o.am_expiry_ms,
-    );
-    let path = dir.join("rm.yaml");
-    std::fs::write(&path, config + &queues_file)?;
-    spawn_daemon("rm", dir, o, &["rm", "--config", &path.to_string_lossy()])
+impl Cluster {
+    /// Writes RM `index`'s config and starts it.
+    fn spawn_rm(&self, index: usize) -> anyhow::Result<Daemon> {
+        let (dir, o) = (self.dir.path(), &self.options);
+        let name = if o.ha { format!("rm{}", index + 1) } else { "rm".to_owned() };
+        let queues_file = match &o.queues_yaml {
+            Some(yaml) => {
+                let path = dir.join("queues.yaml");
+                std::fs::write(&path, yaml)?;
+                format!("scheduler:\n  queues-file: {}\n  queues-reload-interval-ms: 200\n", path.display())
+            }
+            None => String::new(),
+        };
+        let ha = match &self.pg {
+            Some(pg) => format!(
+                "store:\n  kind: postgres\n  url: {url}\nha:\n  enabled: true\n  rm-addresses: [{addresses}]\n  lease-ms: {lease}\n  renew-interval-ms: {renew}\n",
+                url = pg.url("weft"),
+                addresses = self.rm_urls().split(',').map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", "),
+                lease = o.rm_lease_ms,
+                renew = o.rm_renew_ms,
+            ),
+            None => String::new(),
+        };
+        let config = format!(
+            "bind: 127.0.0.1:{port}\ndata-dir: {dir}/{name}\nnodemanagers:\n  heartbeat-interval-ms: {hb}\n  expiry-ms: {exp}\napplications:\n  max-attempts: {att}\n  am-expiry-ms: {am}\n  finished-app-container-grace-ms: 2000\ntick-interval-ms: 50\n",
+            port = self.rm_ports[index],
+            dir = dir.display(),
+            hb = o.nm_heartbeat_ms,
+            exp = o.nm_expiry_ms,
+            att = o.max_attempts,
+            am = o.am_expiry_ms,
+        );
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(&path, config + &queues_file + &ha)?;
+        spawn_daemon(&name, dir, o, &["rm", "--config", &path.to_string_lossy()])
+    }
 }
 
 /// Starts `weft <args> --ready-file …` in its own process group with output appended to

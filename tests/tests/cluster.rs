@@ -280,28 +280,33 @@ fn killing_the_am_process_starts_a_second_attempt_that_succeeds() {
     c.assert_all_alive().unwrap();
 }
 
+/// A single RM on SQLite restarts work-preservingly, like an HA failover: finished apps stay
+/// listed, the running app keeps its attempt and its worker keeps running.
 #[test]
-fn an_rm_restart_keeps_finished_apps_and_gives_unfinished_apps_a_new_attempt() {
+fn an_rm_restart_keeps_finished_apps_and_running_work() {
     let mut c = cluster();
     let out = c.weft(&["dshell", "--containers", "1", "--", "true"]);
     let done = app_id_in(&String::from_utf8_lossy(&out.stdout)).unwrap();
     assert!(out.status.success());
     let marker = c.path().join("go");
-    let cmd = format!("while [ ! -e {} ]; do sleep 0.05; done", marker.display());
+    let starts = c.path().join("starts");
+    std::fs::create_dir_all(&starts).unwrap();
+    let cmd =
+        format!("touch {}/$CONTAINER_ID; while [ ! -e {} ]; do sleep 0.05; done", starts.display(), marker.display());
     let (mut dshell, running) = dshell_background(&c, &["--containers", "1", "--memory-mb", "128", "--", &cmd]);
-    wait_for("the app to run", MINUTE, || (c.app(&running).ok()?["state"] == "RUNNING").then_some(())).unwrap();
+    wait_for("the worker to run", MINUTE, || (starts.read_dir().ok()?.count() == 1).then_some(())).unwrap();
 
     c.restart_rm().unwrap();
     let app = c.app(&done).unwrap();
     assert_eq!((app["state"].as_str(), app["finalStatus"].as_str()), (Some("FINISHED"), Some("SUCCEEDED")));
     c.wait_for_nodes(2).unwrap();
-    wait_for("a new attempt of the unfinished app", MINUTE, || {
-        (am_container_ids(&c, &running).len() == 2).then_some(())
-    })
-    .unwrap();
+    wait_for("the AM to register again", MINUTE, || (c.app(&running).ok()?["state"] == "RUNNING").then_some(()))
+        .unwrap();
     std::fs::write(&marker, "").unwrap();
     let app = c.wait_for_final(&running, MINUTE).unwrap();
     assert_eq!(app["finalStatus"], "SUCCEEDED", "{app}");
+    assert_eq!(am_container_ids(&c, &running).len(), 1, "the app kept its attempt");
+    assert_eq!(starts.read_dir().unwrap().count(), 1, "the worker was not started again");
     let _ = dshell.wait();
     // New ids do not collide with the old incarnation's.
     let (_, fresh) = c.call("POST", "/ws/v1/cluster/apps/new-application?user.name=alice", None).unwrap();
@@ -471,16 +476,21 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
     let (s, v) = submit(&base("")).unwrap();
     assert_eq!((s, code(&v).as_str()), (400, "WEFT-APP-ALREADY-SUBMITTED"), "{v}");
     // Ids never issued, unknown and malformed ids.
-    let (s, v) =
-        submit(r#"{"application-id":"application_1_9999","am-container-spec":{"commands":{"command":"true"}}}"#)
-            .unwrap();
+    let (s, v) = submit(
+        r#"{"application-id":"application_9999999999999_9999","am-container-spec":{"commands":{"command":"true"}}}"#,
+    )
+    .unwrap();
     assert_eq!((s, code(&v).as_str()), (400, "WEFT-APP-ID-NOT-ISSUED"), "{v}");
-    let (s, v) = c.call("GET", "/ws/v1/cluster/apps/application_1_9999", None).unwrap();
+    let (s, v) = c.call("GET", "/ws/v1/cluster/apps/application_9999999999999_9999", None).unwrap();
     assert_eq!((s, v["RemoteException"]["exception"].as_str()), (404, Some("NotFoundException")));
     let (s, _) = c.call("GET", "/ws/v1/cluster/apps/bogus", None).unwrap();
     assert_eq!(s, 400);
     let (s, _) = c
-        .call("PUT", "/ws/v1/cluster/apps/application_1_9999/state?user.name=a", Some(&json!({"state": "KILLED"})))
+        .call(
+            "PUT",
+            "/ws/v1/cluster/apps/application_9999999999999_9999/state?user.name=a",
+            Some(&json!({"state": "KILLED"})),
+        )
         .unwrap();
     assert_eq!(s, 404);
     let (s, v) = c

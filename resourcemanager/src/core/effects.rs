@@ -72,6 +72,8 @@ pub enum Observation {
         state: AppState,
     },
     NodeLost,
+    /// A container an earlier RM incarnation allocated was taken over after a failover.
+    ContainerRecovered,
     /// The preemption monitor chose a container (its AM is told).
     PreemptionMarked,
     /// A marked container outlived its grace period and was killed.

@@ -24,6 +24,8 @@ pub mod scheduler;
 pub mod timers;
 
 #[cfg(test)]
+mod recovery_tests;
+#[cfg(test)]
 mod tenancy_tests;
 #[cfg(test)]
 mod tests;
@@ -50,7 +52,7 @@ pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation, No
 
 use crate::queues::QueueIndex;
 use crate::queues::{QueuesConfig, ReloadPlan, SchedulerMode};
-use crate::store::{AppRecord, AttemptRecord, RecoveredState, StoreOp};
+use crate::store::{AppRecord, AttemptRecord, NodeRecord, RecoveredState, StoreOp};
 pub use hierarchy::Hierarchy;
 
 /// The queue every application lands in until hierarchical queues arrive.
@@ -269,6 +271,16 @@ pub struct Core {
     preemption_marks: BTreeMap<ContainerId, preemption_monitor::PreemptionMark>,
     last_preemption_round: Millis,
     starvation: preemption_monitor::StarvationClocks,
+    /// Nodes in the store (persisted when first seen, removed when lost).
+    known_nodes: BTreeSet<NodeId>,
+    /// Set by [`Core::recover`] while scheduling waits for known nodes to re-register.
+    recovery: Option<RecoveryWait>,
+}
+
+#[derive(Debug)]
+struct RecoveryWait {
+    awaiting: BTreeSet<NodeId>,
+    until: Millis,
 }
 
 impl Core {
@@ -302,6 +314,8 @@ impl Core {
             preemption_marks: BTreeMap::new(),
             last_preemption_round: 0,
             starvation: Default::default(),
+            known_nodes: BTreeSet::new(),
+            recovery: None,
         })
     }
 
@@ -363,8 +377,12 @@ impl Core {
     // -----------------------------------------------------------------------------------------
     // Entry points.
 
-    /// Loads state from the store at start-up: finished apps are listed again, unfinished apps
-    /// get a new attempt (their old attempt is marked failed without counting against them).
+    /// Loads state from the store when this RM becomes active (start-up or failover), keeping
+    /// the work of the previous incarnation: finished apps are listed again; an unfinished app
+    /// keeps its live attempt, whose AM re-registers and whose containers are adopted as their
+    /// NodeManagers re-register with them (see [`Core::adopt_container`]). Scheduling waits until
+    /// every stored node has re-registered or two heartbeat intervals have passed, so capacity
+    /// still held by running containers is not handed out twice.
     pub fn recover(&mut self, state: RecoveredState, now: Millis, fx: &mut impl Effects) -> Result<(), CoreError> {
         let mut attempts: BTreeMap<ApplicationId, Vec<AttemptRecord>> = BTreeMap::new();
         for a in state.attempts {
@@ -392,18 +410,16 @@ impl Core {
                     Err(e) => tracing::warn!(app = %id, queue = %path, error = %e, "cannot create the queue again"),
                 }
             }
-            // The old AM (if still running somewhere) belongs to a previous RM incarnation; its
-            // NM is told to clean it up when it reports it. Also when the app fails below: a failed
-            // app has no live attempt.
-            for attempt in app.attempts.iter_mut().filter(|a| !a.state.is_final()) {
-                attempt.state = AttemptState::Failed;
-                attempt.finish_time = Some(now);
-                attempt.counts_as_failure = false;
-                attempt.am_exit_status = Some(exit_status::KILLED_BY_RESOURCEMANAGER);
-                attempt.diagnostics = "ResourceManager restarted while this attempt was running".into();
-                fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
-            }
             if !app.state.is_final() && app.queue_index.is_none() {
+                // Its containers are cleaned up when their NMs report them: a failed app has
+                // no live attempt.
+                for attempt in app.attempts.iter_mut().filter(|a| !a.state.is_final()) {
+                    attempt.state = AttemptState::Failed;
+                    attempt.finish_time = Some(now);
+                    attempt.counts_as_failure = false;
+                    attempt.diagnostics = "its queue no longer exists after the ResourceManager restarted".into();
+                    fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
+                }
                 app.state = AppState::Failed;
                 app.final_status = FinalStatus::Failed;
                 app.finish_time = Some(now);
@@ -415,17 +431,75 @@ impl Core {
                 self.apps.insert(id, app);
                 continue;
             }
-            app.state = AppState::Submitted;
             if let Some(leaf) = app.queue_index {
                 self.hierarchy.app_added(leaf, &app.user);
             }
-            self.apps.insert(id, app);
-            self.start_attempt(id, now, fx)?;
+            let live = app.attempts.last().filter(|a| !a.state.is_final()).map(|a| (a.id, a.state));
+            match live {
+                // The last attempt ended but its successor was never stored.
+                None => {
+                    app.state = AppState::Submitted;
+                    self.apps.insert(id, app);
+                    self.start_attempt(id, now, fx)?;
+                }
+                // Still waiting for its AM container: ask again.
+                Some((_, AttemptState::New | AttemptState::Submitted | AttemptState::Scheduled)) => {
+                    app.state = AppState::Accepted;
+                    app.am_ask_since = Some(now);
+                    app.diagnostics = scheduler::waiting_for_am_node(app.am_resource);
+                    if let Some(attempt) = app.attempts.last_mut() {
+                        attempt.state = AttemptState::Scheduled;
+                    }
+                    self.apps.insert(id, app);
+                    self.sync_pending(id);
+                }
+                // Its AM container was allocated: the AM (if it runs) registers again; if it
+                // never does, AM expiry fails the attempt as usual.
+                Some((attempt_id, _)) => {
+                    app.state = AppState::Accepted;
+                    if let Some(attempt) = app.attempts.last_mut() {
+                        attempt.last_heartbeat = now;
+                    }
+                    self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt_id);
+                    self.apps.insert(id, app);
+                }
+            }
         }
         self.completed_order.make_contiguous().sort_by_key(|id| self.apps[id].finish_time);
+        self.known_nodes = state.nodes.into_iter().map(|n| n.id).collect();
+        if !self.known_nodes.is_empty() {
+            let until = now + 2 * self.cfg.nm_heartbeat_interval_ms;
+            self.recovery = Some(RecoveryWait { awaiting: self.known_nodes.clone(), until });
+            tracing::info!(
+                nodes = self.known_nodes.len(),
+                until,
+                "scheduling paused until the known NodeManagers re-register"
+            );
+        }
         self.pending.stale = true;
         self.after_step(now, fx);
         Ok(())
+    }
+
+    /// Whether scheduling still waits for NodeManagers to re-register after a recovery; ends
+    /// the wait once they all have or its time is up.
+    fn awaiting_nodes(&mut self, now: Millis) -> bool {
+        let Some(wait) = &self.recovery else { return false };
+        if !wait.awaiting.is_empty() && now < wait.until {
+            return true;
+        }
+        if !wait.awaiting.is_empty() {
+            tracing::warn!(missing = ?wait.awaiting, "scheduling resumes without every known NodeManager");
+        } else {
+            tracing::info!("every known NodeManager re-registered; scheduling resumes");
+        }
+        self.recovery = None;
+        false
+    }
+
+    /// Is scheduling paused for recovery? (For views.)
+    pub fn recovering(&self) -> bool {
+        self.recovery.is_some()
     }
 
     pub fn handle(&mut self, event: Event, now: Millis, fx: &mut impl Effects) {
@@ -495,7 +569,9 @@ impl Core {
     /// Scheduling runs after every event, so demand or capacity that appears is served at once
     /// rather than on the next node heartbeat.
     fn after_step(&mut self, now: Millis, fx: &mut impl Effects) {
-        self.schedule(now, fx);
+        if !self.awaiting_nodes(now) {
+            self.schedule(now, fx);
+        }
         if cfg!(any(test, debug_assertions))
             && let Err(violation) = self.check_invariants()
         {
@@ -517,7 +593,14 @@ impl Core {
         let id = ctx
             .application_id
             .ok_or(CoreError::InvalidSubmission { field: "application-id", message: "is required".into() })?;
-        if id.cluster_ts != self.cfg.cluster_ts || id.seq == 0 || id.seq >= self.next_app_seq {
+        // Ids an earlier incarnation issued are accepted too: a client that got its id just
+        // before a failover submits it to the new active.
+        let issued = if id.cluster_ts == self.cfg.cluster_ts {
+            id.seq < self.next_app_seq
+        } else {
+            id.cluster_ts < self.cfg.cluster_ts
+        };
+        if !issued || id.seq == 0 {
             return Err(CoreError::AppIdNotIssued(id));
         }
         if self.apps.contains_key(&id) {
@@ -1159,7 +1242,20 @@ impl Core {
         self.resize_cluster();
         self.topology.place_node(&req.node_id, previous_rack.as_deref(), &rack);
         self.node_expiry.push(now + self.cfg.nm_expiry_ms + 1, req.node_id.clone());
-        tracing::info!(node = %req.node_id, total = %req.total, %rack, "node registered");
+        let node_id = self.nodes.get_key_value(&req.node_id).map_or(req.node_id.clone(), |(id, _)| id.clone());
+        for report in req.containers.into_iter().filter(|c| c.state != NmContainerState::Complete) {
+            if !self.containers.contains_key(&report.container_id) {
+                self.adopt_container(&node_id, &report, now, fx);
+            }
+        }
+        if self.known_nodes.insert(node_id.clone()) {
+            let http_address = self.nodes.get(&node_id).map(|n| n.http_address.clone()).unwrap_or_default();
+            fx.persist(StoreOp::PutNode(NodeRecord { id: node_id.clone(), http_address }));
+        }
+        if let Some(wait) = &mut self.recovery {
+            wait.awaiting.remove(&node_id);
+        }
+        tracing::info!(node = %node_id, total = %req.total, %rack, "node registered");
         Ok(RegisterNodeResponse {
             action: NodeAction::Normal,
             container_token_keys: vec![self.cfg.container_token_key.clone()],
@@ -1243,7 +1339,9 @@ impl Core {
         let live_here = self.containers.get(&id).is_some_and(|c| &c.node_id == node);
         match report.state {
             NmContainerState::Complete => {
-                if live_here {
+                // A container of an earlier incarnation that ended during the failover: its AM
+                // still has to hear about it.
+                if live_here || (!self.containers.contains_key(&id) && self.adopt_container(node, &report, now, fx)) {
                     self.complete_container(id, report.exit_status, &report.diagnostics, now, fx, None);
                 }
                 response.acked_completed.push(id);
@@ -1272,6 +1370,90 @@ impl Core {
 
     // -----------------------------------------------------------------------------------------
     // Containers.
+
+    /// Takes over a container an earlier RM incarnation allocated, as its NM reports it: charged
+    /// to its node, app and queue as if allocated now. Only containers of an older epoch whose
+    /// attempt is still live here and that this incarnation has not seen before qualify (one
+    /// released here, e.g. on a lost node, stays released). Returns whether it was adopted.
+    fn adopt_container(
+        &mut self,
+        node_id: &NodeId,
+        report: &ContainerReport,
+        now: Millis,
+        fx: &mut impl Effects,
+    ) -> bool {
+        let id = report.container_id;
+        let resource = report.resource;
+        let running = report.state != NmContainerState::Complete;
+        if id.epoch >= self.cfg.epoch {
+            return false;
+        }
+        let Some(node) = self.nodes.get(node_id) else { return false };
+        // A completed container is released right away, so only a running one needs room.
+        if running && !node.free().fits(&resource) {
+            tracing::warn!(container = %id, node = %node_id, %resource, "cannot adopt a container: its node is full");
+            return false;
+        }
+        let http = node.http_address.clone();
+        let Some(app) = self.apps.get_mut(&id.app()) else { return false };
+        let Some(attempt) = app.attempts.last_mut().filter(|a| a.id == id.attempt && !a.state.is_final()) else {
+            return false;
+        };
+        if app.container_history.contains_key(&id) {
+            return false;
+        }
+        let is_am = attempt.am_container == Some(id);
+        let token = self.container_signer.sign(&ContainerToken {
+            container_id: id,
+            node_id: node_id.clone(),
+            user: app.user.clone(),
+            resource,
+            expires_at: now + self.cfg.container_allocation_expiry_ms,
+            key_id: self.cfg.container_token_key.key_id,
+            rm_epoch: id.epoch,
+        });
+        app.used += resource;
+        if let Some(leaf) = app.queue_index {
+            self.hierarchy.charge(leaf, &app.user, resource, is_am);
+        }
+        app.containers.insert(id);
+        app.container_history.insert(
+            id,
+            ContainerHistory {
+                id,
+                node_id: node_id.clone(),
+                node_http_address: http,
+                resource,
+                priority: 0,
+                allocated_at: now,
+                finished_at: None,
+                exit_status: None,
+                diagnostics: String::new(),
+            },
+        );
+        self.update_node(node_id, |node| {
+            node.used += resource;
+            node.containers.insert(id);
+        });
+        self.cluster_used += resource;
+        let mut rc = RmContainer {
+            id,
+            node_id: node_id.clone(),
+            resource,
+            priority: 0,
+            state: ContainerState::New,
+            is_am,
+            allocated_at: now,
+            token,
+        };
+        let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
+        let _ = transition(&mut rc.state, ContainerState::Running, &id);
+        self.containers.insert(id, rc);
+        fx.observe(Observation::ContainerRecovered);
+        tracing::info!(container = %id, node = %node_id, %resource, is_am, running, "container recovered from an earlier ResourceManager");
+        self.sync_pending(id.app());
+        true
+    }
 
     /// Removes a live container: frees its resources, tells its AM, and, if `stop_with` is given,
     /// asks its NM to stop it. An AM container's completion ends its attempt.
@@ -1533,7 +1715,10 @@ impl Core {
     // Timers.
 
     fn tick(&mut self, now: Millis, fx: &mut impl Effects) {
-        self.preemption_tick(now, fx);
+        // Usage is incomplete until the known nodes have re-registered with their containers.
+        if self.recovery.is_none() {
+            self.preemption_tick(now, fx);
+        }
         for id in self.node_expiry.pop_due(now) {
             let Some(node) = self.nodes.get(&id) else { continue };
             if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
@@ -1623,6 +1808,9 @@ impl Core {
             self.complete_container(c, exit_status::ABORTED, "Container released on a *lost* node", now, fx, None);
         }
         self.resize_cluster();
+        if self.known_nodes.remove(id) {
+            fx.persist(StoreOp::RemoveNode(id.clone()));
+        }
         fx.observe(Observation::NodeLost);
     }
 }

@@ -13,7 +13,6 @@ use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resourc
 
 use super::*;
 use crate::queues::QueuesConfig;
-use crate::store::{MemoryStore, StateStore};
 
 pub(super) fn config() -> CoreConfig {
     CoreConfig::for_tests()
@@ -547,50 +546,6 @@ fn heartbeats_ack_completions_and_clean_up_unknown_containers() {
     assert_eq!(r.containers_to_cleanup, vec![stranger]);
     assert_eq!(r.acked_completed, vec![ContainerId { seq: 9, ..stranger }]);
     assert_eq!(env.core.container(&launch.container_id).unwrap().state, weft_common::states::ContainerState::Running);
-}
-
-#[tokio::test]
-async fn restart_lists_finished_apps_and_gives_unfinished_apps_a_new_attempt() {
-    let store = MemoryStore::new();
-    let epoch = store.claim_epoch("rm1").await.unwrap();
-    let mut env = Env::new();
-    env.core.cfg.epoch = epoch;
-    env.add_node("n1", 4096, 4);
-    let (done_app, launch) = env.running_app();
-    let req = env.req();
-    let finish = FinishAmRequest {
-        final_status: FinalStatus::Succeeded,
-        diagnostics: String::new(),
-        tracking_url: String::new(),
-    };
-    env.step(Event::AmFinish { req, attempt: launch.container_id.attempt, request: finish });
-    let (running_app, _) = env.running_app();
-    let ops = env.fx.take_persisted();
-    store.apply(epoch, &ops).await.unwrap();
-
-    // A new RM incarnation.
-    let epoch2 = store.claim_epoch("rm1").await.unwrap();
-    let mut cfg = config();
-    cfg.cluster_ts = 2_000;
-    cfg.epoch = epoch2;
-    let mut core = Core::new(cfg).unwrap();
-    let mut fx = RecordingEffects::default();
-    core.recover(store.load().await.unwrap(), 50_000, &mut fx).unwrap();
-    assert_eq!(core.app(done_app).unwrap().state, AppState::Finished);
-    assert_eq!(core.app(done_app).unwrap().final_status, FinalStatus::Succeeded);
-    let app = core.app(running_app).unwrap();
-    assert_eq!(app.state, AppState::Accepted);
-    assert_eq!(app.attempts.len(), 2);
-    assert_eq!(app.attempts[0].state, AttemptState::Failed);
-    assert!(!app.attempts[0].counts_as_failure);
-    store.apply(epoch2, &fx.take_persisted()).await.unwrap();
-    // Ids issued by the new incarnation do not collide with recovered ones.
-    let req = 1;
-    core.handle(Event::NewApplication { req }, 50_000, &mut fx);
-    let Reply::NewApplication(Ok(n)) = fx.take_reply(req) else { panic!() };
-    assert_eq!(n.application_id.cluster_ts, 2_000);
-    // The old epoch is fenced off.
-    assert!(store.apply(epoch, &[StoreOp::RemoveApp(done_app)]).await.is_err());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ pub struct RmConfig {
     /// Directory for the embedded state store.
     pub data_dir: PathBuf,
     pub store: StoreConfig,
+    /// Active/standby high availability (off: this RM is the only one and active at once).
+    pub ha: HaConfig,
     pub scheduler: SchedulerConfig,
     pub nodemanagers: NodeManagersConfig,
     pub applications: ApplicationsConfig,
@@ -26,15 +28,49 @@ pub struct RmConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "kind")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", rename_all_fields = "kebab-case", tag = "kind")]
 pub enum StoreConfig {
     /// SQLite file (default `<data-dir>/rm-state.db`).
     Sqlite {
         #[serde(default)]
         path: Option<PathBuf>,
     },
+    /// PostgreSQL: what an HA pair shares. Put the password in the URL through the
+    /// `WEFT_RM__STORE__URL` environment variable rather than in the file.
+    Postgres {
+        /// `postgres://user:password@host:5432/database`.
+        url: String,
+        #[serde(default = "default_postgres_connections")]
+        max_connections: u32,
+    },
     /// Nothing survives a restart; for tests and demos.
     Memory,
+}
+
+fn default_postgres_connections() -> u32 {
+    4
+}
+
+/// Leader election through the state store: the RM holding the store's lease is active, the
+/// others are standby. Failover takes at most `lease-ms` plus `renew-interval-ms` plus the
+/// recovery itself (loading the store and waiting for NodeManagers, at most two heartbeats).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct HaConfig {
+    pub enabled: bool,
+    /// Every RM's web address (`http://host:port`), handed to AMs so they can fail over. This
+    /// RM's own address is added if missing.
+    pub rm_addresses: Vec<String>,
+    /// How long a lease lasts without renewal: a silent active is replaced after this long.
+    pub lease_ms: u64,
+    /// How often the active renews its lease and a standby tries to take it.
+    pub renew_interval_ms: u64,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        Self { enabled: false, rm_addresses: Vec::new(), lease_ms: 1500, renew_interval_ms: 250 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +137,7 @@ impl Default for RmConfig {
             hostname: "127.0.0.1".into(),
             data_dir: PathBuf::from("weft-data/rm"),
             store: StoreConfig::Sqlite { path: None },
+            ha: HaConfig::default(),
             scheduler: SchedulerConfig::default(),
             nodemanagers: NodeManagersConfig::default(),
             applications: ApplicationsConfig::default(),
@@ -168,6 +205,34 @@ impl RmConfig {
                 "nodemanagers.expiry-ms",
                 format!("must exceed heartbeat-interval-ms ({})", self.nodemanagers.heartbeat_interval_ms),
             ));
+        }
+        if self.ha.enabled {
+            if self.store == StoreConfig::Memory {
+                return Err(invalid(
+                    "store.kind",
+                    "HA needs a store the RMs share (postgres, or sqlite on one host)".into(),
+                ));
+            }
+            if self.ha.renew_interval_ms == 0 || self.ha.lease_ms < 2 * self.ha.renew_interval_ms {
+                return Err(invalid(
+                    "ha.lease-ms",
+                    format!(
+                        "must be at least twice ha.renew-interval-ms ({}), and the interval positive",
+                        self.ha.renew_interval_ms
+                    ),
+                ));
+            }
+        }
+        if let Some(bad) = self.ha.rm_addresses.iter().find(|a| !a.starts_with("http://")) {
+            return Err(invalid("ha.rm-addresses", format!("{bad:?} is not an http:// URL")));
+        }
+        if let StoreConfig::Postgres { url, max_connections } = &self.store {
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                return Err(invalid("store.url", "must be a postgres:// URL".into()));
+            }
+            if *max_connections == 0 {
+                return Err(invalid("store.max-connections", "must be at least 1".into()));
+            }
         }
         if self.tick_interval_ms == 0 {
             return Err(invalid("tick-interval-ms", "must be positive".into()));

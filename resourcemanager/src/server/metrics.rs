@@ -41,6 +41,13 @@ pub(super) struct RmMetrics {
     nodes_lost: Counter,
     preemptions_marked: Counter,
     containers_preempted: Counter,
+    containers_recovered: Counter,
+    /// 1 while this RM is the active one, 0 while standby.
+    pub(super) ha_active: Gauge,
+    /// Fencing epoch of this RM's current (or last) term as the active.
+    pub(super) ha_epoch: Gauge,
+    /// Times this RM became the active one.
+    pub(super) ha_became_active: Counter,
     allocation_latency: Family<KindLabel, Histogram>,
 }
 
@@ -66,6 +73,10 @@ impl RmMetrics {
             nodes_lost: Counter::default(),
             preemptions_marked: Counter::default(),
             containers_preempted: Counter::default(),
+            containers_recovered: Counter::default(),
+            ha_active: Gauge::default(),
+            ha_epoch: Gauge::default(),
+            ha_became_active: Counter::default(),
             allocation_latency: Family::new_with_constructor(latency_histogram),
         };
         let r = registry.sub_registry_with_prefix("weft_rm");
@@ -91,6 +102,14 @@ impl RmMetrics {
             "Containers killed by preemption after the grace period",
             m.containers_preempted.clone(),
         );
+        r.register(
+            "containers_recovered",
+            "Running containers of an earlier active RM taken over after a failover or restart",
+            m.containers_recovered.clone(),
+        );
+        r.register("ha_active", "1 while this RM is the active one, 0 while standby", m.ha_active.clone());
+        r.register("ha_epoch", "Fencing epoch of this RM's current or last term as the active", m.ha_epoch.clone());
+        r.register("ha_became_active", "Times this RM became the active one", m.ha_became_active.clone());
         r.register("allocation_latency_seconds", "Time from an ask to its allocation", m.allocation_latency.clone());
         m
     }
@@ -117,6 +136,9 @@ impl RmMetrics {
             }
             Observation::ContainerPreempted => {
                 self.containers_preempted.inc();
+            }
+            Observation::ContainerRecovered => {
+                self.containers_recovered.inc();
             }
         }
     }

@@ -37,6 +37,7 @@ pub(super) struct ServerState {
     pub(super) registry: Arc<Registry>,
     pub(super) started_on: u64,
     pub(super) epoch: u32,
+    pub(super) ha_enabled: bool,
     pub(super) store_name: &'static str,
     pub(super) rm_address: String,
     /// The queues file `weft queue reload` re-reads (None: FIFO without a file).
@@ -236,7 +237,11 @@ async fn cluster_info(State(s): State<ServerState>) -> Response {
             resource_manager_version: env!("CARGO_PKG_VERSION").into(),
             resource_manager_build_version: format!("weft {}", env!("CARGO_PKG_VERSION")),
             resource_manager_version_built_on: String::new(),
-            ha_zoo_keeper_connection_state: "ResourceManager HA is not enabled.".into(),
+            ha_zoo_keeper_connection_state: if s.ha_enabled {
+                super::ha::ELECTION_DESCRIPTION.into()
+            } else {
+                "ResourceManager HA is not enabled.".into()
+            },
             rm_epoch: s.epoch,
         },
     })

@@ -2,7 +2,8 @@
 //!
 //! What is stored mirrors YARN's RM state store: per app the submission (user, queue, AM launch
 //! context, limits), its latest durable state and outcome; per attempt its AM container, node,
-//! state and outcome. Nodes and containers are not stored; they are rebuilt from NodeManagers.
+//! state and outcome. Containers are not stored; they are rebuilt from NodeManagers. Of nodes only
+//! the id and address are kept (see [`NodeRecord`]), and the token signing keys ([`MasterKeys`]).
 //!
 //! Fencing: every RM incarnation first calls [`StateStore::claim_epoch`], which bumps a single
 //! `rm_epoch` row and returns the new value. Every [`StateStore::apply`] runs in one transaction
@@ -22,14 +23,17 @@
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use weft_common::protocol::ContainerLaunchContext;
-use weft_common::token::MasterKey;
 use weft_common::states::{AppState, AttemptState, FinalStatus};
+use weft_common::token::MasterKey;
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
 pub mod memory;
+pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +144,8 @@ pub enum StoreError {
 }
 
 /// Durable storage of RM state. Implementations: [`SqliteStore`] (embedded default),
-/// [`MemoryStore`] (tests and the simulator). Object-safe so the server can hold `Arc<dyn StateStore>`.
+/// [`PostgresStore`] (a database server the RMs of an HA pair share), [`MemoryStore`] (tests and
+/// the simulator). Object-safe so the server can hold `Arc<dyn StateStore>`.
 pub trait StateStore: Send + Sync + 'static {
     /// Short name shown in `/ws/v1/cluster/info` (`rmStateStoreName`).
     fn name(&self) -> &'static str;
@@ -200,12 +205,4 @@ pub(crate) fn master_keys_from_rows(rows: Vec<(String, u32, String)>) -> Result<
         (Some(container_token), Some(am_token)) => Ok(Some(MasterKeys { container_token, am_token })),
         _ => Err(StoreError::Corrupt("master_keys: one of container-token and am-token is missing".into())),
     }
-}
-
-/// Parses a text column holding the `Display` form of `T`, naming table, row and column on error.
-pub(crate) fn parse_column<T: std::str::FromStr>(table: &str, row: &str, column: &str, text: &str) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| StoreError::Corrupt(format!("{table} row {row}, column {column}: {e}")))
 }

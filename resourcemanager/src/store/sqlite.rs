@@ -9,26 +9,20 @@
 //! NFS). Each batch runs under `BEGIN IMMEDIATE`, which takes the write lock before the epoch is
 //! read, so no other RM can claim the store between the fencing check and the writes.
 
-use std::fmt::Display;
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use sqlx::Row;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Decode, Row, Sqlite, Type};
-use weft_common::Resource;
 
-use super::{
-    AppRecord, AttemptRecord, LeaseOutcome, NodeRecord, RecoveredState, StateStore, StoreError, StoreOp,
-    master_key_rows, master_keys_from_rows, parse_column,
-};
+use super::sql::{StoreRow, attempt_write_error, now_millis, recovered_state, to_bigint, to_json};
+use super::{AppRecord, AttemptRecord, LeaseOutcome, RecoveredState, StateStore, StoreError, StoreOp, master_key_rows};
 
 /// The schema migrations embedded in the binary. Public so tests can check them against the folder.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -190,7 +184,7 @@ impl SqliteStore {
     }
 
     async fn acquire(&self, holder: &str, lease_ms: u64) -> Result<LeaseOutcome, StoreError> {
-        let lease_ms = to_sql_int(lease_ms, "lease_ms")?;
+        let lease_ms = to_bigint(lease_ms, "lease_ms")?;
         // IMMEDIATE: the check and the bump happen under the write lock.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let acquired: Option<u32> =
@@ -207,7 +201,7 @@ impl SqliteStore {
     }
 
     async fn renew(&self, epoch: u32, lease_ms: u64) -> Result<bool, StoreError> {
-        let lease_ms = to_sql_int(lease_ms, "lease_ms")?;
+        let lease_ms = to_bigint(lease_ms, "lease_ms")?;
         let done = sqlx::query(RENEW_LEASE).bind(epoch).bind(lease_ms).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
     }
@@ -256,28 +250,15 @@ impl SqliteStore {
     }
 
     async fn load_all(&self) -> Result<RecoveredState, StoreError> {
-        // One read transaction, so both tables come from the same snapshot even while another RM
+        // One read transaction, so all tables come from the same snapshot even while another RM
         // writes.
         let mut tx = self.pool.begin().await?;
-        let app_rows = sqlx::query(SELECT_APPS).fetch_all(&mut *tx).await?;
-        let attempt_rows = sqlx::query(SELECT_ATTEMPTS).fetch_all(&mut *tx).await?;
-        let node_rows: Vec<(String, String)> = sqlx::query_as(SELECT_NODES).fetch_all(&mut *tx).await?;
-        let key_rows: Vec<(String, u32, String)> = sqlx::query_as(SELECT_MASTER_KEYS).fetch_all(&mut *tx).await?;
+        let apps = sqlx::query(SELECT_APPS).fetch_all(&mut *tx).await?;
+        let attempts = sqlx::query(SELECT_ATTEMPTS).fetch_all(&mut *tx).await?;
+        let nodes = sqlx::query(SELECT_NODES).fetch_all(&mut *tx).await?;
+        let keys = sqlx::query(SELECT_MASTER_KEYS).fetch_all(&mut *tx).await?;
         tx.commit().await?;
-
-        let mut apps = app_rows.iter().map(app_from_row).collect::<Result<Vec<_>, _>>()?;
-        let mut attempts = attempt_rows.iter().map(attempt_from_row).collect::<Result<Vec<_>, _>>()?;
-        // Sorted here rather than by SQL: the ids' text order is wrong once a sequence number
-        // outgrows its zero padding (`_10000` sorts before `_9999`).
-        apps.sort_by_key(|app| app.id);
-        attempts.sort_by_key(|attempt| attempt.id);
-        let mut nodes = node_rows
-            .into_iter()
-            .map(|(id, http_address)| Ok(NodeRecord { id: parse_column("nodes", &id, "id", &id)?, http_address }))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        let master_keys = master_keys_from_rows(key_rows)?;
-        Ok(RecoveredState { apps, attempts, nodes, master_keys })
+        recovered_state(&apps, &attempts, &nodes, &keys)
     }
 }
 
@@ -325,11 +306,11 @@ async fn put_app(conn: &mut SqliteConnection, epoch: u32, app: &AppRecord) -> Re
         .bind(to_json(&app.tags)?)
         .bind(app.priority)
         .bind(app.max_attempts)
-        .bind(to_sql_int(app.am_resource.memory_mb, "am_memory_mb")?)
+        .bind(to_bigint(app.am_resource.memory_mb, "am_memory_mb")?)
         .bind(app.am_resource.vcores)
         .bind(to_json(&app.launch_context)?)
-        .bind(to_sql_int(app.submit_time, "submit_time")?)
-        .bind(app.finish_time.map(|t| to_sql_int(t, "finish_time")).transpose()?)
+        .bind(to_bigint(app.submit_time, "submit_time")?)
+        .bind(app.finish_time.map(|t| to_bigint(t, "finish_time")).transpose()?)
         .bind(app.state.as_str())
         .bind(app.final_status.as_str())
         .bind(&app.diagnostics)
@@ -348,124 +329,23 @@ async fn put_attempt(conn: &mut SqliteConnection, epoch: u32, attempt: &AttemptR
         .bind(attempt.am_container.map(|id| id.to_string()))
         .bind(attempt.node_id.as_ref().map(|id| id.to_string()))
         .bind(&attempt.node_http_address)
-        .bind(to_sql_int(attempt.start_time, "start_time")?)
-        .bind(attempt.finish_time.map(|t| to_sql_int(t, "finish_time")).transpose()?)
+        .bind(to_bigint(attempt.start_time, "start_time")?)
+        .bind(attempt.finish_time.map(|t| to_bigint(t, "finish_time")).transpose()?)
         .bind(&attempt.diagnostics)
         .bind(attempt.am_exit_status)
         .bind(epoch)
         .execute(conn)
         .await
-        .map_err(|error| match error {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Corrupt(format!(
-                "attempt {} refers to application {}, which is not in the store",
-                attempt.id, attempt.id.app
-            )),
-            other => other.into(),
-        })?;
+        .map_err(|error| attempt_write_error(error, attempt))?;
     Ok(())
 }
 
-fn app_from_row(row: &SqliteRow) -> Result<AppRecord, StoreError> {
-    let row = RowReader::new(row, "applications")?;
-    Ok(AppRecord {
-        id: row.parse("id")?,
-        user: row.get("user_name")?,
-        queue: row.get("queue")?,
-        name: row.get("name")?,
-        application_type: row.get("application_type")?,
-        tags: row.json("tags")?,
-        priority: row.get("priority")?,
-        max_attempts: row.get("max_attempts")?,
-        am_resource: Resource::new(row.get("am_memory_mb")?, row.get("am_vcores")?),
-        launch_context: row.json("launch_context")?,
-        submit_time: row.get("submit_time")?,
-        finish_time: row.get("finish_time")?,
-        state: row.parse("state")?,
-        final_status: row.parse("final_status")?,
-        diagnostics: row.get("diagnostics")?,
-    })
-}
-
-fn attempt_from_row(row: &SqliteRow) -> Result<AttemptRecord, StoreError> {
-    let row = RowReader::new(row, "app_attempts")?;
-    Ok(AttemptRecord {
-        id: row.parse("id")?,
-        state: row.parse("state")?,
-        am_container: row.parse_optional("am_container")?,
-        node_id: row.parse_optional("node_id")?,
-        node_http_address: row.get("node_http_address")?,
-        start_time: row.get("start_time")?,
-        finish_time: row.get("finish_time")?,
-        diagnostics: row.get("diagnostics")?,
-        am_exit_status: row.get("am_exit_status")?,
-    })
-}
-
-/// Decodes the columns of one row, naming table, row id and column in every error.
-struct RowReader<'r> {
-    row: &'r SqliteRow,
-    table: &'static str,
-    id: String,
-}
-
-impl<'r> RowReader<'r> {
-    fn new(row: &'r SqliteRow, table: &'static str) -> Result<Self, StoreError> {
-        let id =
-            row.try_get("id").map_err(|e| StoreError::Corrupt(format!("{table} row with an unreadable id: {e}")))?;
-        Ok(RowReader { row, table, id })
+impl StoreRow for SqliteRow {
+    fn text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
     }
 
-    fn corrupt(&self, column: &str, reason: impl Display) -> StoreError {
-        StoreError::Corrupt(format!("{} row {}, column {column}: {reason}", self.table, self.id))
+    fn int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column)
     }
-
-    /// Also checks ranges: a negative or oversized integer fails to decode into an unsigned type.
-    fn get<T>(&self, column: &str) -> Result<T, StoreError>
-    where
-        T: for<'v> Decode<'v, Sqlite> + Type<Sqlite>,
-    {
-        self.row.try_get(column).map_err(|e| self.corrupt(column, e))
-    }
-
-    /// A column holding the `Display` form of `T` (ids, state names).
-    fn parse<T: FromStr>(&self, column: &str) -> Result<T, StoreError>
-    where
-        T::Err: Display,
-    {
-        self.parse_text(column, &self.get::<String>(column)?)
-    }
-
-    fn parse_optional<T: FromStr>(&self, column: &str) -> Result<Option<T>, StoreError>
-    where
-        T::Err: Display,
-    {
-        self.get::<Option<String>>(column)?.map(|text| self.parse_text(column, &text)).transpose()
-    }
-
-    fn parse_text<T: FromStr>(&self, column: &str, text: &str) -> Result<T, StoreError>
-    where
-        T::Err: Display,
-    {
-        text.parse().map_err(|e| self.corrupt(column, e))
-    }
-
-    fn json<T: DeserializeOwned>(&self, column: &str) -> Result<T, StoreError> {
-        serde_json::from_str(&self.get::<String>(column)?).map_err(|e| self.corrupt(column, e))
-    }
-}
-
-fn to_json(value: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)).into())
-}
-
-/// SQLite integers are signed 64-bit; refuse the `u64`s that would not read back as themselves.
-fn to_sql_int(value: u64, column: &str) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| {
-        sqlx::Error::Encode(format!("{column} value {value} exceeds the largest SQLite integer").into()).into()
-    })
-}
-
-/// For `rm_epoch.claimed_at`, which only informs operators: a clock before 1970 records 0.
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
 }

@@ -217,7 +217,10 @@ impl Cluster {
         if rm.expected_dead {
             return None;
         }
-        http_json("GET", &format!("{}/ws/v1/ha/state", rm.http_address), None).ok().map(|(_, v)| v)
+        // Short: a paused RM accepts the connection but never answers.
+        let url = format!("{}/ws/v1/ha/state", rm.http_address);
+        let (_, _, text) = http_with_timeout("GET", &url, None, "", Duration::from_secs(1)).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// Waits until some RM is active and returns its index.
@@ -540,11 +543,22 @@ pub fn http_full(
     body: Option<&str>,
     content_type: &str,
 ) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
+    http_with_timeout(method, url, body, content_type, Duration::from_secs(30))
+}
+
+/// [`http_full`] giving up after `timeout` without an answer (e.g. from a paused process).
+pub fn http_with_timeout(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    content_type: &str,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Vec<(String, String)>, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").context("http:// URL")?;
     let (host, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
     let mut stream = std::net::TcpStream::connect(host).with_context(|| format!("connecting to {host}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(timeout))?;
     let body = body.unwrap_or("");
     write!(
         stream,

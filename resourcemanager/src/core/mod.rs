@@ -1314,8 +1314,12 @@ impl Core {
             for report in req.containers {
                 let id = report.container_id;
                 let running = matches!(report.state, NmContainerState::New | NmContainerState::Running);
-                if running && !node.containers.contains(&id) {
+                // One of an earlier epoch may be an allocation its AM started only after the
+                // failover: it is looked at (and maybe adopted) below.
+                if running && !node.containers.contains(&id) && id.epoch >= self.cfg.epoch {
                     response.containers_to_cleanup.push(id);
+                } else if running && !node.containers.contains(&id) {
+                    news.push(report);
                 } else if !running || node.launching.remove(&id) || !report.diagnostics.is_empty() {
                     news.push(report);
                 }
@@ -1347,7 +1351,8 @@ impl Core {
                 response.acked_completed.push(id);
             }
             NmContainerState::New | NmContainerState::Running => {
-                if !live_here {
+                let adopted = !self.containers.contains_key(&id) && self.adopt_container(node, &report, now, fx);
+                if !live_here && !adopted {
                     response.containers_to_cleanup.push(id);
                     return;
                 }

@@ -175,3 +175,30 @@ async fn an_application_id_from_the_previous_incarnation_can_be_submitted() {
     let from_the_future = ApplicationId::new(env.core.cfg.cluster_ts + 1, 1);
     assert!(matches!(env.submit_with(Env::context(from_the_future)), Err(CoreError::AppIdNotIssued(_))));
 }
+
+#[tokio::test]
+async fn a_container_its_am_starts_after_the_failover_is_adopted_from_a_heartbeat() {
+    let store = MemoryStore::new();
+    let mut env = Env::new();
+    env.core.cfg.epoch = store.claim_epoch("rm1").await.unwrap();
+    let node = env.add_node("n1", 4096, 4);
+    let (_, launch) = env.running_app();
+    let attempt = launch.container_id.attempt;
+    let got = env.allocate(attempt, AllocateRequest { asks: vec![ask(1, 512, 1)], ..Default::default() });
+    let late = got.unwrap().unwrap().allocated[0].id;
+    persist(&store, &mut env).await;
+
+    let mut env = take_over(&store, 60_000).await;
+    let am = report(launch.container_id, Resource::new(256, 1), NmContainerState::Running);
+    register(&mut env, &node, Resource::new(4096, 4), vec![am.clone()]);
+    // The AM starts the container it was given before the failover only now.
+    let started = report(late, Resource::new(512, 1), NmContainerState::Running);
+    let response = env.heartbeat(&node, vec![am, started]);
+    assert!(response.containers_to_cleanup.is_empty(), "{response:?}");
+    assert!(env.core.container(&late).is_some());
+    assert_eq!(env.core.cluster_used(), Resource::new(768, 2));
+    // A container of this epoch that the core does not know is still cleaned up.
+    let stray = ContainerId { epoch: env.core.cfg.epoch, seq: 99, ..late };
+    let response = env.heartbeat(&node, vec![report(stray, Resource::new(128, 1), NmContainerState::Running)]);
+    assert_eq!(response.containers_to_cleanup, vec![stray]);
+}

@@ -235,10 +235,13 @@ pub(crate) async fn elect(
                     ctx.metrics.ha_active.set(0);
                     match outcome {
                         ActiveOutcome::Shutdown => return,
-                        ActiveOutcome::HandedOver => hold_off_until = Some(Instant::now() + 2 * lease),
+                        // Long enough for a standby (trying every interval) to take the lease
+                        // first; short, so a handover back soon after still finds an RM to take it.
+                        ActiveOutcome::HandedOver => hold_off_until = Some(Instant::now() + 2 * interval),
+                        // Try again after the usual interval, so a term that cannot start (say,
+                        // an invalid queues file) is not retried in a tight loop.
                         ActiveOutcome::Lost => {}
                     }
-                    continue;
                 }
                 Ok(Ok(LeaseOutcome::HeldBy { holder, epoch })) => {
                     last_error = None;

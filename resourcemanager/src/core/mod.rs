@@ -1314,13 +1314,12 @@ impl Core {
             for report in req.containers {
                 let id = report.container_id;
                 let running = matches!(report.state, NmContainerState::New | NmContainerState::Running);
-                // One of an earlier epoch may be an allocation its AM started only after the
-                // failover: it is looked at (and maybe adopted) below.
-                if running && !node.containers.contains(&id) && id.epoch >= self.cfg.epoch {
+                let known = node.containers.contains(&id);
+                // An unknown one of an earlier epoch may be an allocation its AM started only
+                // after a failover: it is looked at (and maybe adopted) below.
+                if running && !known && id.epoch >= self.cfg.epoch {
                     response.containers_to_cleanup.push(id);
-                } else if running && !node.containers.contains(&id) {
-                    news.push(report);
-                } else if !running || node.launching.remove(&id) || !report.diagnostics.is_empty() {
+                } else if !running || !known || node.launching.remove(&id) || !report.diagnostics.is_empty() {
                     news.push(report);
                 }
             }

@@ -63,7 +63,7 @@ pub(crate) struct CoreHandle {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the ResourceManager is shutting down")]
+#[error("this ResourceManager stopped being the active one (shutting down, or a failover)")]
 pub(crate) struct CoreGone;
 
 impl CoreHandle {

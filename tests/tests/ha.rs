@@ -169,6 +169,7 @@ fn a_paused_active_writes_nothing_once_resumed_and_steps_down() {
     assert_eq!(info["clusterInfo"]["haState"], "STANDBY");
     let (_, metrics) = weft_tests::http("GET", &format!("{old_url}/metrics"), None, "text/plain").unwrap();
     assert!(metrics.contains("weft_rm_ha_active 0"), "{metrics}");
+    assert!(metrics.contains("weft_rm_containers 0"), "a standby reports no cluster state: {metrics}");
 
     let apps = wait_all_final(&c, &ids, MINUTE);
     assert_all_succeeded_once(&c, &ids, &apps);

@@ -1398,61 +1398,26 @@ impl Core {
             tracing::warn!(container = %id, node = %node_id, %resource, "cannot adopt a container: its node is full");
             return false;
         }
-        let http = node.http_address.clone();
-        let Some(app) = self.apps.get_mut(&id.app()) else { return false };
-        let Some(attempt) = app.attempts.last_mut().filter(|a| a.id == id.attempt && !a.state.is_final()) else {
+        let Some(app) = self.apps.get(&id.app()) else { return false };
+        let Some(attempt) = app.attempts.last().filter(|a| a.id == id.attempt && !a.state.is_final()) else {
             return false;
         };
         if app.container_history.contains_key(&id) {
             return false;
         }
-        let is_am = attempt.am_container == Some(id);
-        let token = self.container_signer.sign(&ContainerToken {
-            container_id: id,
-            node_id: node_id.clone(),
-            user: app.user.clone(),
-            resource,
-            expires_at: now + self.cfg.container_allocation_expiry_ms,
-            key_id: self.cfg.container_token_key.key_id,
-            rm_epoch: id.epoch,
-        });
-        app.used += resource;
-        if let Some(leaf) = app.queue_index {
-            self.hierarchy.charge(leaf, &app.user, resource, is_am);
-        }
-        app.containers.insert(id);
-        app.container_history.insert(
-            id,
-            ContainerHistory {
-                id,
-                node_id: node_id.clone(),
-                node_http_address: http,
-                resource,
-                priority: 0,
-                allocated_at: now,
-                finished_at: None,
-                exit_status: None,
-                diagnostics: String::new(),
-            },
-        );
-        self.update_node(node_id, |node| {
-            node.used += resource;
-            node.containers.insert(id);
-        });
-        self.cluster_used += resource;
-        let mut rc = RmContainer {
+        let rc = RmContainer {
             id,
             node_id: node_id.clone(),
             resource,
+            // NMs do not report it; it only orders preemption victims.
             priority: 0,
             state: ContainerState::New,
-            is_am,
+            is_am: attempt.am_container == Some(id),
             allocated_at: now,
-            token,
+            token: container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now),
         };
-        let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
-        let _ = transition(&mut rc.state, ContainerState::Running, &id);
-        self.containers.insert(id, rc);
+        let is_am = rc.is_am;
+        self.add_container(rc, ContainerState::Running);
         fx.observe(Observation::ContainerRecovered);
         tracing::info!(container = %id, node = %node_id, %resource, is_am, running, "container recovered from an earlier ResourceManager");
         self.sync_pending(id.app());
@@ -1570,34 +1535,7 @@ impl Core {
         let Some(http) = self.nodes.get(node_id).map(|n| n.http_address.clone()) else { return };
         let id = ContainerId { attempt: attempt.id, epoch, seq: app.next_container_seq };
         app.next_container_seq += 1;
-        let token = self.container_signer.sign(&ContainerToken {
-            container_id: id,
-            node_id: node_id.clone(),
-            user: app.user.clone(),
-            resource,
-            expires_at: now + self.cfg.container_allocation_expiry_ms,
-            key_id: self.cfg.container_token_key.key_id,
-            rm_epoch: epoch,
-        });
-        app.used += resource;
-        if let Some(leaf) = app.queue_index {
-            self.hierarchy.charge(leaf, &app.user, resource, is_am);
-        }
-        app.containers.insert(id);
-        app.container_history.insert(
-            id,
-            ContainerHistory {
-                id,
-                node_id: node_id.clone(),
-                node_http_address: http.clone(),
-                resource,
-                priority,
-                allocated_at: now,
-                finished_at: None,
-                exit_status: None,
-                diagnostics: String::new(),
-            },
-        );
+        let token = container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now);
         if is_am {
             app.am_ask_since = None;
             if app.state == AppState::Accepted {
@@ -1641,14 +1579,8 @@ impl Core {
             });
         }
         fx.observe(Observation::ContainerAllocated { wait_ms: now.saturating_sub(asked_at), is_am });
-        self.update_node(node_id, |node| {
-            node.used += resource;
-            node.containers.insert(id);
-            node.launching.insert(id);
-        });
-        self.cluster_used += resource;
         self.counters.containers_allocated += 1;
-        let mut rc = RmContainer {
+        let rc = RmContainer {
             id,
             node_id: node_id.clone(),
             resource,
@@ -1658,10 +1590,48 @@ impl Core {
             allocated_at: now,
             token,
         };
-        let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
-        self.containers.insert(id, rc);
+        self.add_container(rc, ContainerState::Allocated);
         self.allocation_expiry.push(now + self.cfg.container_allocation_expiry_ms + 1, id);
         self.sync_pending(app_id);
+    }
+
+    /// Charges a new live container to its node, app, queue and user and the cluster, and
+    /// records it, moved from NEW to `state` (ALLOCATED: the NM has yet to report it).
+    fn add_container(&mut self, mut rc: RmContainer, state: ContainerState) {
+        let (id, resource) = (rc.id, rc.resource);
+        let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
+        if state != ContainerState::Allocated {
+            let _ = transition(&mut rc.state, state, &id);
+        }
+        let http = self.nodes.get(&rc.node_id).map(|n| n.http_address.clone()).unwrap_or_default();
+        if let Some(app) = self.apps.get_mut(&id.app()) {
+            app.used += resource;
+            if let Some(leaf) = app.queue_index {
+                self.hierarchy.charge(leaf, &app.user, resource, rc.is_am);
+            }
+            app.containers.insert(id);
+            let history = ContainerHistory {
+                id,
+                node_id: rc.node_id.clone(),
+                node_http_address: http,
+                resource,
+                priority: rc.priority,
+                allocated_at: rc.allocated_at,
+                finished_at: None,
+                exit_status: None,
+                diagnostics: String::new(),
+            };
+            app.container_history.insert(id, history);
+        }
+        self.update_node(&rc.node_id, |node| {
+            node.used += resource;
+            node.containers.insert(id);
+            if state == ContainerState::Allocated {
+                node.launching.insert(id);
+            }
+        });
+        self.cluster_used += resource;
+        self.containers.insert(id, rc);
     }
 
     /// Applies `f` to a node and keeps the free-capacity index in step: a node is indexed iff it
@@ -1817,6 +1787,27 @@ impl Core {
         }
         fx.observe(Observation::NodeLost);
     }
+}
+
+/// A signed token for container `id` on `node_id`, for its AM to start it (or the RM to stop it).
+fn container_token(
+    signer: &token::Signer,
+    cfg: &CoreConfig,
+    id: ContainerId,
+    node_id: &NodeId,
+    user: &str,
+    resource: Resource,
+    now: Millis,
+) -> String {
+    signer.sign(&ContainerToken {
+        container_id: id,
+        node_id: node_id.clone(),
+        user: user.to_owned(),
+        resource,
+        expires_at: now + cfg.container_allocation_expiry_ms,
+        key_id: cfg.container_token_key.key_id,
+        rm_epoch: id.epoch,
+    })
 }
 
 /// A fast, fixed hasher for the core's id-keyed maps (ids are trusted small integers; SipHash's

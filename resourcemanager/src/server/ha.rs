@@ -232,7 +232,7 @@ pub(crate) async fn elect(
                     let validity = Arc::new(LeaseValidity::new(sent + lease));
                     let outcome = run_active(&ctx, &role, epoch, validity, &mut stop, &mut handover).await;
                     role.set_standby(None);
-                    ctx.metrics.ha_active.set(0);
+                    ctx.metrics.clear();
                     match outcome {
                         ActiveOutcome::Shutdown => return,
                         // Long enough for a standby (trying every interval) to take the lease

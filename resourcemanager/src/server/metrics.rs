@@ -144,6 +144,28 @@ impl RmMetrics {
     }
 
     /// Sets the gauges from the core's current state (run inside the core task).
+    /// A standby holds no cluster state: its gauges read zero, so dashboards summing over RMs
+    /// count the active one only.
+    pub(super) fn clear(&self) {
+        for state in AppState::ALL {
+            self.apps.get_or_create(&StateLabel { state: state.to_string() }).set(0);
+        }
+        for state in NodeState::ALL {
+            self.nodes.get_or_create(&StateLabel { state: state.to_string() }).set(0);
+        }
+        for gauge in [
+            &self.allocated_memory_mb,
+            &self.allocated_vcores,
+            &self.available_memory_mb,
+            &self.available_vcores,
+            &self.running_containers,
+            &self.pending_containers,
+        ] {
+            gauge.set(0);
+        }
+        self.ha_active.set(0);
+    }
+
     pub(super) fn refresh(&self, core: &Core) {
         for state in AppState::ALL {
             let n = core.apps().filter(|a| a.state == *state).count();

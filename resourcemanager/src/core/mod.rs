@@ -1243,10 +1243,8 @@ impl Core {
         self.topology.place_node(&req.node_id, previous_rack.as_deref(), &rack);
         self.node_expiry.push(now + self.cfg.nm_expiry_ms + 1, req.node_id.clone());
         let node_id = self.nodes.get_key_value(&req.node_id).map_or(req.node_id.clone(), |(id, _)| id.clone());
-        for report in req.containers.into_iter().filter(|c| c.state != NmContainerState::Complete) {
-            if !self.containers.contains_key(&report.container_id) {
-                self.adopt_container(&node_id, &report, now, fx);
-            }
+        for report in req.containers.iter().filter(|c| c.state != NmContainerState::Complete) {
+            self.adopt_container(&node_id, report, now, fx);
         }
         if self.known_nodes.insert(node_id.clone()) {
             let http_address = self.nodes.get(&node_id).map(|n| n.http_address.clone()).unwrap_or_default();
@@ -1344,13 +1342,13 @@ impl Core {
             NmContainerState::Complete => {
                 // A container of an earlier incarnation that ended during the failover: its AM
                 // still has to hear about it.
-                if live_here || (!self.containers.contains_key(&id) && self.adopt_container(node, &report, now, fx)) {
+                if live_here || self.adopt_container(node, &report, now, fx) {
                     self.complete_container(id, report.exit_status, &report.diagnostics, now, fx, None);
                 }
                 response.acked_completed.push(id);
             }
             NmContainerState::New | NmContainerState::Running => {
-                let adopted = !self.containers.contains_key(&id) && self.adopt_container(node, &report, now, fx);
+                let adopted = self.adopt_container(node, &report, now, fx);
                 if !live_here && !adopted {
                     response.containers_to_cleanup.push(id);
                     return;
@@ -1378,7 +1376,8 @@ impl Core {
     /// Takes over a container an earlier RM incarnation allocated, as its NM reports it: charged
     /// to its node, app and queue as if allocated now. Only containers of an older epoch whose
     /// attempt is still live here and that this incarnation has not seen before qualify (one
-    /// released here, e.g. on a lost node, stays released). Returns whether it was adopted.
+    /// released here, e.g. on a lost node, stays released), and only if not live already.
+    /// Returns whether it was adopted.
     fn adopt_container(
         &mut self,
         node_id: &NodeId,
@@ -1389,7 +1388,7 @@ impl Core {
         let id = report.container_id;
         let resource = report.resource;
         let running = report.state != NmContainerState::Complete;
-        if id.epoch >= self.cfg.epoch {
+        if id.epoch >= self.cfg.epoch || self.containers.contains_key(&id) {
             return false;
         }
         let Some(node) = self.nodes.get(node_id) else { return false };

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use weft_nodemanager::config::{IsolationMode, NmConfig};
-use weft_resourcemanager::queues::{QueueTree, QueuesConfig, import_capacity_scheduler_xml, import_fair_scheduler_xml};
-use weft_resourcemanager::server::RmConfig;
-use weft_resourcemanager::server::config::{HaConfig, StoreConfig};
+use weft_rm_core::queues::{QueueTree, QueuesConfig, import_capacity_scheduler_xml, import_fair_scheduler_xml};
+use weft_rm_server::RmConfig;
+use weft_rm_server::config::{HaConfig, StoreConfig};
 
 /// Writes `{"http_address": …}` once the daemon listens, so scripts and tests can find an
 /// ephemeral port without parsing logs. Written atomically (temp file + rename).
@@ -39,8 +39,7 @@ pub async fn run_rm(config: Option<PathBuf>, ready_file: Option<PathBuf>) -> any
         Some(path) => RmConfig::load(path)?,
         None => RmConfig::default(),
     };
-    let mut rm =
-        weft_resourcemanager::server::start(cfg, Registry::default()).await.context("starting the ResourceManager")?;
+    let mut rm = weft_rm_server::start(cfg, Registry::default()).await.context("starting the ResourceManager")?;
     let url = format!("http://{}", rm.http_addr());
     println!("ResourceManager listening on {url}");
     if let Some(path) = ready_file {
@@ -148,9 +147,7 @@ pub async fn run_up(args: UpArgs) -> anyhow::Result<()> {
             ha: HaConfig { enabled: args.ha, rm_addresses: rm_urls.clone(), ..HaConfig::default() },
             ..RmConfig::default()
         };
-        let rm = weft_resourcemanager::server::start(rm_cfg, Registry::default())
-            .await
-            .context("starting a ResourceManager")?;
+        let rm = weft_rm_server::start(rm_cfg, Registry::default()).await.context("starting a ResourceManager")?;
         rms.push(rm);
     }
     let rm_url = rm_urls.join(",");

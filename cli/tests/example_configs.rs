@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use weft_nodemanager::config::NmConfig;
-use weft_resourcemanager::server::RmConfig;
+use weft_rm_server::RmConfig;
 
 fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config").join(name)
@@ -29,7 +29,7 @@ fn deploy_ha_examples_load() {
     let rm = RmConfig::load(&deploy("rm-ha.yaml")).unwrap();
     assert!(rm.ha.enabled);
     assert_eq!(rm.ha.rm_addresses.len(), 2);
-    assert!(matches!(rm.store, weft_resourcemanager::server::config::StoreConfig::Postgres { .. }));
+    assert!(matches!(rm.store, weft_rm_server::config::StoreConfig::Postgres { .. }));
     let nm = NmConfig::load(&deploy("nm-ha.yaml")).unwrap();
     assert_eq!(nm.rm_addresses, rm.ha.rm_addresses);
 }

@@ -1,5 +1,5 @@
 //! Lifecycle state names as YARN spells them, and YARN's container exit statuses.
-//! The transition rules live in `weft-resourcemanager::core::lifecycle`; this module only names.
+//! The transition rules live in `weft_rm_core::lifecycle`; this module only names.
 
 use serde::{Deserialize, Serialize};
 

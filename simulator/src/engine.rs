@@ -33,11 +33,9 @@ use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands}
 use weft_common::states::{FinalStatus, NmContainerState, exit_status};
 use weft_common::token::MasterKey;
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
-use weft_resourcemanager::core::{
-    AmLaunch, ContainerStop, Core, CoreConfig, CoreError, Effects, Event, Observation, Reply, ReqId,
-};
-use weft_resourcemanager::queues::{QueueSettings, QueuesConfig, ResourceCalculator};
-use weft_resourcemanager::store::StoreOp;
+use weft_rm_core::queues::{QueueSettings, QueuesConfig, ResourceCalculator};
+use weft_rm_core::records::StoreOp;
+use weft_rm_core::{AmLaunch, ContainerStop, Core, CoreConfig, CoreError, Effects, Event, Observation, Reply, ReqId};
 
 use crate::decisions::DecisionLog;
 use crate::metrics::{CoreTimings, Histogram, Kind, reset_peak_rss, rss_bytes, thread_cpu_ns};

@@ -1,6 +1,6 @@
 //! Deterministic cluster simulator for Weft.
 //!
-//! It drives the ResourceManager's real scheduler core ([`weft_resourcemanager::core::Core`])
+//! It drives the ResourceManager's real scheduler core ([`weft_rm_core::Core`])
 //! with a virtual clock and a seeded random number generator: simulated NodeManagers heartbeat,
 //! simulated ApplicationMasters ask for containers and run tasks in them, nodes fail and come
 //! back. The same scenario, seed and inputs give a byte-identical decision log. A run produces a
@@ -32,7 +32,7 @@ pub use scenario::{Scenario, ScenarioError};
 
 use std::path::{Path, PathBuf};
 
-use weft_resourcemanager::queues::{QueuesConfig, SchedulerMode};
+use weft_rm_core::queues::{QueuesConfig, SchedulerMode};
 
 use crate::scenario::Dur;
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use weft_resourcemanager::queues::ResourceCalculator;
+use weft_rm_core::queues::ResourceCalculator;
 
 use crate::engine::{QueueStats, RunResult, Totals};
 use crate::metrics::{CoreTimings, Kind, Percentiles};

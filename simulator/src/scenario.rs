@@ -655,7 +655,7 @@ pub enum ScenarioError {
     #[error("invalid scenario {source_name}{}: field `{field}`: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Invalid { source_name: String, line: Option<usize>, field: String, message: String },
     #[error(transparent)]
-    Queues(#[from] weft_resourcemanager::queues::QueueConfigError),
+    Queues(#[from] weft_rm_core::queues::QueueConfigError),
     #[error(transparent)]
     Trace(#[from] crate::trace::TraceError),
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use weft_common::Resource;
-use weft_resourcemanager::queues::QueuesConfig;
+use weft_rm_core::queues::QueuesConfig;
 use weft_sim::trace::{AppSpec, Durations, Stage};
 use weft_sim::workload::Generator;
 use weft_sim::{Outputs, Report, Scenario, SimInput, Workload, run};

@@ -11,7 +11,7 @@ use weft_common::protocol::{
 use weft_common::states::FinalStatus;
 use weft_common::{ContainerId, Resource};
 
-use crate::asks::AskTable;
+use crate::asks::{AskTable, ContainerAsk};
 use crate::error::{AM_NOT_REGISTERED, SdkError};
 use crate::retry::RetryPolicy;
 use crate::transport::{Endpoint, Request, http_client};
@@ -114,32 +114,32 @@ impl AmRmClient {
         Ok(response)
     }
 
-    /// Adds `count` containers of `capability` at `priority` to what is outstanding.
-    pub fn add_request(&mut self, priority: i32, capability: Resource, count: u32) {
-        let total = self.asks.outstanding(priority, capability).saturating_add(count);
-        self.asks.set(priority, capability, total);
+    /// Adds `count` containers to what is outstanding at `ask`.
+    pub fn add_request(&mut self, ask: &ContainerAsk, count: u32) {
+        let total = self.asks.outstanding(ask).saturating_add(count);
+        self.asks.set(ask, total);
     }
 
-    /// Withdraws up to `count` outstanding containers of `capability` at `priority`.
-    pub fn remove_request(&mut self, priority: i32, capability: Resource, count: u32) {
-        let total = self.asks.outstanding(priority, capability).saturating_sub(count);
-        self.asks.set(priority, capability, total);
+    /// Withdraws up to `count` outstanding containers at `ask`.
+    pub fn remove_request(&mut self, ask: &ContainerAsk, count: u32) {
+        let total = self.asks.outstanding(ask).saturating_sub(count);
+        self.asks.set(ask, total);
     }
 
-    /// Asks for `count` containers of `capability` that the RM allocates all together or not at
-    /// all (a gang). They arrive in one allocate response.
-    pub fn set_gang_request(&mut self, priority: i32, capability: Resource, count: u32) {
-        self.asks.set_gang(priority, capability, count);
+    /// Asks for `count` containers that the RM allocates all together or not at all (a gang).
+    /// They arrive in one allocate response.
+    pub fn set_gang_request(&mut self, ask: &ContainerAsk, count: u32) {
+        self.asks.set_gang(ask, count);
     }
 
-    /// Sets the number of containers still wanted at (`priority`, `capability`), YARN-style.
-    pub fn set_outstanding(&mut self, priority: i32, capability: Resource, total: u32) {
-        self.asks.set(priority, capability, total);
+    /// Sets the number of containers still wanted at `ask`, YARN-style.
+    pub fn set_outstanding(&mut self, ask: &ContainerAsk, total: u32) {
+        self.asks.set(ask, total);
     }
 
-    /// Containers wanted and not yet allocated, as far as this client knows.
-    pub fn outstanding(&self, priority: i32, capability: Resource) -> u32 {
-        self.asks.outstanding(priority, capability)
+    /// Containers wanted at `ask` and not yet allocated, as far as this client knows.
+    pub fn outstanding(&self, ask: &ContainerAsk) -> u32 {
+        self.asks.outstanding(ask)
     }
 
     /// Gives a container back to the RM with the next allocate call.

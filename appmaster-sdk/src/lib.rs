@@ -22,6 +22,7 @@ mod rm;
 mod transport;
 
 pub use amrm::{Allocation, AmRmClient, DEFAULT_LONG_POLL};
+pub use asks::ContainerAsk;
 pub use error::{AM_NOT_REGISTERED, RETRYABLE_SUFFIX, RM_STANDBY, SdkError};
 pub use nm::NmClient;
 pub use retry::RetryPolicy;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fake_server::{FakeServer, refused_address};
 use serde_json::{Value, json};
-use weft_appmaster_sdk::{AmRmClient, NmClient, RetryPolicy, RmClient, SdkError};
+use weft_appmaster_sdk::{AmRmClient, ContainerAsk, NmClient, RetryPolicy, RmClient, SdkError};
 use weft_common::protocol::{
     AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, AllocateResponse, AmCommand, Container, ContainerLaunchContext,
     ContainerReport, ContainerStatus, RegisterAmRequest, RegisterAmResponse,
@@ -82,6 +82,7 @@ fn container(seq: u64, nm_address: &str) -> Container {
         node_http_address: nm_address.to_owned(),
         resource: Resource::new(1024, 1),
         priority: 1,
+        resource_name: "*".into(),
         container_token: format!("token-{seq}"),
     }
 }
@@ -223,14 +224,14 @@ async fn allocate_tracks_response_ids_and_sends_only_changed_asks() {
         .respond(AM_ALLOCATE_PATH, 200, allocate_response(2, vec![], vec![]));
     let mut am = am_client(&rm);
     am.register(RegisterAmRequest::default()).await.unwrap();
-    am.add_request(1, Resource::new(1024, 1), 3);
+    am.add_request(&ContainerAsk::anywhere(1, Resource::new(1024, 1)), 3);
 
     let first = am.allocate(0.0).await.unwrap();
     am.release(container_id(2));
     am.allocate(0.5).await.unwrap();
 
     assert_eq!(first.allocated.len(), 1);
-    assert_eq!(am.outstanding(1, Resource::new(1024, 1)), 2);
+    assert_eq!(am.outstanding(&ContainerAsk::anywhere(1, Resource::new(1024, 1))), 2);
     let calls = rm.recorded_at(AM_ALLOCATE_PATH);
     assert_eq!(calls[0].authorization.as_deref(), Some("Bearer am-token"));
     assert_eq!(calls[0].body["response_id"], 0);
@@ -252,7 +253,7 @@ async fn resync_registers_again_and_resends_every_outstanding_ask() {
         .respond(AM_ALLOCATE_PATH, 200, allocate_response(1, vec![], vec![]));
     let mut am = am_client(&rm);
     am.register(RegisterAmRequest { host: "am-host".into(), ..Default::default() }).await.unwrap();
-    am.add_request(1, Resource::new(1024, 1), 3);
+    am.add_request(&ContainerAsk::anywhere(1, Resource::new(1024, 1)), 3);
     am.allocate(0.0).await.unwrap();
 
     am.allocate(0.1).await.unwrap();
@@ -275,7 +276,7 @@ async fn not_registered_error_also_triggers_a_resync() {
         .respond(AM_ALLOCATE_PATH, 200, allocate_response(1, vec![], vec![]));
     let mut am = am_client(&rm);
     am.register(RegisterAmRequest::default()).await.unwrap();
-    am.add_request(1, Resource::new(512, 1), 1);
+    am.add_request(&ContainerAsk::anywhere(1, Resource::new(512, 1)), 1);
 
     am.allocate(0.0).await.unwrap();
 
@@ -293,14 +294,14 @@ async fn a_request_whose_response_was_lost_is_sent_again_unchanged() {
         .respond(AM_ALLOCATE_PATH, 200, allocate_response(2, vec![], vec![]));
     let mut am = am_client(&rm);
     am.register(RegisterAmRequest::default()).await.unwrap();
-    am.add_request(1, Resource::new(1024, 1), 2);
+    am.add_request(&ContainerAsk::anywhere(1, Resource::new(1024, 1)), 2);
     am.release(container_id(9));
     // No time for retries: the first transient failure ends the call.
     am = am.with_retry_policy(RetryPolicy { deadline: Duration::ZERO, ..fast_retries() });
     assert!(matches!(am.allocate(0.0).await, Err(SdkError::Timeout { .. })));
 
     am = am.with_retry_policy(fast_retries());
-    am.add_request(1, Resource::new(1024, 1), 1);
+    am.add_request(&ContainerAsk::anywhere(1, Resource::new(1024, 1)), 1);
     am.allocate(0.2).await.unwrap();
     am.allocate(0.3).await.unwrap();
 

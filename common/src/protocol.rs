@@ -245,6 +245,11 @@ pub struct Container {
     pub node_http_address: String,
     pub resource: Resource,
     pub priority: i32,
+    /// The `resource_name` of the ask this container was allocated for (`*`, a rack or a host;
+    /// it may run elsewhere once the ask relaxed), so the AM lowers exactly the count the RM
+    /// lowered. A Weft extension, like YARN's later `allocationRequestId`.
+    #[serde(default = "any_resource_name")]
+    pub resource_name: String,
     /// Signed [`crate::token::ContainerToken`]; the NM refuses to start the container without it.
     pub container_token: String,
 }

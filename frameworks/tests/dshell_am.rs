@@ -9,14 +9,14 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use tokio::sync::watch;
-use weft_appmaster_sdk::{AmRmClient, NmClient};
+use weft_appmaster_sdk::{AmRmClient, ContainerAsk, NmClient};
 use weft_common::protocol::{
     AM_ALLOCATE_PATH, AM_FINISH_PATH, AllocateRequest, AllocateResponse, Container, ContainerReport, ContainerStatus,
     FinishAmRequest, FinishAmResponse, NM_CONTAINERS_PATH, StartContainerRequest,
 };
 use weft_common::states::{FinalStatus, NmContainerState, exit_status};
 use weft_common::{ApplicationId, AttemptId, ContainerId, NodeId, Resource};
-use weft_frameworks::dshell::{ShellJob, run_job};
+use weft_frameworks::dshell::{CONTAINER_PRIORITY, ShellJob, run_job};
 
 #[derive(Default)]
 struct Recorded {
@@ -99,6 +99,7 @@ fn allocated(address: &str, seqs: &[u64]) -> Vec<Container> {
             node_http_address: address.to_owned(),
             resource: Resource::new(256, 1),
             priority: 1,
+            resource_name: "*".into(),
             container_token: id(*seq).to_string(),
         })
         .collect()
@@ -127,7 +128,7 @@ fn response(response_id: u64, allocated: Vec<Container>, completed: Vec<Containe
 fn job(containers: u32) -> ShellJob {
     ShellJob {
         containers,
-        capability: Resource::new(256, 1),
+        ask: ContainerAsk::anywhere(CONTAINER_PRIORITY, Resource::new(256, 1)),
         argv: vec!["echo".into(), "hello world".into()],
         gang: false,
     }

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
-use weft_appmaster_sdk::{AmRmClient, NmClient};
+use weft_appmaster_sdk::{AmRmClient, ContainerAsk, NmClient};
 use weft_common::Resource;
 use weft_common::protocol::{ContainerLaunchContext, RegisterAmRequest};
 use weft_common::states::FinalStatus;
@@ -112,7 +112,7 @@ fn am(started: i64) -> anyhow::Result<()> {
         rm.register(RegisterAmRequest::default()).await?;
         let registered = now_us();
 
-        rm.add_request(1, Resource::new(128, 1), 1);
+        rm.add_request(&ContainerAsk::anywhere(1, Resource::new(128, 1)), 1);
         // With room on the cluster the RM serves a new ask within the allocate call, so this
         // returns the container at once; loop in case it does not.
         let container = loop {

@@ -102,6 +102,33 @@ fn dshell_over_the_cli_succeeds_with_containers_on_both_nodes() {
     c.assert_all_alive().unwrap();
 }
 
+/// An AM's ask can name a node (YARN's ResourceRequest locality): every container of a
+/// dshell given `--location` runs on that node, where an ask for anywhere spreads over both.
+#[test]
+fn a_node_local_ask_runs_every_container_on_the_named_node() {
+    let mut c = cluster();
+    let nodes = c.get("/ws/v1/cluster/nodes").unwrap();
+    let node_ids: Vec<String> =
+        nodes["nodes"]["node"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(node_ids.len(), 2, "{nodes}");
+    for target in &node_ids {
+        let out = c.weft(&["dshell", "--containers", "4", "--memory-mb", "128", "--location", target, "--", "true"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "dshell failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let id = app_id_in(&stdout).expect("dshell prints the app id");
+        let app = c.app(&id).unwrap();
+        let am = am_container_ids(&c, &id);
+        let workers: Vec<Value> = containers_of(&c, &app)
+            .into_iter()
+            .filter(|w| !am.contains(&w["containerId"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(workers.len(), 4, "{workers:#?}");
+        let placed: Vec<&str> = workers.iter().map(|w| w["nodeId"].as_str().unwrap()).collect();
+        assert!(placed.iter().all(|n| n == target), "asked for {target}, placed on {placed:?}");
+    }
+    c.assert_all_alive().unwrap();
+}
+
 /// An ApplicationMaster written in three lines of shell: the protocol needs nothing but curl.
 #[test]
 fn rest_submission_with_a_curl_am_finishes_succeeded() {
@@ -695,6 +722,23 @@ queues:
         .call("PUT", &format!("/ws/v1/cluster/apps/{id}/priority?user.name=tester"), Some(&json!({"priority": 9})))
         .unwrap();
     assert_eq!((status, priority), (200, json!({"priority": 0})));
+
+    // The queue filter works for every queue: by leaf name, by path, and for a parent.
+    let listed = |queue: &str| -> Vec<String> {
+        let apps = c.get(&format!("/ws/v1/cluster/apps?queue={queue}")).unwrap();
+        let list = apps["apps"]["app"].as_array().cloned().unwrap_or_default();
+        list.iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(listed("b"), [id.clone()]);
+    assert_eq!(listed("root.b"), [id.clone()]);
+    assert_eq!(listed("root"), [id.clone()]);
+    assert_eq!(listed("a"), Vec::<String>::new());
+    let (status, err) = c.call("GET", "/ws/v1/cluster/apps?queue=nope", None).unwrap();
+    assert_eq!((status, err["RemoteException"]["code"].as_str()), (400, Some("WEFT-QUEUE-UNKNOWN")), "{err}");
+    let in_b = c.weft(&["app", "list", "--queue", "b"]);
+    assert!(in_b.status.success() && String::from_utf8_lossy(&in_b.stdout).contains(&id), "{in_b:?}");
+    let in_a = c.weft(&["app", "list", "--queue", "a"]);
+    assert!(in_a.status.success() && !String::from_utf8_lossy(&in_a.stdout).contains(&id), "{in_a:?}");
 
     std::fs::write(&marker, "").unwrap();
     assert!(dshell.wait().unwrap().success());

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
-use weft_appmaster_sdk::{AmRmClient, NmClient, SdkError};
+use weft_appmaster_sdk::{AmRmClient, ContainerAsk, NmClient, SdkError};
+use weft_common::ContainerId;
 use weft_common::protocol::{Container, ContainerLaunchContext, RegisterAmRequest, container_env};
-use weft_common::{ContainerId, Resource};
 
 use super::JobSpec;
 use super::command::{COMMAND_ENV, command_line, decode_command};
@@ -41,7 +41,8 @@ struct LaunchFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShellJob {
     pub containers: u32,
-    pub capability: Resource,
+    /// Size, priority and location of every container.
+    pub ask: ContainerAsk,
     pub argv: Vec<String>,
     /// Containers are asked for as a gang: they all start together or none do.
     pub gang: bool,
@@ -59,7 +60,7 @@ pub async fn run_am(args: DshellAmArgs) -> anyhow::Result<()> {
     };
     anyhow::ensure!(!argv.is_empty(), "the command is empty");
     let job =
-        ShellJob { containers: args.job.containers, capability: args.job.capability(), argv, gang: args.job.gang };
+        ShellJob { containers: args.job.containers, ask: args.job.ask(CONTAINER_PRIORITY), argv, gang: args.job.gang };
     let mut rm = AmRmClient::from_env()?;
     let host = std::env::var(container_env::NM_HOST).unwrap_or_default();
     rm.register(RegisterAmRequest { host, ..Default::default() }).await?;
@@ -73,7 +74,8 @@ pub async fn run_job(job: &ShellJob, rm: &mut AmRmClient, nm: NmClient) -> anyho
     let launch_context = ContainerLaunchContext { commands: vec![command_line(&job.argv)], ..Default::default() };
     tracing::info!(
         containers = job.containers,
-        capability = %job.capability,
+        capability = %job.ask.capability,
+        location = %job.ask.resource_name,
         command = %launch_context.commands.join(" "),
         "distributed shell job starting"
     );
@@ -82,9 +84,9 @@ pub async fn run_job(job: &ShellJob, rm: &mut AmRmClient, nm: NmClient) -> anyho
     let (launch_failures_tx, mut launch_failures) = mpsc::unbounded_channel();
     let outcome = loop {
         if job.gang {
-            rm.set_gang_request(CONTAINER_PRIORITY, job.capability, slots.outstanding());
+            rm.set_gang_request(&job.ask, slots.outstanding());
         } else {
-            rm.set_outstanding(CONTAINER_PRIORITY, job.capability, slots.outstanding());
+            rm.set_outstanding(&job.ask, slots.outstanding());
         }
         let heartbeat_started = Instant::now();
         let allocation = rm.allocate(slots.progress()).await?;

@@ -15,6 +15,8 @@ mod slots;
 pub use am::{CONTAINER_PRIORITY, DshellAmArgs, ShellJob, run_am, run_job};
 pub use client::{APPLICATION_TYPE, DshellArgs, run_client};
 pub use command::COMMAND_ENV;
+use weft_appmaster_sdk::ContainerAsk;
+
 pub use slots::{AllocationDecision, ContainerFailure, ContainerVerdict, FailureCause, Outcome, SlotTracker};
 
 /// What the job runs on, shared by `weft dshell` and the AM it starts (which gets it back
@@ -34,6 +36,14 @@ pub struct JobSpec {
     /// are asked for together too
     #[arg(long)]
     pub gang: bool,
+    /// Where the containers should run: a host name, a node id (`host:port`) or a rack
+    /// (`/rack1`). They go elsewhere if it stays full past the RM's locality delays, unless
+    /// --strict-locality is given
+    #[arg(long, value_name = "HOST|NODE|/RACK")]
+    pub location: Option<String>,
+    /// Never run the containers anywhere but --location
+    #[arg(long, requires = "location")]
+    pub strict_locality: bool,
 }
 
 impl JobSpec {
@@ -41,10 +51,30 @@ impl JobSpec {
         weft_common::Resource::new(self.memory_mb, self.vcores)
     }
 
+    /// What the AM asks the RM for (at `priority`).
+    pub fn ask(&self, priority: i32) -> ContainerAsk {
+        let ask = match self.location.as_deref() {
+            None => ContainerAsk::anywhere(priority, self.capability()),
+            Some(rack) if rack.starts_with('/') => ContainerAsk::on_rack(priority, self.capability(), rack),
+            Some(host) => ContainerAsk::on_host(priority, self.capability(), host),
+        };
+        if self.strict_locality { ask.strict() } else { ask }
+    }
+
     /// The flags that make `weft dshell-am` parse this spec again.
     pub fn am_flags(&self) -> String {
-        let gang = if self.gang { " --gang" } else { "" };
-        format!("--containers {} --memory-mb {} --vcores {}{gang}", self.containers, self.memory_mb, self.vcores)
+        let mut flags =
+            format!("--containers {} --memory-mb {} --vcores {}", self.containers, self.memory_mb, self.vcores);
+        if self.gang {
+            flags.push_str(" --gang");
+        }
+        if let Some(location) = &self.location {
+            flags.push_str(&format!(" --location {location}"));
+        }
+        if self.strict_locality {
+            flags.push_str(" --strict-locality");
+        }
+        flags
     }
 }
 
@@ -62,8 +92,11 @@ mod tests {
 
     #[test]
     fn the_am_parses_back_the_job_the_client_renders() {
-        for gang in [false, true] {
-            let job = JobSpec { containers: 7, memory_mb: 384, vcores: 2, gang };
+        for (gang, location, strict_locality) in
+            [(false, None, false), (true, Some("n1:8042"), false), (false, Some("/rack2"), true)]
+        {
+            let location = location.map(str::to_owned);
+            let job = JobSpec { containers: 7, memory_mb: 384, vcores: 2, gang, location, strict_locality };
             let flags = job.am_flags();
             let argv = std::iter::once("dshell-am").chain(flags.split(' '));
             assert_eq!(Am::parse_from(argv).args.job, job);

@@ -1517,14 +1517,16 @@ impl Core {
         }
     }
 
-    /// Allocates a container of `resource` on `node_id` for the current attempt of `app_id`.
-    /// `asked_at` is when the ask appeared (for the allocation-latency metric).
+    /// Allocates a container of `resource` on `node_id` for the current attempt of `app_id`, for
+    /// its ask at `resource_name`. `asked_at` is when the ask appeared (for the
+    /// allocation-latency metric).
     pub(crate) fn allocate_container(
         &mut self,
         app_id: ApplicationId,
         node_id: &NodeId,
         resource: Resource,
         priority: i32,
+        resource_name: &str,
         is_am: bool,
         asked_at: Millis,
         now: Millis,
@@ -1576,6 +1578,7 @@ impl Core {
                 node_http_address: http,
                 resource,
                 priority,
+                resource_name: resource_name.to_owned(),
                 container_token: token.clone(),
             });
         }

@@ -1022,9 +1022,13 @@ fn a_host_ask_is_placed_on_its_host_even_when_another_node_has_more_room() {
     let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 2, "n1", true), local_ask(2, 256, 1, "n1:8042", true)]);
     assert_eq!(r.allocated.len(), 3);
     assert!(r.allocated.iter().all(|c| c.node_id == small), "{:?}", r.allocated);
+    // Each container names the ask it was allocated for, so the AM lowers the right count.
+    let mut named: Vec<(i32, &str)> = r.allocated.iter().map(|c| (c.priority, c.resource_name.as_str())).collect();
+    named.sort();
+    assert_eq!(named, [(1, "n1"), (1, "n1"), (2, "n1:8042")]);
     // An ask for anywhere still goes to the node with the most room.
     let r = allocate_now(&mut env, app, vec![ask(3, 256, 1)]);
-    assert_eq!(r.allocated[0].node_id, big);
+    assert_eq!((&r.allocated[0].node_id, r.allocated[0].resource_name.as_str()), (&big, "*"));
 }
 
 #[test]

@@ -27,6 +27,7 @@ use weft_common::{ApplicationId, AttemptId, NodeId};
 
 use super::metrics::RmMetrics;
 use super::{CoreGone, CoreHandle, now_ms, scheduler_view, views};
+use weft_rm_core::queues::{QueueIndex, QueueTree};
 use weft_rm_core::{CoreError, Event, Reply};
 
 #[derive(Clone)]
@@ -430,40 +431,43 @@ impl AppFilter {
         })
     }
 
-    fn matches(&self, app: &weft_rm_core::App) -> bool {
+    /// `queue`: the queue the `queue` parameter names (resolved by the caller).
+    fn matches(&self, app: &weft_rm_core::App, queue: Option<(&QueueTree, QueueIndex)>) -> bool {
         let in_range = |t: u64, (b, e): (u64, u64)| t >= b && t <= e;
         self.states.as_ref().is_none_or(|s| s.contains(&app.state))
             && self.final_status.is_none_or(|f| f == app.final_status)
             && self.user.as_ref().is_none_or(|u| u == &app.user)
-            // YARN: the queue filter only lists unfinished apps currently in that queue.
-            && self.queue.as_ref().is_none_or(|q| (q == &app.queue || q == &format!("root.{}", app.queue)) && !app.state.is_final())
             && self.types.as_ref().is_none_or(|t| t.contains(&app.application_type.to_ascii_lowercase()))
             && self.tags.as_ref().is_none_or(|t| app.tags.iter().any(|tag| t.contains(&tag.to_ascii_lowercase())))
             && self.name.as_ref().is_none_or(|n| n == &app.name)
             && in_range(app.submit_time, self.started)
             && (self.finished == (0, u64::MAX) || app.finish_time.is_some_and(|f| in_range(f, self.finished)))
+            // YARN: the queue filter lists the unfinished apps currently in that queue (or, for
+            // a parent queue, in any queue below it).
+            && queue.is_none_or(|(tree, q)| {
+                !app.state.is_final() && app.queue_index.is_some_and(|leaf| tree.is_within(leaf, q))
+            })
     }
 }
 
 async fn list_apps(State(s): State<ServerState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
     let filter = AppFilter::parse(&q)?;
-    if let Some(queue) = &filter.queue
-        && queue != weft_rm_core::DEFAULT_QUEUE
-        && queue != "root.default"
-    {
-        return Err(CoreError::UnknownQueue(queue.clone()).into());
-    }
     let now = now_ms();
     let apps = s
         .core
         .inspect(move |core| {
-            let matching = core.apps().filter(|a| filter.matches(a)).map(|a| views::app_info(core, a, now));
-            match filter.limit {
+            let tree = core.hierarchy().tree();
+            let queue = match &filter.queue {
+                Some(name) => Some((tree, tree.find(name).ok_or_else(|| CoreError::UnknownQueue(name.clone()))?)),
+                None => None,
+            };
+            let matching = core.apps().filter(|a| filter.matches(a, queue)).map(|a| views::app_info(core, a, now));
+            Ok::<_, CoreError>(match filter.limit {
                 Some(n) => matching.take(n).collect(),
                 None => matching.collect::<Vec<_>>(),
-            }
+            })
         })
-        .await?;
+        .await??;
     Ok(json(AppsWrapper { apps: AppList { app: apps } }))
 }
 

@@ -170,6 +170,18 @@ impl QueueTree {
             .or_else(|| self.queues.iter().position(|q| q.is_leaf && q.name == name))
     }
 
+    /// Whether `queue` is `ancestor` or lies below it.
+    pub fn is_within(&self, queue: QueueIndex, ancestor: QueueIndex) -> bool {
+        let mut at = Some(queue);
+        while let Some(index) = at {
+            if index == ancestor {
+                return true;
+            }
+            at = self.queues[index].parent;
+        }
+        false
+    }
+
     /// The leaf an app submitted to `name` goes to, if it may go there at all.
     pub fn leaf_for_submission(&self, name: &str) -> Result<QueueIndex, QueueLookupError> {
         let index = self.find(name).ok_or_else(|| QueueLookupError::Unknown(name.to_owned()))?;

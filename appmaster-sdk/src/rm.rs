@@ -134,21 +134,30 @@ impl RmClient {
         }
     }
 
-    /// Polls the application every `poll_interval` until it reaches a final state, handing each
-    /// report to `on_poll` (e.g. to show progress).
+    /// The application as soon as it is in a final state, or as it is after `wait` (a
+    /// long-poll: the RM answers the moment the application ends).
+    pub async fn app_when_final(&self, id: ApplicationId, wait: Duration) -> Result<AppInfo, SdkError> {
+        let path = cluster_path(&format!("apps/{id}"));
+        let request = Request::get(&path).query("waitForFinalMs", wait.as_millis().to_string()).long_poll(wait);
+        let wrapper: AppWrapper = self.endpoint.call_json(&request).await?;
+        Ok(wrapper.app)
+    }
+
+    /// Follows the application until it reaches a final state, handing a report to `on_report`
+    /// at least every `report_interval` (e.g. to show progress). Returns within moments of the
+    /// end: each call is a long-poll the RM answers as soon as the application finishes.
     pub async fn wait_for_final(
         &self,
         id: ApplicationId,
-        poll_interval: Duration,
-        mut on_poll: impl FnMut(&AppInfo),
+        report_interval: Duration,
+        mut on_report: impl FnMut(&AppInfo),
     ) -> Result<AppInfo, SdkError> {
         loop {
-            let app = self.app(id).await?;
-            on_poll(&app);
+            let app = self.app_when_final(id, report_interval).await?;
+            on_report(&app);
             if app.state.is_final() {
                 return Ok(app);
             }
-            tokio::time::sleep(poll_interval).await;
         }
     }
 

@@ -12,7 +12,7 @@ use weft_common::rest::{AppAttemptInfo, AppInfo, ApplicationSubmissionContext, N
 use weft_common::states::{AppState, FinalStatus, NodeState};
 use weft_common::{ApplicationId, ContainerId, NodeId};
 
-const WAIT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+const WAIT_PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// Log reading gives up on an unreachable NodeManager sooner than the SDK's default, since the
 /// remaining containers are still worth showing.
 const LOGS_DEADLINE: Duration = Duration::from_secs(15);
@@ -283,7 +283,7 @@ async fn submit_app(client: &RmClient, file: &std::path::Path) -> anyhow::Result
 async fn wait_for_app(client: &RmClient, id: ApplicationId) -> anyhow::Result<i32> {
     let mut last_state = None;
     let app = client
-        .wait_for_final(id, WAIT_POLL_INTERVAL, |app| {
+        .wait_for_final(id, WAIT_PROGRESS_INTERVAL, |app| {
             if last_state != Some(app.state) {
                 eprintln!("{id} {}", app.state);
                 last_state = Some(app.state);

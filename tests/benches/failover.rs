@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use weft_appmaster_sdk::RmClient;
 use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
-use weft_tests::{Cluster, ClusterOptions, weft_release_bin};
+use weft_tests::{Cluster, ClusterOptions, percentile, weft_release_bin};
 
 const TARGET_P99_MS: f64 = 3_000.0;
 const TARGET_HANDOVER_MS: f64 = 500.0;
@@ -75,8 +75,7 @@ fn main() -> anyhow::Result<()> {
 fn summarize(what: &str, mut samples_ms: Vec<f64>, target_ms: Option<f64>) {
     samples_ms.sort_by(f64::total_cmp);
     let n = samples_ms.len();
-    let pick = |p: f64| samples_ms[(((p / 100.0) * n as f64).ceil() as usize).clamp(1, n) - 1];
-    let (p50, p99) = (pick(50.0), pick(99.0));
+    let (p50, p99) = (percentile(&samples_ms, 50.0), percentile(&samples_ms, 99.0));
     println!("{what}:");
     println!("  p50 {p50:.0} ms   p99 {p99:.0} ms   max {:.0} ms", samples_ms[n - 1]);
     if let Some(target_ms) = target_ms {

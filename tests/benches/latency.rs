@@ -39,7 +39,7 @@ use weft_appmaster_sdk::{AmRmClient, ContainerAsk, NmClient};
 use weft_common::Resource;
 use weft_common::protocol::{ContainerLaunchContext, RegisterAmRequest};
 use weft_common::states::FinalStatus;
-use weft_tests::{Cluster, ClusterOptions, http, http_full, http_json, wait_for, weft_release_bin};
+use weft_tests::{Cluster, ClusterOptions, http, http_full, http_json, percentile, wait_for, weft_release_bin};
 
 const ROLE: &str = "WEFT_LATENCY_ROLE";
 const RESULTS: &str = "WEFT_LATENCY_RESULTS";
@@ -376,12 +376,6 @@ fn nm_launch_latency(c: &Cluster) -> anyhow::Result<Option<f64>> {
         }
     }
     Ok((count > 0.0).then(|| sum / count))
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
 }
 
 struct Figure {

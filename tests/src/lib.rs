@@ -57,6 +57,12 @@ pub fn weft_release_bin() -> PathBuf {
     .clone()
 }
 
+/// Nearest-rank percentile `p` (0–100) of `sorted` values (not empty), as the benchmarks report.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
 /// Polls `check` until it returns `Some`, failing with `what` after `timeout`. Tests wait with
 /// this instead of sleeping.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> anyhow::Result<T> {

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weft_tests::{Cluster, ClusterOptions, http, http_json, wait_for, weft_bin};
+use weft_tests::{Cluster, ClusterOptions, http, http_json, http_with_timeout, wait_for, weft_bin};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -126,6 +126,47 @@ fn a_node_local_ask_runs_every_container_on_the_named_node() {
         let placed: Vec<&str> = workers.iter().map(|w| w["nodeId"].as_str().unwrap()).collect();
         assert!(placed.iter().all(|n| n == target), "asked for {target}, placed on {placed:?}");
     }
+    c.assert_all_alive().unwrap();
+}
+
+/// A client waiting for an app long-polls its resource: the RM answers the moment the app ends
+/// (not at the client's next poll), or at the wait's end with the app as it is then.
+#[test]
+fn a_long_poll_on_an_app_returns_when_it_finishes() {
+    let mut c = cluster();
+    let marker = c.path().join("finish");
+    let cmd = format!("while [ ! -e {} ]; do sleep 0.05; done", marker.display());
+    let (mut dshell, id) = dshell_background(&c, &["--containers", "1", "--memory-mb", "128", "--", &cmd]);
+    wait_for("the app to run", MINUTE, || (c.app(&id).ok()?["state"] == "RUNNING").then_some(())).unwrap();
+
+    // A short wait on a running app ends with the app as it is, after the wait.
+    let asked = Instant::now();
+    let app = c.get(&format!("/ws/v1/cluster/apps/{id}?waitForFinalMs=300")).unwrap();
+    assert_eq!(app["app"]["state"], "RUNNING", "{app}");
+    assert!(asked.elapsed() >= Duration::from_millis(300), "answered after {:?}", asked.elapsed());
+    let (status, err) = c.call("GET", &format!("/ws/v1/cluster/apps/{id}?waitForFinalMs=soon"), None).unwrap();
+    assert_eq!((status, err["RemoteException"]["code"].as_str()), (400, Some("WEFT-QUERY-INVALID")), "{err}");
+
+    // A long wait is answered when the app finishes, long before the wait is over.
+    let url = format!("{}/ws/v1/cluster/apps/{id}?waitForFinalMs=60000", c.rm_url());
+    let waiter = std::thread::spawn(move || {
+        let asked = Instant::now();
+        let reply = http_with_timeout("GET", &url, None, "application/json", Duration::from_secs(90));
+        (reply, asked.elapsed())
+    });
+    let wait = std::thread::spawn({
+        let (bin, rm, id) = (weft_bin(), c.rm_url().to_owned(), id.clone());
+        move || Command::new(bin).args(["app", "wait", &id]).env("WEFT_RM", rm).env("WEFT_LOG", "warn").output()
+    });
+    std::fs::write(&marker, "").unwrap();
+    let (reply, waited) = waiter.join().unwrap();
+    let (status, _, body) = reply.unwrap();
+    let app: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, app["app"]["state"].as_str()), (200, Some("FINISHED")), "{body}");
+    assert!(waited < Duration::from_secs(30), "the long-poll was not woken by the finish: {waited:?}");
+    let wait = wait.join().unwrap().unwrap();
+    assert!(wait.status.success(), "weft app wait: {wait:?}");
+    assert!(dshell.wait().unwrap().success());
     c.assert_all_alive().unwrap();
 }
 

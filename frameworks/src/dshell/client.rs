@@ -19,7 +19,7 @@ use super::command::{COMMAND_ENV, encode_command};
 pub const APPLICATION_TYPE: &str = "DSHELL";
 /// Name of the `weft` binary in the AM container's work dir.
 const WEFT_RESOURCE: &str = "weft";
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DshellArgs {
@@ -74,7 +74,7 @@ pub async fn run_client(args: DshellArgs) -> anyhow::Result<i32> {
     }
 
     let mut progress = ProgressView::new(id, args.job.containers)?;
-    let app = rm.wait_for_final(id, POLL_INTERVAL, |app| progress.update(app)).await;
+    let app = rm.wait_for_final(id, PROGRESS_INTERVAL, |app| progress.update(app)).await;
     progress.finish();
     let app = app.with_context(|| format!("following {id}"))?;
 

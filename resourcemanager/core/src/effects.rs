@@ -68,7 +68,10 @@ pub enum Observation {
     ContainerCompleted {
         exit_status: i32,
     },
+    /// The app reached a final state (the server sees observations only after the step's
+    /// store writes are durable).
     AppFinished {
+        app: ApplicationId,
         state: AppState,
     },
     NodeLost,

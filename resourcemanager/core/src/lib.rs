@@ -876,7 +876,7 @@ impl Core {
             AppState::Killed => self.counters.apps_killed += 1,
             _ => {}
         }
-        fx.observe(Observation::AppFinished { state });
+        fx.observe(Observation::AppFinished { app: id, state });
         self.completed_order.push_back(id);
         self.retire_old_apps(fx);
         Ok(())

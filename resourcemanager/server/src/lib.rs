@@ -22,14 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::registry::Registry;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use weft_common::Millis;
+use weft_common::{ApplicationId, Millis};
 
 pub use config::RmConfig;
 
 use config::StoreConfig;
-use weft_rm_core::{Core, CoreConfig, Event, RecordingEffects, Reply, ReqId};
+use weft_rm_core::{Core, CoreConfig, Event, Observation, RecordingEffects, Reply, ReqId};
 use weft_rm_store::{MasterKeys, MemoryStore, PostgresStore, SqliteStore, StateStore, StoreError, StoreOp};
 
 #[derive(Debug, thiserror::Error)]
@@ -325,6 +325,7 @@ impl Term {
         let (tx, rx) = mpsc::channel(4096);
         let handle = CoreHandle { tx };
         let (stop, stop_rx) = watch::channel(false);
+        let (finished_apps, _) = broadcast::channel(FINISHED_APPS_BACKLOG);
         let core_loop = CoreLoop {
             core,
             fx,
@@ -335,6 +336,7 @@ impl Term {
             next_req: 0,
             launcher: launcher::Launcher::new(handle.clone()),
             metrics: ctx.metrics.clone(),
+            finished_apps: finished_apps.clone(),
         };
         let core_task = tokio::spawn(core_loop.run(rx, stop_rx.clone(), Duration::from_millis(cfg.tick_interval_ms)));
         if let Some(path) = cfg.scheduler.queues_file.clone() {
@@ -352,6 +354,7 @@ impl Term {
             store_name: ctx.store.name(),
             rm_address: ctx.rm_address.clone(),
             queues_file: cfg.scheduler.queues_file.clone(),
+            finished_apps,
         };
         Ok(Term { router: rest::router(state), stop, core_task })
     }
@@ -410,7 +413,12 @@ struct CoreLoop {
     next_req: ReqId,
     launcher: launcher::Launcher,
     metrics: Arc<metrics::RmMetrics>,
+    /// Apps that reached a final state, for the REST long-polls waiting on them.
+    finished_apps: broadcast::Sender<ApplicationId>,
 }
+
+/// Finished-app notices a slow long-poll may fall behind by before it re-reads the app anyway.
+const FINISHED_APPS_BACKLOG: usize = 1024;
 
 /// Commands handled per step at most, so one step's store transaction stays small.
 const MAX_BATCH: usize = 512;
@@ -517,6 +525,10 @@ impl CoreLoop {
         }
         for obs in self.fx.observations.drain(..) {
             self.metrics.observe(&obs);
+            if let Observation::AppFinished { app, .. } = obs {
+                // No receiver is fine: nobody waits for this app.
+                let _ = self.finished_apps.send(app);
+            }
         }
     }
 }

@@ -125,7 +125,7 @@ impl RmMetrics {
                 let name = exit_status::name(*code).map_or_else(|| "EXIT_CODE".to_owned(), str::to_owned);
                 self.containers_completed.get_or_create(&ExitLabel { exit_status: name }).inc();
             }
-            Observation::AppFinished { state } => {
+            Observation::AppFinished { state, .. } => {
                 self.apps_finished.get_or_create(&StateLabel { state: state.to_string() }).inc();
             }
             Observation::NodeLost => {

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
 use weft_common::error::ErrorBody;
 use weft_common::protocol::{AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, NM_HEARTBEAT_PATH, NM_REGISTER_PATH};
 use weft_common::rest::{
@@ -43,6 +45,8 @@ pub(super) struct ServerState {
     pub(super) rm_address: String,
     /// The queues file `weft queue reload` re-reads (None: FIFO without a file).
     pub(super) queues_file: Option<std::path::PathBuf>,
+    /// Apps as they reach a final state (durably), for `GET /apps/{id}?waitForFinalMs=`.
+    pub(super) finished_apps: tokio::sync::broadcast::Sender<ApplicationId>,
 }
 
 /// Largest request body accepted (a submission with a big environment still fits).
@@ -471,11 +475,48 @@ async fn list_apps(State(s): State<ServerState>, Query(q): Query<HashMap<String,
     Ok(json(AppsWrapper { apps: AppList { app: apps } }))
 }
 
-async fn get_app(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
+/// Longest `waitForFinalMs` honoured; clients long-poll again after it.
+const MAX_APP_WAIT: Duration = Duration::from_secs(60);
+
+/// `GET /ws/v1/cluster/apps/{id}`, and with `?waitForFinalMs=N` (a Weft extension) a long-poll:
+/// the answer comes as soon as the app is in a final state, or after N ms with the app as it is
+/// then. A client waiting for an app learns its end at once instead of at its next poll.
+async fn get_app(
+    State(s): State<ServerState>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
     let id = parse_app_id(&id)?;
-    let now = now_ms();
-    let app = s.core.inspect(move |core| core.app(id).map(|a| views::app_info(core, a, now))).await?;
-    Ok(json(AppWrapper { app: app.ok_or(CoreError::UnknownApp(id))? }))
+    let wait = match q.get("waitForFinalMs") {
+        None => Duration::ZERO,
+        Some(v) => Duration::from_millis(v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                "WEFT-QUERY-INVALID",
+                format!("waitForFinalMs must be a non-negative number of milliseconds, got {v:?}"),
+                "",
+            )
+        })?)
+        .min(MAX_APP_WAIT),
+    };
+    // Subscribed before the first look, so a finish between the look and the wait is not missed.
+    let mut finished = s.finished_apps.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let now = now_ms();
+        let app = s.core.inspect(move |core| core.app(id).map(|a| views::app_info(core, a, now))).await?;
+        let app = app.ok_or(CoreError::UnknownApp(id))?;
+        if app.state.is_final() || tokio::time::Instant::now() >= deadline {
+            return Ok(json(AppWrapper { app }));
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, finished.recv()).await {
+                Ok(Ok(app)) if app != id => continue,
+                // This app finished, notices were missed (look again), or the deadline passed.
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => break,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(CoreGone.into()),
+            }
+        }
+    }
 }
 
 async fn get_app_state(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {

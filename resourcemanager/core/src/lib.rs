@@ -1517,21 +1517,19 @@ impl Core {
         }
     }
 
-    /// Allocates a container of `resource` on `node_id` for the current attempt of `app_id`, for
-    /// its ask at `resource_name`. `asked_at` is when the ask appeared (for the
-    /// allocation-latency metric).
+    /// Allocates a container for `ask` on `node_id` for the current attempt of `app_id`.
+    /// `asked_at` is when the ask appeared (for the allocation-latency metric).
     pub(crate) fn allocate_container(
         &mut self,
         app_id: ApplicationId,
         node_id: &NodeId,
-        resource: Resource,
-        priority: i32,
-        resource_name: &str,
+        ask: &AskKey,
         is_am: bool,
         asked_at: Millis,
         now: Millis,
         fx: &mut impl Effects,
     ) {
+        let (resource, priority) = (ask.capability, ask.priority);
         let epoch = self.cfg.epoch;
         let Some(app) = self.apps.get_mut(&app_id) else { return };
         let Some(attempt) = app.attempts.last_mut() else { return };
@@ -1578,7 +1576,7 @@ impl Core {
                 node_http_address: http,
                 resource,
                 priority,
-                resource_name: resource_name.to_owned(),
+                resource_name: ask.resource_name.clone(),
                 container_token: token.clone(),
             });
         }

@@ -205,7 +205,8 @@ impl Core {
                 self.set_waiting_reason(app_id, waiting_for_am_node(r));
                 return false;
             };
-            self.allocate_container(app_id, &node, r, 0, ANY, true, asked_at, now, fx);
+            let am_ask = AskKey { priority: 0, resource_name: ANY.to_owned(), capability: r };
+            self.allocate_container(app_id, &node, &am_ask, true, asked_at, now, fx);
             return true;
         }
         let mut after = Bound::Unbounded;
@@ -225,17 +226,7 @@ impl Core {
             } else if !within_limits {
                 0
             } else if let Some(node) = self.place(key.capability, &self.allowed_placement(&key, &ask, now), now) {
-                self.allocate_container(
-                    app_id,
-                    &node,
-                    key.capability,
-                    key.priority,
-                    &key.resource_name,
-                    false,
-                    ask.since,
-                    now,
-                    fx,
-                );
+                self.allocate_container(app_id, &node, &key, false, ask.since, now, fx);
                 1
             } else {
                 0
@@ -297,17 +288,7 @@ impl Core {
             self.gang_reservation = None;
         }
         for node in &nodes {
-            self.allocate_container(
-                app_id,
-                node,
-                key.capability,
-                key.priority,
-                &key.resource_name,
-                false,
-                ask.since,
-                now,
-                fx,
-            );
+            self.allocate_container(app_id, node, &key, false, ask.since, now, fx);
         }
         ask.count
     }

@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
-/// Retry settings shared by every client of the SDK.
+/// How one call retries transient failures. Every Weft client starts from [`RetryPolicy::default`]
+/// and changes only what its situation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Total time one call may spend retrying transient failures before it fails with
-    /// [`crate::SdkError::Timeout`].
+    /// Time one call may spend retrying transient failures before it fails with
+    /// [`crate::ClientError::Timeout`]. It is checked after each full round over the addresses,
+    /// so every address gets a try first: `Duration::ZERO` means exactly one round, for callers
+    /// that pace their own retries.
     pub deadline: Duration,
     /// Pause after the first full round of failed addresses; it doubles each round.
     pub initial_backoff: Duration,
@@ -30,17 +33,22 @@ impl Default for RetryPolicy {
 
 /// Exponential backoff with "equal jitter": each pause is half the current step plus a random
 /// part of the other half, so many clients failing together do not retry in lockstep.
-pub(crate) struct Backoff {
+pub struct Backoff {
     step: Duration,
     max: Duration,
 }
 
 impl Backoff {
-    pub(crate) fn new(policy: &RetryPolicy) -> Self {
+    pub fn new(policy: &RetryPolicy) -> Self {
         Self { step: policy.initial_backoff, max: policy.max_backoff.max(policy.initial_backoff) }
     }
 
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    /// Back to the initial step, after a success.
+    pub fn reset(&mut self, policy: &RetryPolicy) {
+        *self = Self::new(policy);
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
         let step = self.step;
         self.step = (step * 2).min(self.max);
         let half = step / 2;

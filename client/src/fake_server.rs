@@ -1,12 +1,14 @@
-//! A scripted HTTP server standing in for an RM or NM: every request is recorded, and each path
-//! answers from its own queue of canned responses (500 once the queue is empty).
+//! A scripted HTTP server standing in for an RM or NM in tests of clients built on this crate:
+//! every request is recorded, and each path answers from its own queue of canned responses (500
+//! once the queue is empty).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use weft_common::error::ErrorBody;
 
@@ -19,9 +21,15 @@ pub struct Recorded {
     pub body: Value,
 }
 
+struct Canned {
+    status: StatusCode,
+    body: Value,
+    location: Option<String>,
+}
+
 #[derive(Default)]
 struct Script {
-    responses: HashMap<String, VecDeque<(StatusCode, Value)>>,
+    responses: HashMap<String, VecDeque<Canned>>,
     recorded: Vec<Recorded>,
 }
 
@@ -46,9 +54,18 @@ impl FakeServer {
     }
 
     pub fn respond(&self, path: &str, status: u16, body: Value) -> &Self {
-        let mut script = self.script.lock().unwrap();
-        let queue = script.responses.entry(path.to_owned()).or_default();
-        queue.push_back((StatusCode::from_u16(status).unwrap(), body));
+        self.push(path, Canned { status: StatusCode::from_u16(status).unwrap(), body, location: None })
+    }
+
+    /// Answers `path` once with `307 Temporary Redirect` to `location`, as a standby RM does.
+    pub fn respond_redirect(&self, path: &str, location: &str) -> &Self {
+        let canned =
+            Canned { status: StatusCode::TEMPORARY_REDIRECT, body: Value::Null, location: Some(location.to_owned()) };
+        self.push(path, canned)
+    }
+
+    fn push(&self, path: &str, canned: Canned) -> &Self {
+        self.script.lock().unwrap().responses.entry(path.to_owned()).or_default().push_back(canned);
         self
     }
 
@@ -67,13 +84,7 @@ impl FakeServer {
     }
 }
 
-fn answer(
-    script: &Mutex<Script>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, axum::Json<Value>) {
+fn answer(script: &Mutex<Script>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let mut script = script.lock().unwrap();
     let path = uri.path().to_owned();
     script.recorded.push(Recorded {
@@ -84,9 +95,16 @@ fn answer(
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     });
     let next = script.responses.get_mut(&path).and_then(VecDeque::pop_front);
-    let (status, value) =
-        next.unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, Value::String(format!("nothing scripted for {path}"))));
-    (status, axum::Json(value))
+    let canned = next.unwrap_or_else(|| Canned {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        body: Value::String(format!("nothing scripted for {path}")),
+        location: None,
+    });
+    let mut response = (canned.status, axum::Json(canned.body)).into_response();
+    if let Some(location) = canned.location {
+        response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).unwrap());
+    }
+    response
 }
 
 /// An address nothing listens on, so connecting to it is refused.

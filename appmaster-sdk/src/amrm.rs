@@ -11,10 +11,11 @@ use weft_common::protocol::{
 use weft_common::states::FinalStatus;
 use weft_common::{ContainerId, Resource};
 
+use weft_client::{ClientError, Endpoint, Request, RetryPolicy, http_client};
+use weft_common::error::ErrorCode;
+
 use crate::asks::{AskTable, ContainerAsk};
-use crate::error::{AM_NOT_REGISTERED, SdkError};
-use crate::retry::RetryPolicy;
-use crate::transport::{Endpoint, Request, http_client};
+use crate::error::SdkError;
 
 /// How long the RM may hold an allocate call that has nothing new to say.
 pub const DEFAULT_LONG_POLL: Duration = Duration::from_secs(1);
@@ -161,20 +162,20 @@ impl AmRmClient {
             let http_request = Request::post(AM_ALLOCATE_PATH).json_body(&request)?.long_poll(self.long_poll);
             let response: AllocateResponse = match self.endpoint.call_json(&http_request).await {
                 Ok(response) => response,
-                Err(error) if error.code() == Some(AM_NOT_REGISTERED) => {
+                Err(error) if error.code() == Some(ErrorCode::AmNotRegistered) => {
                     resyncs.count()?;
                     self.resync().await?;
                     continue;
                 }
-                Err(error @ (SdkError::Remote { .. } | SdkError::Status { .. })) => {
+                Err(error @ (ClientError::Remote { .. } | ClientError::Status { .. })) => {
                     // Refused, so not applied: its asks are still news for the RM.
                     self.asks.mark_changed(&request.asks);
-                    return Err(error);
+                    return Err(error.into());
                 }
                 Err(error) => {
                     // The RM may have acted on it: only this exact request may be sent next.
                     self.unanswered = Some(request);
-                    return Err(error);
+                    return Err(error.into());
                 }
             };
             self.last_response_id = response.response_id;
@@ -210,12 +211,12 @@ impl AmRmClient {
             match self.endpoint.call_json::<FinishAmResponse>(&http_request).await {
                 Ok(response) if response.is_unregistered => return Ok(()),
                 Ok(_) => {}
-                Err(error) if error.code() == Some(AM_NOT_REGISTERED) => {
+                Err(error) if error.code() == Some(ErrorCode::AmNotRegistered) => {
                     resyncs.count()?;
                     self.send_registration_again().await?;
                     continue;
                 }
-                Err(error) => return Err(error),
+                Err(error) => return Err(error.into()),
             }
             let elapsed = started.elapsed();
             if elapsed >= self.endpoint.policy().deadline {
@@ -253,7 +254,7 @@ impl AmRmClient {
     }
 
     async fn send_registration(&self, request: &RegisterAmRequest) -> Result<RegisterAmResponse, SdkError> {
-        self.endpoint.call_json(&Request::post(AM_REGISTER_PATH).json_body(request)?).await
+        Ok(self.endpoint.call_json(&Request::post(AM_REGISTER_PATH).json_body(request)?).await?)
     }
 }
 

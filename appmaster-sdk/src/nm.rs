@@ -6,9 +6,9 @@ use weft_common::protocol::{
     Container, ContainerLaunchContext, ContainerReport, NM_CONTAINERS_PATH, StartContainerRequest, StopContainerRequest,
 };
 
+use weft_client::{ClientError, Endpoint, Request, RetryPolicy, http_client};
+
 use crate::error::SdkError;
-use crate::retry::RetryPolicy;
-use crate::transport::{Endpoint, Request, http_client};
 
 /// `GET …/containers/{id}/logs` body.
 #[derive(Deserialize)]
@@ -53,13 +53,13 @@ impl NmClient {
         let body = StartContainerRequest { container_token: container.container_token.clone(), launch_context };
         let attempted = nm.execute(&Request::post(NM_CONTAINERS_PATH).json_body(&body)?).await;
         match attempted.result {
-            Ok(reply) => reply.json(),
+            Ok(reply) => Ok(reply.json()?),
             // A retry refused after an earlier try's response was lost: that try may have
             // started the container, in which case the NM knows it.
-            Err(error @ SdkError::Remote { .. }) if attempted.attempts > 1 => {
-                self.container_status(container).await.map_err(|_| error)
+            Err(error @ ClientError::Remote { .. }) if attempted.attempts > 1 => {
+                self.container_status(container).await.map_err(|_| error.into())
             }
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -72,12 +72,12 @@ impl NmClient {
     ) -> Result<ContainerReport, SdkError> {
         let path = format!("{NM_CONTAINERS_PATH}/{}/stop", container.id);
         let body = StopContainerRequest { container_token: container.container_token.clone(), exit_status };
-        self.endpoint(container)?.call_json(&Request::post(&path).json_body(&body)?).await
+        Ok(self.endpoint(container)?.call_json(&Request::post(&path).json_body(&body)?).await?)
     }
 
     pub async fn container_status(&self, container: &Container) -> Result<ContainerReport, SdkError> {
         let path = format!("{NM_CONTAINERS_PATH}/{}", container.id);
-        self.endpoint(container)?.call_json(&Request::get(&path)).await
+        Ok(self.endpoint(container)?.call_json(&Request::get(&path)).await?)
     }
 
     /// Names of the container's log files (e.g. `stdout`, `stderr`).
@@ -90,6 +90,6 @@ impl NmClient {
     }
 
     fn endpoint(&self, container: &Container) -> Result<Endpoint, SdkError> {
-        Endpoint::new(self.http.clone(), std::slice::from_ref(&container.node_http_address), self.policy)
+        Ok(Endpoint::new(self.http.clone(), std::slice::from_ref(&container.node_http_address), self.policy)?)
     }
 }

@@ -11,13 +11,12 @@ use weft_common::rest::{
 use weft_common::states::AppState;
 use weft_common::{ApplicationId, ContainerId, NodeId};
 
+use weft_client::{Endpoint, Request, RetryPolicy, http_client};
+use weft_common::error::ErrorCode;
+
 use crate::error::SdkError;
 use crate::nm::{list_log_files, read_log_file};
-use crate::retry::RetryPolicy;
-use crate::transport::{Endpoint, Request, http_client};
 
-/// Error code of a submission whose application id is already in use.
-const APP_ALREADY_SUBMITTED: &str = "WEFT-APP-ALREADY-SUBMITTED";
 const KILL_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Filters of `GET /ws/v1/cluster/apps`; empty fields do not filter.
@@ -49,7 +48,7 @@ impl RmClient {
     }
 
     pub async fn new_application(&self) -> Result<NewApplication, SdkError> {
-        self.endpoint.call_json(&Request::post(&cluster_path("apps/new-application"))).await
+        Ok(self.endpoint.call_json(&Request::post(&cluster_path("apps/new-application"))).await?)
     }
 
     /// Submits `context`, first obtaining an application id if it has none.
@@ -64,8 +63,8 @@ impl RmClient {
         match attempted.result {
             Ok(_) => Ok(id),
             // An earlier try got through but its response was lost.
-            Err(error) if attempted.attempts > 1 && error.code() == Some(APP_ALREADY_SUBMITTED) => Ok(id),
-            Err(error) => Err(error),
+            Err(error) if attempted.attempts > 1 && error.code() == Some(ErrorCode::AppAlreadySubmitted) => Ok(id),
+            Err(error) => Err(error.into()),
         }
     }
 

@@ -1,13 +1,12 @@
 //! The SDK clients against scripted fake servers: retries, failover, typed errors, and the AM
 //! protocol's response-id, resync and finish rules.
 
-mod fake_server;
-
 use std::time::Duration;
 
-use fake_server::{FakeServer, refused_address};
 use serde_json::{Value, json};
-use weft_appmaster_sdk::{AmRmClient, ContainerAsk, NmClient, RetryPolicy, RmClient, SdkError};
+use weft_appmaster_sdk::{AmRmClient, ClientError, ContainerAsk, NmClient, RetryPolicy, RmClient, SdkError};
+use weft_client::fake_server::{FakeServer, refused_address};
+use weft_common::error::ErrorCode;
 use weft_common::protocol::{
     AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, AllocateResponse, AmCommand, Container, ContainerLaunchContext,
     ContainerReport, ContainerStatus, RegisterAmRequest, RegisterAmResponse,
@@ -159,8 +158,8 @@ async fn client_errors_surface_at_once_with_their_body() {
 
     let error = client.app(APP).await.unwrap_err();
 
-    assert!(matches!(&error, SdkError::Remote { status: 404, .. }), "{error:?}");
-    assert_eq!(error.code(), Some("WEFT-APP-NOT-FOUND"));
+    assert!(matches!(&error, SdkError::Client(ClientError::Remote { status: 404, .. })), "{error:?}");
+    assert_eq!(error.code(), Some(ErrorCode::AppNotFound));
     assert!(!error.is_retryable());
     assert_eq!(rm.recorded().len(), 1);
 }
@@ -173,9 +172,11 @@ async fn retries_stop_at_the_deadline() {
 
     let error = client.cluster_info().await.unwrap_err();
 
-    let SdkError::Timeout { attempts, last, .. } = &error else { panic!("expected a timeout, got {error:?}") };
+    let SdkError::Client(ClientError::Timeout { attempts, last, .. }) = &error else {
+        panic!("expected a timeout, got {error:?}")
+    };
     assert!(*attempts > 1);
-    assert!(matches!(**last, SdkError::Transport(_)), "{last:?}");
+    assert!(matches!(**last, ClientError::Transport(_)), "{last:?}");
 }
 
 #[tokio::test]
@@ -289,7 +290,7 @@ async fn not_registered_error_also_triggers_a_resync() {
 async fn a_request_whose_response_was_lost_is_sent_again_unchanged() {
     let rm = FakeServer::start().await;
     rm.respond(AM_REGISTER_PATH, 200, register_response())
-        .respond_error(AM_ALLOCATE_PATH, 503, "WEFT-INTERNAL")
+        .respond_error(AM_ALLOCATE_PATH, 503, "WEFT-RM-SHUTTING-DOWN")
         .respond(AM_ALLOCATE_PATH, 200, allocate_response(1, vec![], vec![]))
         .respond(AM_ALLOCATE_PATH, 200, allocate_response(2, vec![], vec![]));
     let mut am = am_client(&rm);
@@ -298,7 +299,7 @@ async fn a_request_whose_response_was_lost_is_sent_again_unchanged() {
     am.release(container_id(9));
     // No time for retries: the first transient failure ends the call.
     am = am.with_retry_policy(RetryPolicy { deadline: Duration::ZERO, ..fast_retries() });
-    assert!(matches!(am.allocate(0.0).await, Err(SdkError::Timeout { .. })));
+    assert!(matches!(am.allocate(0.0).await, Err(SdkError::Client(ClientError::Timeout { .. }))));
 
     am = am.with_retry_policy(fast_retries());
     am.add_request(&ContainerAsk::anywhere(1, Resource::new(1024, 1)), 1);

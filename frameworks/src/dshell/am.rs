@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::mpsc;
-use weft_appmaster_sdk::{AmRmClient, ContainerAsk, NmClient, SdkError};
+use weft_appmaster_sdk::{AmRmClient, ClientError, ContainerAsk, NmClient, SdkError};
 use weft_common::ContainerId;
 use weft_common::protocol::{Container, ContainerLaunchContext, RegisterAmRequest, container_env};
 
@@ -154,7 +154,8 @@ fn spawn_launch(
             Err(error) => {
                 let failure = LaunchFailure {
                     container: container.id,
-                    node_unreachable: matches!(error, SdkError::Timeout { .. }) || error.is_retryable(),
+                    node_unreachable: matches!(error, SdkError::Client(ClientError::Timeout { .. }))
+                        || error.is_retryable(),
                     message: error.to_string(),
                 };
                 // Sending fails only once the AM has stopped listening, when it no longer matters.

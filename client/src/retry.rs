@@ -43,11 +43,6 @@ impl Backoff {
         Self { step: policy.initial_backoff, max: policy.max_backoff.max(policy.initial_backoff) }
     }
 
-    /// Back to the initial step, after a success.
-    pub fn reset(&mut self, policy: &RetryPolicy) {
-        *self = Self::new(policy);
-    }
-
     pub fn next_delay(&mut self) -> Duration {
         let step = self.step;
         self.step = (step * 2).min(self.max);

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
+use weft_client::{Backoff, ClientError, Endpoint, Request, RetryPolicy, http_client};
 use weft_common::Resource;
-use weft_common::error::ErrorBody;
 use weft_common::protocol::{
     NM_HEARTBEAT_PATH, NM_REGISTER_PATH, NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterNodeRequest,
     RegisterNodeResponse,
@@ -14,14 +14,21 @@ use weft_common::protocol::{
 
 use crate::containers::ContainerManager;
 
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Short, so an NM finds a new active RM within half a second of a failover.
-const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Guards against an RM that asks for absurdly frequent heartbeats.
 const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(50);
-/// A hung (e.g. paused) RM is given up on in this time, and the next address tried.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Each call makes one round over the RM addresses, following a standby's redirect to the
+/// active one; the loops below pace further rounds with the client's backoff (capped at 0.5 s,
+/// so a new active RM is found within half a second of a failover) and notice a stop between
+/// them.
+fn rm_policy() -> RetryPolicy {
+    RetryPolicy {
+        deadline: Duration::ZERO,
+        // A hung (e.g. paused) RM is given up on in this time, and the next address tried.
+        request_timeout: Duration::from_secs(5),
+        ..RetryPolicy::default()
+    }
+}
 
 pub(crate) struct Heartbeat {
     pub manager: ContainerManager,
@@ -36,68 +43,20 @@ pub(crate) struct Heartbeat {
 
 /// Talks to the first RM that answers, failing over to the next address on errors.
 pub(crate) struct RmClient {
-    http: reqwest::Client,
-    addresses: Vec<String>,
-    current: usize,
+    endpoint: Endpoint,
 }
 
 impl RmClient {
-    pub fn new(addresses: &[String]) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT).build()?;
-        let addresses = addresses.iter().map(|a| a.trim_end_matches('/').to_owned()).collect();
-        Ok(Self { http, addresses, current: 0 })
+    pub fn new(addresses: &[String]) -> Result<Self, ClientError> {
+        Ok(Self { endpoint: Endpoint::new(http_client()?, addresses, rm_policy())? })
     }
 
-    /// Posts to the current RM, then to each other one in turn; the error of the last try.
-    async fn post<Req: Serialize, Resp: DeserializeOwned>(&mut self, path: &str, body: &Req) -> Result<Resp, String> {
-        let mut last_error = String::new();
-        for _ in 0..self.addresses.len() {
-            let url = format!("{}{path}", self.addresses[self.current]);
-            match self.try_post(&url, body).await {
-                Ok(response) => return Ok(response),
-                Err(e) => {
-                    tracing::debug!(%url, error = %e, "RM call failed");
-                    last_error = format!("{url}: {e}");
-                    self.current = (self.current + 1) % self.addresses.len();
-                }
-            }
-        }
-        Err(last_error)
+    async fn post<Req: Serialize, Resp: DeserializeOwned>(&self, path: &str, body: &Req) -> Result<Resp, ClientError> {
+        self.endpoint.call_json(&Request::post(path).json_body(body)?).await
     }
 
-    async fn try_post<Req: Serialize, Resp: DeserializeOwned>(&self, url: &str, body: &Req) -> Result<Resp, String> {
-        let response = self.http.post(url).json(body).send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        if status.is_success() {
-            return response.json().await.map_err(|e| format!("unreadable response: {e}"));
-        }
-        let text = response.text().await.unwrap_or_default();
-        Err(match serde_json::from_str::<ErrorBody>(&text) {
-            Ok(body) => format!("HTTP {status}: {body}"),
-            Err(_) => format!("HTTP {status}: {text}"),
-        })
-    }
-}
-
-/// Exponential backoff with jitter for retrying an unreachable RM.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self { next: MIN_BACKOFF }
-    }
-
-    fn reset(&mut self) {
-        self.next = MIN_BACKOFF;
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        let jitter_ms = rand::random_range(0..=delay.as_millis() as u64 / 4);
-        delay + Duration::from_millis(jitter_ms)
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.endpoint.policy())
     }
 }
 
@@ -111,7 +70,7 @@ enum Session {
 impl Heartbeat {
     /// Registers, then heartbeats until `stop` turns true or the RM orders a shutdown.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut backoff = Backoff::new();
+        let mut backoff = self.rm.backoff();
         loop {
             let Some(interval) = self.register(&mut stop, &mut backoff).await else { return };
             match self.heartbeat_until_resync(interval, &mut stop, &mut backoff).await {
@@ -145,11 +104,11 @@ impl Heartbeat {
                         "registered with the ResourceManager"
                     );
                     self.manager.set_token_keys(response.container_token_keys);
-                    backoff.reset();
+                    *backoff = self.rm.backoff();
                     return Some(heartbeat_interval(response.heartbeat_interval_ms));
                 }
                 Ok(response) => format!("the RM answered {:?}: {}", response.action, response.diagnostics),
-                Err(e) => e,
+                Err(e) => e.to_string(),
             };
             let delay = backoff.next_delay();
             tracing::warn!(error = %failure, retry_in_ms = delay.as_millis() as u64, "cannot register with any ResourceManager");
@@ -186,7 +145,7 @@ impl Heartbeat {
                     continue;
                 }
             };
-            backoff.reset();
+            *backoff = self.rm.backoff();
             if let Some(keys) = response.container_token_keys {
                 self.manager.set_token_keys(keys);
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tower_http::trace::TraceLayer;
-use weft_common::error::ErrorBody;
+use weft_common::error::{ErrorBody, ErrorCode};
 use weft_common::protocol::{ContainerReport, NM_CONTAINERS_PATH, StartContainerRequest, StopContainerRequest};
 use weft_common::states::NmContainerState;
 use weft_common::token::TokenError;
@@ -87,70 +87,35 @@ impl From<NmError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.0.to_string();
-        let (status, exception, code, hint) = match &self.0 {
-            NmError::InvalidToken(TokenError::WrongSubject { .. }) | NmError::TokenForOtherContainer { .. } => (
-                StatusCode::FORBIDDEN,
-                "ForbiddenException",
-                "WEFT-NM-INVALID-TOKEN",
-                "use the container token the RM issued for this container on this node",
-            ),
-            NmError::InvalidToken(_) => (
-                StatusCode::UNAUTHORIZED,
-                "AuthorizationException",
-                "WEFT-NM-INVALID-TOKEN",
-                "the token is forged, corrupted or expired; ask the RM for a new allocation",
-            ),
-            NmError::NotRegistered => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NMNotYetReadyException",
-                "WEFT-NM-NOT-READY",
-                "retry shortly: the NM is still registering with the ResourceManager",
-            ),
-            NmError::ShuttingDown => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "YarnException",
-                "WEFT-NM-SHUTTING-DOWN",
-                "this node is going away; ask the RM for a container elsewhere",
-            ),
-            NmError::ContainerNotFound(_) => (
-                StatusCode::NOT_FOUND,
-                "NotFoundException",
-                "WEFT-NM-CONTAINER-NOT-FOUND",
-                "check the container id; GET /ws/v1/node/containers lists the containers of this node",
-            ),
-            NmError::LogNotFound { .. } => (
-                StatusCode::NOT_FOUND,
-                "NotFoundException",
-                "WEFT-NM-LOG-NOT-FOUND",
-                "GET …/logs lists the container's log files",
-            ),
-            NmError::DuplicateContainer(_) => (
-                StatusCode::CONFLICT,
-                "YarnException",
-                "WEFT-NM-DUPLICATE-CONTAINER",
-                "a container id can be started only once; GET it to see its status",
-            ),
-            NmError::BadRequest(_) => (
-                StatusCode::BAD_REQUEST,
-                "BadRequestException",
-                "WEFT-NM-BAD-REQUEST",
-                "fix the request; the message names the offending part",
-            ),
-            NmError::LaunchFailed { .. } => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "YarnException",
-                "WEFT-NM-LAUNCH-FAILED",
-                "the container completed without running; see the message and the NM log",
-            ),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "YarnException", "WEFT-NM-INTERNAL", "see the NodeManager log"),
+        let code = match &self.0 {
+            NmError::InvalidToken(TokenError::WrongSubject { .. }) | NmError::TokenForOtherContainer { .. } => {
+                // A genuine token for another container or node: forbidden, not unauthenticated.
+                let body = ErrorBody::new(
+                    "ForbiddenException",
+                    ErrorCode::NmInvalidToken.as_str(),
+                    message,
+                    "use the container token the RM issued for this container on this node",
+                );
+                return (StatusCode::FORBIDDEN, Json(body)).into_response();
+            }
+            NmError::InvalidToken(_) => ErrorCode::NmInvalidToken,
+            NmError::NotRegistered => ErrorCode::NmNotReady,
+            NmError::ShuttingDown => ErrorCode::NmShuttingDown,
+            NmError::ContainerNotFound(_) => ErrorCode::NmContainerNotFound,
+            NmError::LogNotFound { .. } => ErrorCode::NmLogNotFound,
+            NmError::DuplicateContainer(_) => ErrorCode::NmDuplicateContainer,
+            NmError::BadRequest(_) => ErrorCode::NmBadRequest,
+            NmError::LaunchFailed { .. } => ErrorCode::NmLaunchFailed,
+            _ => ErrorCode::NmInternal,
         };
-        let retryable = matches!(self.0, NmError::NotRegistered);
-        let mut response = (status, Json(ErrorBody::new(exception, code, message, hint))).into_response();
-        if retryable {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        error_response(code, message)
     }
+}
+
+/// The HTTP answer for `code`; whether to retry is the code's to say (no `Retry-After`).
+fn error_response(code: ErrorCode, message: String) -> Response {
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(code.body(message))).into_response()
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -234,11 +199,5 @@ async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
 }
 
 async fn unknown_endpoint() -> Response {
-    let body = ErrorBody::new(
-        "NotFoundException",
-        "WEFT-NM-NO-SUCH-ENDPOINT",
-        "no such endpoint",
-        "the NM serves /ws/v1/node/containers[/{id}[/stop|/logs[/{file}]]], /ws/v1/node/info and /metrics",
-    );
-    (StatusCode::NOT_FOUND, Json(body)).into_response()
+    error_response(ErrorCode::NmNoSuchEndpoint, "no such endpoint".to_owned())
 }

@@ -3,14 +3,11 @@
 //! `yarn queue -status`, or the RM's JSON with `--json`.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use reqwest::header::ACCEPT;
-use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
-use weft_appmaster_sdk::{RETRYABLE_SUFFIX, RM_STANDBY};
+use weft_client::{Endpoint, Request, RetryPolicy, http_client};
 use weft_common::Resource;
 use weft_common::error::ErrorBody;
 
@@ -18,8 +15,6 @@ use crate::client::report_refusal;
 
 const QUEUES_PATH: &str = "/ws/v1/weft/queues";
 const RELOAD_PATH: &str = "/ws/v1/weft/queues/reload";
-/// A queue listing is one small read; an RM that takes longer is as good as down.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum QueueCommand {
@@ -94,7 +89,7 @@ struct QueueUser {
 
 pub async fn run_queue(cmd: QueueCommand, rm: &[String], user: &str) -> anyhow::Result<i32> {
     if matches!(cmd, QueueCommand::Reload) {
-        return match call_rm(rm, user, Method::POST, RELOAD_PATH).await? {
+        return match call_rm(rm, user, Request::post(RELOAD_PATH)).await? {
             Fetched::Answer(summary) => {
                 let list = |key: &str| summary[key].as_array().map_or(0, Vec::len);
                 println!(
@@ -112,7 +107,7 @@ pub async fn run_queue(cmd: QueueCommand, rm: &[String], user: &str) -> anyhow::
             }
         };
     }
-    let raw = match call_rm(rm, user, Method::GET, QUEUES_PATH).await? {
+    let raw = match call_rm(rm, user, Request::get(QUEUES_PATH)).await? {
         Fetched::Answer(Value::Array(raw)) => raw,
         Fetched::Answer(other) => anyhow::bail!("the ResourceManager's queue list is not a list: {other}"),
         Fetched::Refused(body) => {
@@ -151,55 +146,19 @@ enum Fetched {
     Refused(ErrorBody),
 }
 
-/// Calls `path` on each RM address in turn; moves on when one is unreachable or a standby, as
-/// the SDK's failover does.
-async fn call_rm(rm: &[String], user: &str, method: Method, path: &str) -> anyhow::Result<Fetched> {
-    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().context("cannot build the HTTP client")?;
-    let mut failures = Vec::new();
-    for address in rm.iter().filter(|a| !a.trim().is_empty()) {
-        let url = rm_url(address, path, user)?;
-        let response = match http.request(method.clone(), url.clone()).header(ACCEPT, "application/json").send().await {
-            Ok(response) => response,
-            Err(e) => {
-                failures.push(format!("{url}: {e}"));
-                continue;
-            }
-        };
-        let status = response.status();
-        let body = response.bytes().await.with_context(|| format!("cannot read the answer of {url}"))?;
-        if status.is_success() {
-            let answer: Value =
-                serde_json::from_slice(&body).with_context(|| format!("{url} did not answer with JSON"))?;
-            return Ok(Fetched::Answer(answer));
-        }
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(error) if is_failover(&error) => failures.push(format!("{url}: {error}")),
-            Ok(error) => return Ok(Fetched::Refused(error)),
-            Err(_) => {
-                let text = String::from_utf8_lossy(&body);
-                failures.push(format!("{url}: HTTP {status}: {}", text.trim()));
-            }
-        }
+/// Calls `path` on the RM group, failing over and following a standby's redirect like every
+/// other client command.
+async fn call_rm(rm: &[String], user: &str, request: Request<'_>) -> anyhow::Result<Fetched> {
+    let endpoint = Endpoint::new(http_client()?, rm, RetryPolicy::default())
+        .context("no usable ResourceManager address (use --rm or WEFT_RM)")?
+        .with_user_name(user.to_owned());
+    match endpoint.call_json(&request).await {
+        Ok(answer) => Ok(Fetched::Answer(answer)),
+        Err(error) => match error.remote_body() {
+            Some(body) => Ok(Fetched::Refused(body.clone())),
+            None => Err(anyhow::Error::new(error).context("no ResourceManager answered")),
+        },
     }
-    if failures.is_empty() {
-        anyhow::bail!("no ResourceManager address given (use --rm or WEFT_RM)");
-    }
-    anyhow::bail!("no ResourceManager answered:\n  {}", failures.join("\n  "))
-}
-
-/// A standby RM or a transient refusal: another address may answer.
-fn is_failover(error: &ErrorBody) -> bool {
-    let code = &error.remote_exception.code;
-    code == RM_STANDBY || code.ends_with(RETRYABLE_SUFFIX)
-}
-
-/// `http://host:port[/prefix]` or a bare `host:port`, plus `path` and `?user.name=`.
-fn rm_url(address: &str, path: &str, user: &str) -> anyhow::Result<Url> {
-    let trimmed = address.trim().trim_end_matches('/');
-    let base = if trimmed.contains("://") { trimmed.to_owned() } else { format!("http://{trimmed}") };
-    let mut url = Url::parse(&format!("{base}{path}")).with_context(|| format!("invalid RM address {address:?}"))?;
-    url.query_pairs_mut().append_pair("user.name", user);
-    Ok(url)
 }
 
 /// A queue by full path, else by its name when exactly one queue has it (leaf names are unique).
@@ -390,18 +349,6 @@ mod tests {
         assert!(report.contains("\t\talice : 2048 MB, 2 vc used, 1024 MB, 1 vc by AMs, 1 applications (1 running)\n"));
         let root = queue_report(&queues[0], &queues);
         assert!(root.contains("\tChildren : root.etl\n") && !root.contains("Users"), "{root}");
-    }
-
-    #[test]
-    fn addresses_get_a_scheme_the_path_and_the_user() {
-        assert_eq!(
-            rm_url("rm1:8088/", QUEUES_PATH, "ann").unwrap().as_str(),
-            "http://rm1:8088/ws/v1/weft/queues?user.name=ann"
-        );
-        assert_eq!(
-            rm_url("http://rm1:8088/proxy", QUEUES_PATH, "a b").unwrap().as_str(),
-            "http://rm1:8088/proxy/ws/v1/weft/queues?user.name=a+b"
-        );
     }
 
     #[test]

@@ -41,11 +41,8 @@ impl ClientError {
     /// alone decides only when the body carries no code this build knows (e.g. a proxy's 502).
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Remote { status, body } => match body.error_code() {
-                Some(code) => code.is_retryable(),
-                None => is_transient_status(*status),
-            },
-            ClientError::Status { status, .. } => is_transient_status(*status),
+            ClientError::Remote { status, body } => is_retryable_refusal(*status, body.error_code()),
+            ClientError::Status { status, .. } => is_retryable_refusal(*status, None),
             ClientError::Redirect { .. } => true,
             ClientError::Transport(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
             _ => false,
@@ -75,9 +72,13 @@ impl ClientError {
     }
 }
 
-/// Gateway failures of a proxy in front of the server.
-fn is_transient_status(status: u16) -> bool {
-    matches!(status, 502..=504)
+/// Whether a non-2xx answer is worth another try: its [`ErrorCode`] decides; without a code this
+/// build knows, only a gateway failure (502/503/504, e.g. of a proxy) is.
+pub fn is_retryable_refusal(status: u16, code: Option<ErrorCode>) -> bool {
+    match code {
+        Some(code) => code.is_retryable(),
+        None => matches!(status, 502..=504),
+    }
 }
 
 #[cfg(test)]

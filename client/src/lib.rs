@@ -19,6 +19,6 @@ pub mod fake_server;
 mod retry;
 mod transport;
 
-pub use error::ClientError;
+pub use error::{ClientError, is_retryable_refusal};
 pub use retry::{Backoff, RetryPolicy};
 pub use transport::{Attempted, CONNECT_TIMEOUT, Endpoint, Reply, Request, http_client, parse_address};

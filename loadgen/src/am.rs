@@ -11,6 +11,7 @@ use reqwest::header::HeaderValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::AbortHandle;
+use weft_client::RetryPolicy;
 use weft_common::ContainerId;
 use weft_common::protocol::{
     AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, ANY, AllocateRequest, AllocateResponse, AmCommand,
@@ -21,12 +22,8 @@ use weft_common::states::{FinalStatus, exit_status};
 
 use crate::nodes::{node_index, start_task_container};
 use crate::stats::Histogram;
-use crate::world::{CallError, Outcome, World, post_json};
+use crate::world::{Outcome, World, post_json, retrying};
 
-/// Limit for one exchange with the RM, on top of a long poll's wait (the SDK's default).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long transient failures are retried before the AM gives up (the SDK's default).
-const RETRY_DEADLINE: Duration = Duration::from_secs(60);
 const FINISH_POLL_INTERVAL: Duration = Duration::from_millis(200);
 const TASK_PRIORITY: i32 = 1;
 
@@ -188,7 +185,7 @@ impl<'w> Am<'w> {
             if response.is_unregistered {
                 return Ok(status);
             }
-            if started.elapsed() > RETRY_DEADLINE {
+            if started.elapsed() > RetryPolicy::default().deadline {
                 return Err("the RM never confirmed the unregistration".into());
             }
             tokio::time::sleep(FINISH_POLL_INTERVAL).await;
@@ -207,33 +204,22 @@ impl<'w> Am<'w> {
         rtt: Option<&Histogram>,
     ) -> Result<Resp, String> {
         let world = self.world;
-        let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + RETRY_DEADLINE;
-        let mut backoff = Duration::from_millis(100);
-        loop {
+        let body = &serde_json::to_vec(request).map_err(|e| e.to_string())?;
+        let timeout = RetryPolicy::default().request_timeout + long_poll;
+        retrying(world, what, || async move {
             let sent = Instant::now();
-            let result: Result<Resp, CallError> = {
+            let response = {
                 let _slot = world.http.am_in_flight.acquire().await;
-                post_json(&world.http.am, url, body.clone(), Some(&self.bearer), REQUEST_TIMEOUT + long_poll).await
+                post_json(&world.http.am, url, body.clone(), Some(&self.bearer), timeout).await?
             };
-            match result {
-                Ok(response) => {
-                    if let Some(h) = rtt
-                        && world.in_window(sent)
-                    {
-                        h.record(sent.elapsed());
-                    }
-                    return Ok(response);
-                }
-                Err(e) => {
-                    world.error(what, &e);
-                    if !e.is_transient() || Instant::now() + backoff > deadline {
-                        return Err(format!("{what}: {e}"));
-                    }
-                }
+            if let Some(h) = rtt
+                && world.in_window(sent)
+            {
+                h.record(sent.elapsed());
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+            Ok(response)
+        })
+        .await
+        .map_err(|e| format!("{what}: {e}"))
     }
 }

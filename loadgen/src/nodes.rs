@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::sync::{Notify, watch};
 use tokio::task::AbortHandle;
-use weft_common::error::ErrorBody;
+use weft_client::RetryPolicy;
+use weft_common::error::{ErrorBody, ErrorCode};
 use weft_common::protocol::{
     ContainerReport, NM_CONTAINERS_PATH, NM_HEARTBEAT_PATH, NM_REGISTER_PATH, NodeAction, NodeHeartbeatRequest,
     NodeHeartbeatResponse, RegisterNodeRequest, RegisterNodeResponse, StartContainerRequest, StopContainerRequest,
@@ -22,9 +23,7 @@ use weft_common::states::{NmContainerState, exit_status};
 use weft_common::token::{ContainerToken, MasterKey, TokenError};
 use weft_common::{ContainerId, NodeId, Resource};
 
-use crate::world::{CallError, World, decode_raw};
-
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::world::{CallError, World, decode_raw, retrying};
 /// Each node's container API lives under its own prefix of the one shared server, because the
 /// RM builds launch URLs by appending the API path to the node's `http_address`.
 const NODE_PREFIX: &str = "/simnode";
@@ -189,9 +188,8 @@ fn now_ms() -> u64 {
 /// Registers node `index` (again after a RESYNC), retrying transient failures for up to a minute.
 pub async fn register(world: &World, index: usize) -> Result<Duration, CallError> {
     let node = &world.nodes[index];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut backoff = Duration::from_millis(200);
-    loop {
+    let timeout = RetryPolicy::default().request_timeout;
+    retrying(world, "node register", || async move {
         let request = RegisterNodeRequest {
             node_id: node.id.clone(),
             http_address: node.http_address.clone(),
@@ -203,35 +201,19 @@ pub async fn register(world: &World, index: usize) -> Result<Duration, CallError
         let body = serde_json::to_vec(&request).expect("request serializes");
         let result = {
             let _slot = world.http.nodes_in_flight.acquire().await;
-            world.http.nodes.post(NM_REGISTER_PATH, &body, REQUEST_TIMEOUT).await
+            world.http.nodes.post(NM_REGISTER_PATH, &body, timeout).await
         };
-        let result = result.map_err(CallError::Io).and_then(|r| decode_raw::<RegisterNodeResponse>(r, "register"));
-        match result {
-            Ok(response) if response.action == NodeAction::Normal => {
-                let mut state = node.lock();
-                state.keys = response.container_token_keys;
-                state.registered = true;
-                return Ok(Duration::from_millis(response.heartbeat_interval_ms.max(50)));
-            }
-            Ok(response) => {
-                let e = CallError::Status {
-                    status: 200,
-                    code: format!("{:?}", response.action),
-                    text: response.diagnostics,
-                };
-                world.error("node register", &e);
-                return Err(e);
-            }
-            Err(e) => {
-                world.error("node register", &e);
-                if !e.is_transient() || Instant::now() + backoff > deadline {
-                    return Err(e);
-                }
-            }
+        let response = decode_raw::<RegisterNodeResponse>(result.map_err(CallError::Io)?, "register")?;
+        if response.action != NodeAction::Normal {
+            let code = format!("{:?}", response.action);
+            return Err(CallError::Status { status: 200, code, text: response.diagnostics });
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+        let mut state = node.lock();
+        state.keys = response.container_token_keys;
+        state.registered = true;
+        Ok(Duration::from_millis(response.heartbeat_interval_ms.max(50)))
+    })
+    .await
 }
 
 /// Heartbeats node `index` every `interval` from `first` on until `stop` turns true.
@@ -263,7 +245,7 @@ pub async fn heartbeat_loop(
         let sent = Instant::now();
         let result = {
             let _slot = world.http.nodes_in_flight.acquire().await;
-            world.http.nodes.post(NM_HEARTBEAT_PATH, &body, REQUEST_TIMEOUT).await
+            world.http.nodes.post(NM_HEARTBEAT_PATH, &body, RetryPolicy::default().request_timeout).await
         };
         let result = result.map_err(CallError::Io).and_then(|r| decode_raw::<NodeHeartbeatResponse>(r, "heartbeat"));
         // Failed heartbeats count in the round trip (a timeout is the RM's latency too), not in
@@ -331,36 +313,20 @@ enum NmRefusal {
 
 impl IntoResponse for NmRefusal {
     fn into_response(self) -> Response {
-        let (status, exception, code, message) = match self {
-            NmRefusal::NotRegistered => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NMNotYetReadyException",
-                "WEFT-NM-NOT-READY",
-                "the node is not registered yet".to_owned(),
-            ),
+        let (code, message) = match self {
+            NmRefusal::NotRegistered => (ErrorCode::NmNotReady, "the node is not registered yet".to_owned()),
             NmRefusal::Token(e @ TokenError::WrongSubject { .. }) => {
-                (StatusCode::FORBIDDEN, "ForbiddenException", "WEFT-NM-INVALID-TOKEN", e.to_string())
+                // As the real NM: a genuine token for another container is forbidden.
+                let body = ErrorBody::new("ForbiddenException", ErrorCode::NmInvalidToken.as_str(), e.to_string(), "");
+                return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
             }
-            NmRefusal::Token(e) => {
-                (StatusCode::UNAUTHORIZED, "AuthorizationException", "WEFT-NM-INVALID-TOKEN", e.to_string())
-            }
-            NmRefusal::UnknownNode => {
-                (StatusCode::NOT_FOUND, "NotFoundException", "WEFT-PATH-NOT-FOUND", "no such simulated node".to_owned())
-            }
-            NmRefusal::UnknownContainer => (
-                StatusCode::NOT_FOUND,
-                "NotFoundException",
-                "WEFT-NM-CONTAINER-NOT-FOUND",
-                "no such container".to_owned(),
-            ),
-            NmRefusal::Duplicate => (
-                StatusCode::CONFLICT,
-                "YarnException",
-                "WEFT-NM-CONTAINER-EXISTS",
-                "container already started".to_owned(),
-            ),
+            NmRefusal::Token(e) => (ErrorCode::NmInvalidToken, e.to_string()),
+            NmRefusal::UnknownNode => (ErrorCode::PathNotFound, "no such simulated node".to_owned()),
+            NmRefusal::UnknownContainer => (ErrorCode::NmContainerNotFound, "no such container".to_owned()),
+            NmRefusal::Duplicate => (ErrorCode::NmDuplicateContainer, "container already started".to_owned()),
         };
-        (status, axum::Json(ErrorBody::new(exception, code, message, ""))).into_response()
+        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(code.body(message))).into_response()
     }
 }
 

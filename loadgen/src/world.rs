@@ -12,7 +12,8 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
-use weft_common::error::ErrorBody;
+use weft_client::{Backoff, RetryPolicy, is_retryable_refusal};
+use weft_common::error::{ErrorBody, ErrorCode};
 use weft_common::{ApplicationId, Resource};
 
 use crate::nodes::SimNode;
@@ -240,11 +241,11 @@ impl CallError {
         }
     }
 
-    /// Worth retrying: the RM may answer next time.
+    /// Worth retrying: the RM may answer next time (decided as every Weft client decides).
     pub fn is_transient(&self) -> bool {
         match self {
             CallError::Transport(_) | CallError::Io(_) => true,
-            CallError::Status { status, .. } => *status >= 500,
+            CallError::Status { status, code, .. } => is_retryable_refusal(*status, code.parse::<ErrorCode>().ok()),
             CallError::Decode(_) => false,
         }
     }
@@ -307,4 +308,29 @@ pub async fn post(
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let code = serde_json::from_slice::<ErrorBody>(&bytes).map(|b| b.remote_exception.code).unwrap_or_default();
     Err(CallError::Status { status: status.as_u16(), code, text })
+}
+
+/// Runs `attempt` until it succeeds, fails for good or the deadline passes, recording each
+/// failure as `what`. Simulated NMs and AMs retry with the policy and backoff of every Weft
+/// client (`weft-client`), so the RM sees the retry traffic real clients would send.
+pub async fn retrying<T, F: Future<Output = Result<T, CallError>>>(
+    world: &World,
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, CallError> {
+    let policy = RetryPolicy::default();
+    let deadline = Instant::now() + policy.deadline;
+    let mut backoff = Backoff::new(&policy);
+    loop {
+        let error = match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        world.error(what, &error);
+        let pause = backoff.next_delay();
+        if !error.is_transient() || Instant::now() + pause > deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(pause).await;
+    }
 }

@@ -251,3 +251,44 @@ fn the_cluster_rides_out_a_database_restart() {
     assert_eq!(started_containers(&c), 4);
     c.assert_all_alive().unwrap();
 }
+
+/// A client that knows only one RM address (the CLI's default `--rm`): after that RM hands over,
+/// it follows the standby's redirect to the new active, instead of asking the standby again
+/// until its 60 s deadline and failing.
+#[test]
+fn a_cli_given_one_rm_address_follows_a_handover() {
+    let mut c = Cluster::start(ha_options(2048, 8)).unwrap();
+    let id = submit_dshell(&c, 1, 0);
+    c.wait_for_final(&id, MINUTE).unwrap();
+    let old = c.wait_for_active().unwrap();
+    let only = c.rms[old].http_address.clone();
+    let weft_at_one_rm = |args: &[&str]| {
+        Command::new(weft_bin())
+            .args(args)
+            .env("WEFT_RM", &only)
+            .env("USER", "tester")
+            .env("WEFT_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    let out = weft_at_one_rm(&["rmadmin", "transition-to-standby"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new = wait_for("the other RM to take over", MINUTE, || c.active_rm().filter(|&i| i != old)).unwrap();
+
+    for args in [&["app", "list"][..], &["app", "status", &id]] {
+        let asked = Instant::now();
+        let out = weft_at_one_rm(args);
+        let took = asked.elapsed();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "weft {args:?} failed after {took:?}: {stderr}");
+        assert!(stdout.contains(&id), "weft {args:?}: {stdout}");
+        eprintln!("weft {args:?} through the standby took {took:?}");
+        assert!(took < Duration::from_secs(10), "weft {args:?} took {took:?}");
+    }
+    // The address the CLI knows is still the standby: the answers came from the other RM.
+    assert_eq!(c.ha_state(old).unwrap()["haState"], "STANDBY");
+    assert_eq!(c.active_rm(), Some(new));
+    c.assert_all_alive().unwrap();
+}

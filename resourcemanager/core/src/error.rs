@@ -1,6 +1,7 @@
-//! Errors the core answers requests with. Each maps to a stable REST code, an HTTP status and an
-//! operator hint in one place ([`CoreError::describe`]).
+//! Errors the core answers requests with. Each maps to one stable [`ErrorCode`]
+//! ([`CoreError::code`]), which carries the HTTP status and the operator hint.
 
+use weft_common::error::ErrorCode;
 use weft_common::{ApplicationId, AttemptId, ContainerId, NodeId, Resource};
 
 use super::lifecycle::IllegalTransition;
@@ -67,126 +68,35 @@ impl From<IllegalTransition> for CoreError {
     }
 }
 
-/// How an error is shown over HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorDescription {
-    pub status: u16,
-    pub exception: &'static str,
-    pub code: &'static str,
-    pub hint: &'static str,
-}
-
 impl CoreError {
-    pub fn describe(&self) -> ErrorDescription {
-        let d = |status, exception, code, hint| ErrorDescription { status, exception, code, hint };
+    /// The stable code this error is answered with. Its HTTP status, YARN exception name and
+    /// hint belong to the code (`ErrorCode`), not to the core.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            CoreError::UnknownApp(_) => {
-                d(404, "NotFoundException", "WEFT-APP-NOT-FOUND", "list applications with `weft app list`")
-            }
-            CoreError::AppIdNotIssued(_) => d(
-                400,
-                "BadRequestException",
-                "WEFT-APP-ID-NOT-ISSUED",
-                "obtain an id from POST /ws/v1/cluster/apps/new-application on this ResourceManager first",
-            ),
-            CoreError::AlreadySubmitted(_) => d(
-                400,
-                "BadRequestException",
-                "WEFT-APP-ALREADY-SUBMITTED",
-                "each submission needs a fresh id from new-application",
-            ),
-            CoreError::UnknownQueue(_) => d(
-                400,
-                "BadRequestException",
-                "WEFT-QUEUE-UNKNOWN",
-                "list queues with `weft queue list`; submit to a leaf queue",
-            ),
-            CoreError::NotALeafQueue(_) => {
-                d(400, "BadRequestException", "WEFT-QUEUE-NOT-LEAF", "submit to one of the leaf queues below it")
-            }
-            CoreError::QueueStopped(_) => d(
-                400,
-                "BadRequestException",
-                "WEFT-QUEUE-STOPPED",
-                "the administrator stopped this queue; submit elsewhere",
-            ),
-            CoreError::SubmitDenied { .. } => d(
-                403,
-                "ForbiddenException",
-                "WEFT-QUEUE-ACL-DENIED",
-                "ask the queue's administrator to add you to acl-submit-applications",
-            ),
-            CoreError::QueueFull { .. } => {
-                d(400, "BadRequestException", "WEFT-QUEUE-FULL", "wait for applications to finish (max-applications)")
-            }
-            CoreError::ModifyDenied { .. } => d(
-                403,
-                "ForbiddenException",
-                "WEFT-APP-ACCESS-DENIED",
-                "only the application's owner or an administrator of its queue (acl-administer-queue) may do this",
-            ),
-            CoreError::AdminDenied(_) => {
-                d(403, "ForbiddenException", "WEFT-QUEUE-ADMIN-DENIED", "root's acl-administer-queue must name you")
-            }
-            CoreError::ReloadRefused(_) => d(
-                400,
-                "BadRequestException",
-                "WEFT-QUEUE-RELOAD-REFUSED",
-                "the running configuration is unchanged; fix the file and reload again",
-            ),
-            CoreError::MoveRefused(_) => d(
-                400,
-                "BadRequestException",
-                "WEFT-APP-MOVE-REFUSED",
-                "pick a queue with room, or wait for usage to drop",
-            ),
-            CoreError::AppFinished { .. } => {
-                d(400, "BadRequestException", "WEFT-APP-FINISHED", "this only applies to unfinished applications")
-            }
-            CoreError::PlacementRejected { .. } => {
-                d(400, "BadRequestException", "WEFT-PLACEMENT-REJECTED", "name a queue you may submit to")
-            }
-            CoreError::InvalidSubmission { .. } => {
-                d(400, "BadRequestException", "WEFT-SUBMISSION-INVALID", "fix the named field and submit again")
-            }
-            CoreError::ResourceAboveMaximum { .. } => d(
-                400,
-                "BadRequestException",
-                "WEFT-RESOURCE-ABOVE-MAXIMUM",
-                "ask for at most the maximum allocation (see maximum-resource-capability in new-application)",
-            ),
-            CoreError::InvalidResourceRequest(_) => {
-                d(400, "BadRequestException", "WEFT-RESOURCE-REQUEST-INVALID", "resources must be positive")
-            }
-            CoreError::AmNotRegistered(_) => d(
-                409,
-                "ApplicationMasterNotRegisteredException",
-                "WEFT-AM-NOT-REGISTERED",
-                "register the AM again, then re-send all asks",
-            ),
-            CoreError::AttemptNotCurrent(_) => d(
-                409,
-                "ApplicationAttemptNotFoundException",
-                "WEFT-ATTEMPT-NOT-CURRENT",
-                "this attempt is over; the AM should exit",
-            ),
-            CoreError::InvalidResponseId { .. } => d(
-                400,
-                "InvalidApplicationMasterRequestException",
-                "WEFT-AM-INVALID-RESPONSE-ID",
-                "send the response_id of the last allocate response",
-            ),
-            CoreError::ForeignContainer { .. } => {
-                d(403, "ForbiddenException", "WEFT-CONTAINER-FORBIDDEN", "an AM may only release its own containers")
-            }
-            CoreError::UnknownNode(_) => d(404, "NotFoundException", "WEFT-NODE-UNKNOWN", "register the node first"),
-            CoreError::InvalidNodeResources { .. } => d(
-                400,
-                "BadRequestException",
-                "WEFT-NODE-RESOURCES-INVALID",
-                "configure positive memory and vcores on the NodeManager",
-            ),
-            CoreError::Internal(_) => d(500, "YarnRuntimeException", "WEFT-INTERNAL", "this is a bug; see the RM log"),
+            CoreError::UnknownApp(_) => ErrorCode::AppNotFound,
+            CoreError::AppIdNotIssued(_) => ErrorCode::AppIdNotIssued,
+            CoreError::AlreadySubmitted(_) => ErrorCode::AppAlreadySubmitted,
+            CoreError::UnknownQueue(_) => ErrorCode::QueueUnknown,
+            CoreError::NotALeafQueue(_) => ErrorCode::QueueNotLeaf,
+            CoreError::QueueStopped(_) => ErrorCode::QueueStopped,
+            CoreError::SubmitDenied { .. } => ErrorCode::QueueAclDenied,
+            CoreError::QueueFull { .. } => ErrorCode::QueueFull,
+            CoreError::ModifyDenied { .. } => ErrorCode::AppAccessDenied,
+            CoreError::AdminDenied(_) => ErrorCode::QueueAdminDenied,
+            CoreError::ReloadRefused(_) => ErrorCode::QueueReloadRefused,
+            CoreError::MoveRefused(_) => ErrorCode::AppMoveRefused,
+            CoreError::AppFinished { .. } => ErrorCode::AppFinished,
+            CoreError::PlacementRejected { .. } => ErrorCode::PlacementRejected,
+            CoreError::InvalidSubmission { .. } => ErrorCode::SubmissionInvalid,
+            CoreError::ResourceAboveMaximum { .. } => ErrorCode::ResourceAboveMaximum,
+            CoreError::InvalidResourceRequest(_) => ErrorCode::ResourceRequestInvalid,
+            CoreError::AmNotRegistered(_) => ErrorCode::AmNotRegistered,
+            CoreError::AttemptNotCurrent(_) => ErrorCode::AttemptNotCurrent,
+            CoreError::InvalidResponseId { .. } => ErrorCode::AmInvalidResponseId,
+            CoreError::ForeignContainer { .. } => ErrorCode::ContainerForbidden,
+            CoreError::UnknownNode(_) => ErrorCode::NodeUnknown,
+            CoreError::InvalidNodeResources { .. } => ErrorCode::NodeResourcesInvalid,
+            CoreError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

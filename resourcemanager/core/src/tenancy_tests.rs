@@ -237,7 +237,7 @@ fn stopped_queues_acls_and_application_limits_refuse_submissions() {
     assert_eq!(submit_as(&mut env, "bo", Some("old"), slot()), Err(CoreError::QueueStopped("root.old".into())));
     let denied = submit_as(&mut env, "bo", Some("team"), slot()).unwrap_err();
     assert_eq!(denied, CoreError::SubmitDenied { user: "bo".into(), queue: "root.team".into() });
-    assert_eq!(denied.describe().status, 403);
+    assert_eq!(denied.code().status(), 403);
     assert!(submit_as(&mut env, "ann", Some("team"), slot()).is_ok(), "named in the ACL");
     assert!(submit_as(&mut env, "dee", Some("team"), slot()).is_ok(), "in an allowed group");
     assert!(submit_as(&mut env, "bo", Some("open"), slot()).is_ok());

@@ -328,7 +328,7 @@ fn invalid_asks_and_foreign_releases_are_rejected_without_changing_anything() {
         .unwrap()
         .unwrap_err();
     assert!(matches!(err, CoreError::ForeignContainer { .. }));
-    assert_eq!(err.describe().status, 403);
+    assert_eq!(err.code().status(), 403);
     assert!(env.core.container(&lb.container_id).is_some());
     // Unregistered attempts must register first.
     let fake = AttemptId::new(a, 9);

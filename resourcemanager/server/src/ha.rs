@@ -25,14 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot, watch};
 use tower::ServiceExt;
-use weft_common::error::ErrorBody;
+use weft_common::error::ErrorCode;
 use weft_common::rest::{ClusterInfo, ClusterInfoWrapper, HA_STATE_PATH, HA_TRANSITION_TO_STANDBY_PATH, HaStateInfo};
 
+use super::rest::ApiError;
 use super::{LeaseValidity, RmContext, Term, TermEnd, error_chain, stopped};
 use weft_rm_store::LeaseOutcome;
-
-/// Error code of a standby that knows no active RM to redirect to.
-pub const RM_STANDBY: &str = "WEFT-RM-STANDBY";
 
 #[derive(Clone)]
 enum RoleState {
@@ -118,13 +116,7 @@ async fn ha_state(State(s): State<HaState>) -> Response {
 /// store write, gives its lease up and becomes standby; a standby answers at once.
 async fn transition_to_standby(State(s): State<HaState>) -> Response {
     if !s.role.ha_enabled {
-        let body = ErrorBody::new(
-            "BadRequestException",
-            "WEFT-HA-NOT-ENABLED",
-            "this ResourceManager does not run in HA mode",
-            "set ha.enabled in the RM config and run two RMs on a shared store",
-        );
-        return (StatusCode::CONFLICT, axum::Json(body)).into_response();
+        return ApiError::new(ErrorCode::HaNotEnabled, "this ResourceManager does not run in HA mode").into_response();
     }
     if s.role.active_epoch().is_some() {
         let (tx, rx) = oneshot::channel();
@@ -166,13 +158,7 @@ async fn dispatch(State(s): State<HaState>, request: Request) -> Response {
 }
 
 fn no_active() -> Response {
-    let body = ErrorBody::new(
-        "ServiceUnavailableException",
-        RM_STANDBY,
-        "this ResourceManager is standby and knows no active one yet",
-        "retry, or try another ResourceManager address; a failover is probably under way",
-    );
-    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    ApiError::new(ErrorCode::RmStandby, "this ResourceManager is standby and knows no active one yet").into_response()
 }
 
 fn standby_cluster_info(s: &HaState, active_epoch: Option<u32>) -> Response {

@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
-use weft_common::error::ErrorBody;
+use weft_common::error::{ErrorBody, ErrorCode};
 use weft_common::protocol::{AM_ALLOCATE_PATH, AM_FINISH_PATH, AM_REGISTER_PATH, NM_HEARTBEAT_PATH, NM_REGISTER_PATH};
 use weft_common::rest::{
     AppAttemptList, AppAttemptsWrapper, AppList, AppStateBody, AppWrapper, ApplicationSubmissionContext, AppsWrapper,
@@ -95,32 +95,25 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, exception: &str, code: &str, message: impl Into<String>, hint: &str) -> Self {
-        Self { status, body: ErrorBody::new(exception, code, message, hint) }
+    pub(super) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::with_hint(code, message, code.default_hint())
     }
 
-    fn bad_request(code: &str, message: impl Into<String>, hint: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "BadRequestException", code, message, hint)
+    fn with_hint(code: ErrorCode, message: impl Into<String>, hint: &str) -> Self {
+        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self { status, body: code.body_with_hint(message, hint) }
     }
 }
 
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
-        let d = e.describe();
-        let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self::new(status, d.exception, d.code, e.to_string(), d.hint)
+        Self::new(e.code(), e.to_string())
     }
 }
 
 impl From<CoreGone> for ApiError {
     fn from(e: CoreGone) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableException",
-            "WEFT-RM-SHUTTING-DOWN-RETRYABLE",
-            e.to_string(),
-            "retry against another ResourceManager",
-        )
+        Self::new(ErrorCode::RmShuttingDown, e.to_string())
     }
 }
 
@@ -146,11 +139,7 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let at = if path == "." { String::new() } else { format!("field `{path}`: ") };
-        ApiError::bad_request(
-            "WEFT-BODY-INVALID",
-            format!("invalid JSON body: {at}{inner}"),
-            "send a JSON body in the documented shape",
-        )
+        ApiError::new(ErrorCode::BodyInvalid, format!("invalid JSON body: {at}{inner}"))
     })
 }
 
@@ -159,58 +148,29 @@ async fn json_only(req: Request, next: Next) -> Response {
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let wants_only_xml = accept.contains("xml") && !accept.contains("json") && !accept.contains("*/*");
     if wants_only_xml {
-        return ApiError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "NotAcceptableException",
-            "WEFT-XML-UNSUPPORTED",
-            "only application/json is served",
-            "send Accept: application/json",
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::XmlUnsupported, "only application/json is served").into_response();
     }
     next.run(req).await
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "NotFoundException",
-        "WEFT-PATH-NOT-FOUND",
-        "no such resource",
-        "see the REST reference in the README",
-    )
+    ApiError::new(ErrorCode::PathNotFound, "no such resource")
 }
 
 fn parse_app_id(raw: &str) -> ApiResult<ApplicationId> {
     if raw.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NotFoundException",
-            "WEFT-APP-NOT-FOUND",
-            format!("appId, {raw}, is empty or null"),
-            "",
-        ));
+        return Err(ApiError::new(ErrorCode::AppNotFound, format!("appId, {raw}, is empty or null")));
     }
-    raw.parse().map_err(|e: weft_common::IdParseError| {
-        ApiError::bad_request(
-            "WEFT-APP-ID-INVALID",
-            e.to_string(),
-            "application ids look like application_1700000000000_0001",
-        )
-    })
+    raw.parse().map_err(|e: weft_common::IdParseError| ApiError::new(ErrorCode::AppIdInvalid, e.to_string()))
 }
 
 /// The caller named by `?user.name=`; write endpoints need one (YARN's pseudo authentication).
 fn caller(query: &HashMap<String, String>) -> ApiResult<String> {
-    query.get("user.name").filter(|u| !u.trim().is_empty()).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "AuthorizationException",
-            "WEFT-USER-MISSING",
-            "Unable to obtain user name, user not authenticated",
-            "add ?user.name=<you> to the URL",
-        )
-    })
+    query
+        .get("user.name")
+        .filter(|u| !u.trim().is_empty())
+        .cloned()
+        .ok_or_else(|| ApiError::new(ErrorCode::UserMissing, "Unable to obtain user name, user not authenticated"))
 }
 
 /// Sends an event to the core and answers with its `Reply::$variant` as JSON (or its error).
@@ -265,19 +225,10 @@ async fn scheduler(State(s): State<ServerState>) -> ApiResult<Response> {
 async fn reload_queues(State(s): State<ServerState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
     let user = caller(&q)?;
     let Some(path) = s.queues_file.clone() else {
-        return Err(ApiError::bad_request(
-            "WEFT-QUEUE-NO-FILE",
-            "this ResourceManager runs without a queues file",
-            "set scheduler.queues-file in the RM config",
-        ));
+        return Err(ApiError::new(ErrorCode::QueueNoFile, "this ResourceManager runs without a queues file"));
     };
-    let config = weft_rm_core::queues::QueuesConfig::load(&path).map_err(|e| {
-        ApiError::bad_request(
-            "WEFT-QUEUE-RELOAD-REFUSED",
-            format!("{e:#}"),
-            "the running configuration is unchanged; fix the file and reload again",
-        )
-    })?;
+    let config = weft_rm_core::queues::QueuesConfig::load(&path)
+        .map_err(|e| ApiError::new(ErrorCode::QueueReloadRefused, format!("{e:#}")))?;
     match s
         .core
         .request(move |req| Event::ReloadQueues { req, config: Box::new(config), requested_by: Some(user) })
@@ -391,24 +342,23 @@ fn time_range(q: &HashMap<String, String>, begin: &str, end: &str) -> ApiResult<
         match q.get(key) {
             None => Ok(default),
             Some(v) => v.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(
-                    "WEFT-QUERY-INVALID",
+                ApiError::new(
+                    ErrorCode::QueryInvalid,
                     format!("{key} must be a non-negative number of milliseconds, got {v:?}"),
-                    "",
                 )
             }),
         }
     };
     let (b, e) = (parse(begin, 0)?, parse(end, u64::MAX)?);
     if b > e {
-        return Err(ApiError::bad_request("WEFT-QUERY-INVALID", format!("{begin} must not be greater than {end}"), ""));
+        return Err(ApiError::new(ErrorCode::QueryInvalid, format!("{begin} must not be greater than {end}")));
     }
     Ok((b, e))
 }
 
 impl AppFilter {
     fn parse(q: &HashMap<String, String>) -> ApiResult<Self> {
-        let invalid = |m: String| ApiError::bad_request("WEFT-QUERY-INVALID", m, "see YARN's apps query parameters");
+        let invalid = |m: String| ApiError::with_hint(ErrorCode::QueryInvalid, m, "see YARN's apps query parameters");
         let mut states = Vec::new();
         for raw in list_param(q, "states").into_iter().chain(list_param(q, "state")).flatten() {
             states.push(raw.parse::<YarnAppState>().map_err(invalid)?);
@@ -490,10 +440,9 @@ async fn get_app(
     let wait = match q.get("waitForFinalMs") {
         None => Duration::ZERO,
         Some(v) => Duration::from_millis(v.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(
-                "WEFT-QUERY-INVALID",
+            ApiError::new(
+                ErrorCode::QueryInvalid,
                 format!("waitForFinalMs must be a non-negative number of milliseconds, got {v:?}"),
-                "",
             )
         })?)
         .min(MAX_APP_WAIT),
@@ -535,11 +484,7 @@ async fn put_app_state(
     let id = parse_app_id(&id)?;
     let target: AppStateBody = parse_body(&body)?;
     if target.state != YarnAppState::Killed {
-        return Err(ApiError::bad_request(
-            "WEFT-APP-STATE-INVALID",
-            "Only 'KILLED' is allowed as a target state.",
-            "PUT {\"state\":\"KILLED\"}",
-        ));
+        return Err(ApiError::new(ErrorCode::AppStateInvalid, "Only 'KILLED' is allowed as a target state."));
     }
     let diagnostics = target.diagnostics;
     s.core.inspect(move |core| core.may_modify(id, &user)).await??;
@@ -594,7 +539,7 @@ async fn attempt_containers(
     let id = parse_app_id(&id)?;
     let attempt: AttemptId = attempt
         .parse()
-        .map_err(|e: weft_common::IdParseError| ApiError::bad_request("WEFT-ATTEMPT-ID-INVALID", e.to_string(), ""))?;
+        .map_err(|e: weft_common::IdParseError| ApiError::new(ErrorCode::AttemptIdInvalid, e.to_string()))?;
     let now = now_ms();
     let containers = s
         .core
@@ -618,7 +563,7 @@ async fn attempt_containers(
 async fn list_nodes(State(s): State<ServerState>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
     let mut states = Vec::new();
     for raw in list_param(&q, "states").into_iter().chain(list_param(&q, "state")).flatten() {
-        states.push(raw.parse::<NodeState>().map_err(|m| ApiError::bad_request("WEFT-QUERY-INVALID", m, ""))?);
+        states.push(raw.parse::<NodeState>().map_err(|m| ApiError::new(ErrorCode::QueryInvalid, m))?);
     }
     let nodes = s
         .core
@@ -643,20 +588,12 @@ async fn list_nodes(State(s): State<ServerState>, Query(q): Query<HashMap<String
 }
 
 async fn get_node(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let node_id: NodeId = id
-        .parse()
-        .map_err(|e: weft_common::IdParseError| ApiError::bad_request("WEFT-NODE-ID-INVALID", e.to_string(), ""))?;
+    let node_id: NodeId =
+        id.parse().map_err(|e: weft_common::IdParseError| ApiError::new(ErrorCode::NodeIdInvalid, e.to_string()))?;
     let lookup = node_id.clone();
     let node = s.core.inspect(move |core| core.node(&lookup).map(views::node_info)).await?;
-    let node = node.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "NotFoundException",
-            "WEFT-NODE-NOT-FOUND",
-            format!("nodeId, {node_id}, is not found"),
-            "list nodes with `weft node list`",
-        )
-    })?;
+    let node =
+        node.ok_or_else(|| ApiError::new(ErrorCode::NodeNotFound, format!("nodeId, {node_id}, is not found")))?;
     Ok(json(NodeWrapper { node }))
 }
 
@@ -677,15 +614,7 @@ async fn nm_heartbeat(State(s): State<ServerState>, body: Bytes) -> ApiResult<Re
 // ApplicationMaster protocol. The attempt comes from the caller's signed token, never the body.
 
 fn am_attempt(s: &ServerState, headers: &HeaderMap) -> ApiResult<AttemptId> {
-    let unauthorized = |m: String| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "AuthorizationException",
-            "WEFT-AM-TOKEN-INVALID",
-            m,
-            "AMs authenticate with the WEFT_AM_TOKEN their container was given",
-        )
-    };
+    let unauthorized = |m: String| ApiError::new(ErrorCode::AmTokenInvalid, m);
     let raw = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -153,7 +153,8 @@ const MAX_LEARNED_ADDRESSES: usize = 8;
 pub struct Endpoint {
     http: reqwest::Client,
     addresses: Mutex<Vec<Address>>,
-    /// The address that answered last; calls start there so failover and redirects stick.
+    /// Index of the address that answered last; calls start there so failover and redirects
+    /// stick. Addresses are only ever appended, so an index keeps naming the same address.
     preferred: AtomicUsize,
     policy: RetryPolicy,
     bearer_token: Option<String>,
@@ -209,8 +210,7 @@ impl Endpoint {
 
     /// The address calls start at: the one that answered last.
     pub fn current_address(&self) -> String {
-        let addresses = self.lock_addresses();
-        addresses[self.preferred.load(Ordering::Relaxed) % addresses.len()].base.to_string()
+        self.base(self.preferred.load(Ordering::Relaxed)).to_string()
     }
 
     pub async fn call(&self, request: &Request<'_>) -> Result<Reply, ClientError> {
@@ -245,7 +245,8 @@ impl Endpoint {
             // A standby names the active: go there next, if it may be trusted.
             index = match error.redirect_location().and_then(|location| self.follow(index, location)) {
                 Some(target) => target,
-                None => index + 1,
+                // Wrapped here, so an index stays the same address when more are learned.
+                None => (index + 1) % self.lock_addresses().len(),
             };
             let round_done = tried_this_round >= self.lock_addresses().len();
             let pause = if round_done { backoff.next_delay() } else { Duration::ZERO };
@@ -268,10 +269,8 @@ impl Endpoint {
         self.addresses.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The base URL at `index`, wrapping around.
     fn base(&self, index: usize) -> Url {
-        let addresses = self.lock_addresses();
-        addresses[index % addresses.len()].base.clone()
+        self.lock_addresses()[index].base.clone()
     }
 
     /// The index of the address a redirect from address `from` to `location` should go to: a
@@ -283,7 +282,7 @@ impl Endpoint {
         if let Some(known) = addresses.iter().position(|a| a.base.origin() == target.origin()) {
             return Some(known);
         }
-        let from_given = addresses[from % addresses.len()].given;
+        let from_given = addresses[from].given;
         let learned = addresses.iter().filter(|a| !a.given).count();
         if !from_given || learned >= MAX_LEARNED_ADDRESSES {
             tracing::warn!(%location, "not following a redirect to an address this client was not given");

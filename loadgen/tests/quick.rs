@@ -105,6 +105,10 @@ fn quick_run_against_a_running_rm_is_confirmed_by_its_rest_api() -> anyhow::Resu
         nodemanagers: 0,
         // A debug-build RM under load must not declare the simulated nodes lost.
         nm_expiry_ms: 60_000,
+        // Nor stop an AM container that unregistered before the AM heard the confirmation: on a
+        // loaded machine the finish round trip of a debug-build RM can exceed the tests' 2 s
+        // grace, and the generator then counts the app unfinished though the RM finished it.
+        finished_app_grace_ms: 10_000,
         ..Default::default()
     })?;
     let dir = tempfile::tempdir()?;

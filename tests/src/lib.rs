@@ -98,6 +98,8 @@ pub struct ClusterOptions {
     pub am_expiry_ms: u64,
     pub max_attempts: u32,
     pub kill_grace_ms: u64,
+    /// The RM's `applications.finished-app-container-grace-ms`.
+    pub finished_app_grace_ms: u64,
     /// Contents of a queues file for the RM (`scheduler.queues-file`); FIFO when absent.
     pub queues_yaml: Option<String>,
     /// The `weft` binary the daemons run (e.g. [`weft_release_bin`]); [`weft_bin`] when absent.
@@ -123,6 +125,7 @@ impl Default for ClusterOptions {
             am_expiry_ms: 10_000,
             max_attempts: 2,
             kill_grace_ms: 500,
+            finished_app_grace_ms: 2_000,
             queues_yaml: None,
             weft_bin: None,
             log_filter: None,
@@ -415,13 +418,14 @@ impl Cluster {
             None => String::new(),
         };
         let config = format!(
-            "bind: 127.0.0.1:{port}\ndata-dir: {dir}/{name}\nnodemanagers:\n  heartbeat-interval-ms: {hb}\n  expiry-ms: {exp}\napplications:\n  max-attempts: {att}\n  am-expiry-ms: {am}\n  finished-app-container-grace-ms: 2000\ntick-interval-ms: 50\n",
+            "bind: 127.0.0.1:{port}\ndata-dir: {dir}/{name}\nnodemanagers:\n  heartbeat-interval-ms: {hb}\n  expiry-ms: {exp}\napplications:\n  max-attempts: {att}\n  am-expiry-ms: {am}\n  finished-app-container-grace-ms: {grace}\ntick-interval-ms: 50\n",
             port = self.rm_ports[index],
             dir = dir.display(),
             hb = o.nm_heartbeat_ms,
             exp = o.nm_expiry_ms,
             att = o.max_attempts,
             am = o.am_expiry_ms,
+            grace = o.finished_app_grace_ms,
         );
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(&path, config + &queues_file + &ha)?;

@@ -34,7 +34,8 @@ pub struct NodeInfo {
     /// Resources of containers that are launching or running.
     pub used: Resource,
     pub isolation: String,
-    /// Every container this NM incarnation has seen, completed ones included.
+    /// Containers this node remembers: live ones, and completed ones until their retention
+    /// (`containers.retain-completed-ms` after the RM recorded them) ended.
     pub containers: usize,
     pub running_containers: usize,
     /// True once the RM handed out container token keys.
@@ -130,6 +131,12 @@ impl IntoResponse for ApiError {
                 "WEFT-NM-DUPLICATE-CONTAINER",
                 "a container id can be started only once; GET it to see its status",
             ),
+            NmError::ApplicationFinished(_) => (
+                StatusCode::CONFLICT,
+                "YarnException",
+                "WEFT-NM-APP-FINISHED",
+                "the ResourceManager considers the application finished; submit a new one to run more work",
+            ),
             NmError::BadRequest(_) => (
                 StatusCode::BAD_REQUEST,
                 "BadRequestException",
@@ -210,15 +217,19 @@ async fn read_log(State(state): State<Arc<ApiState>>, Path((id, file)): Path<(St
 }
 
 async fn node_info(State(state): State<Arc<ApiState>>) -> Json<NodeInfo> {
-    let reports = state.manager.reports();
     Json(NodeInfo {
         node_id: state.manager.node_id().clone(),
         http_address: state.http_address.clone(),
         total: state.total,
         used: state.manager.allocated(),
         isolation: state.manager.isolation_mode().to_string(),
-        containers: reports.len(),
-        running_containers: reports.iter().filter(|r| r.state == NmContainerState::Running).count(),
+        containers: state.manager.remembered(),
+        running_containers: state
+            .manager
+            .live_reports()
+            .iter()
+            .filter(|r| r.state == NmContainerState::Running)
+            .count(),
         registered: state.manager.has_token_keys(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     })

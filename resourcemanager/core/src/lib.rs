@@ -1280,6 +1280,7 @@ impl Core {
             action: NodeAction::Resync,
             containers_to_cleanup: Vec::new(),
             acked_completed: Vec::new(),
+            applications_to_cleanup: Vec::new(),
             container_token_keys: None,
             heartbeat_interval_ms: 0,
         };
@@ -1303,6 +1304,7 @@ impl Core {
             action: NodeAction::Normal,
             containers_to_cleanup: Vec::new(),
             acked_completed: Vec::new(),
+            applications_to_cleanup: Vec::new(),
             container_token_keys: None,
             heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
         };

@@ -76,7 +76,12 @@ impl Env {
         containers: Vec<ContainerReport>,
     ) -> weft_common::protocol::NodeHeartbeatResponse {
         let req = self.req();
-        let request = NodeHeartbeatRequest { node_id: node.clone(), containers, health: Default::default() };
+        let request = NodeHeartbeatRequest {
+            node_id: node.clone(),
+            containers,
+            health: Default::default(),
+            applications_with_dirs: Vec::new(),
+        };
         self.step(Event::NodeHeartbeat { req, request });
         let Reply::NodeHeartbeat(Ok(r)) = self.fx.take_reply(req) else { panic!("heartbeat failed") };
         r
@@ -832,6 +837,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                                 node_id: n.clone(),
                                 containers: reports,
                                 health: Default::default(),
+                                applications_with_dirs: Vec::new(),
                             },
                         });
                     }

@@ -2,7 +2,7 @@
 //! termination, the records the HTTP API and the heartbeat read, and the housekeeping that
 //! forgets completed containers and deletes finished applications' directories.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -193,7 +193,7 @@ impl ContainerManager {
             log_dirs_ms: config.applications.log_retain_ms,
         });
         // Dirs an earlier incarnation left are held (and announced to the RM) like any others.
-        let leftovers: std::collections::BTreeSet<ApplicationId> =
+        let leftovers: BTreeSet<ApplicationId> =
             [&work_root, &log_root].into_iter().flat_map(|root| app_dirs_under(root)).collect();
         if !leftovers.is_empty() {
             tracing::info!(
@@ -379,13 +379,7 @@ impl ContainerManager {
     /// The RM recorded these completed containers: stop reporting them, and forget them once
     /// their retention ended.
     pub fn ack_completed(&self, ids: &[ContainerId]) {
-        let now = self.inner.now();
-        let mut ledger = lock(&self.inner.ledger);
-        let scheduled = ids.iter().fold(false, |any, id| ledger.acknowledged(*id, now) | any);
-        drop(ledger);
-        if scheduled {
-            self.inner.deadlines_changed.notify_one();
-        }
+        self.inner.schedule(|ledger, now| ids.iter().fold(false, |any, id| ledger.acknowledged(*id, now) | any));
     }
 
     /// Applications this node holds directories for that the RM has not named finished.
@@ -397,13 +391,8 @@ impl ContainerManager {
     /// `delete-debug-delay-ms` and their logs after `log-retain-ms`, once none of their
     /// containers runs here. Starts of their containers are refused from now on.
     pub fn apps_finished(&self, apps: &[ApplicationId]) {
-        let now = self.inner.now();
-        let mut ledger = lock(&self.inner.ledger);
-        let scheduled = apps.iter().fold(false, |any, app| ledger.app_finished(*app, now) | any);
-        drop(ledger);
-        if scheduled {
+        if self.inner.schedule(|ledger, now| apps.iter().fold(false, |any, app| ledger.app_finished(*app, now) | any)) {
             tracing::info!(?apps, "the RM named applications finished; their directories will be deleted");
-            self.inner.deadlines_changed.notify_one();
         }
     }
 
@@ -523,6 +512,17 @@ impl Inner {
 
     fn allocated(&self) -> Resource {
         lock(&self.ledger).allocated()
+    }
+
+    /// Applies `change` to the ledger at the current time and wakes housekeeping if it scheduled
+    /// anything (what it returns).
+    fn schedule(&self, change: impl FnOnce(&mut Ledger<Arc<Container>>, Millis) -> bool) -> bool {
+        let now = self.now();
+        let scheduled = change(&mut lock(&self.ledger), now);
+        if scheduled {
+            self.deadlines_changed.notify_one();
+        }
+        scheduled
     }
 
     /// Does what the ledger says is due; returns when the next deadline comes.

@@ -5,8 +5,8 @@
 //! the rest is read and discarded, so a chatty container neither fills the disk nor blocks on a
 //! full pipe. Head rather than head and tail because what is in the file is final the moment it
 //! is written (readers of a running container and an NM crash see a consistent file) and the
-//! NM holds no buffer per container; a container that needs the end of a long log writes its
-//! own rotated files under `<LOG_DIR>`, which are not capped.
+//! NM needs no memory for a tail, only one read buffer per stream; a container that needs the
+//! end of a long log writes its own rotated files under `<LOG_DIR>`, which are not capped.
 
 use std::io;
 use std::path::Path;

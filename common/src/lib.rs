@@ -6,6 +6,7 @@
 //! about tokio, HTTP frameworks or databases.
 
 pub mod config;
+pub mod deadlines;
 pub mod error;
 pub mod ids;
 pub mod protocol;

@@ -117,10 +117,15 @@ impl Default for NodeHealth {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NodeHeartbeatRequest {
     pub node_id: NodeId,
-    /// Every container the NM knows: running ones, and completed ones until the RM acks them.
+    /// Live containers, and completed ones until the RM acknowledges them.
     pub containers: Vec<ContainerReport>,
     #[serde(default)]
     pub health: NodeHealth,
+    /// Applications the NM holds work or log directories for and has not been told are
+    /// finished; the RM answers with the finished ones in
+    /// [`NodeHeartbeatResponse::applications_to_cleanup`].
+    #[serde(default)]
+    pub applications_with_dirs: Vec<ApplicationId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -132,6 +137,10 @@ pub struct NodeHeartbeatResponse {
     /// Completed containers the RM has recorded; the NM may stop reporting them.
     #[serde(default)]
     pub acked_completed: Vec<ContainerId>,
+    /// Those of the request's `applications_with_dirs` the RM considers finished or does not
+    /// know (YARN's `applicationsToCleanup`): the NM deletes their directories.
+    #[serde(default)]
+    pub applications_to_cleanup: Vec<ApplicationId>,
     /// Present when the key set changed since registration.
     #[serde(default)]
     pub container_token_keys: Option<Vec<MasterKey>>,

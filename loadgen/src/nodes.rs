@@ -239,6 +239,8 @@ pub async fn heartbeat_loop(
             node_id: node.id.clone(),
             containers: node.heartbeat_reports(),
             health: Default::default(),
+            // Simulated nodes keep no directories.
+            applications_with_dirs: Vec::new(),
         };
         let body = serde_json::to_vec(&request).expect("request serializes");
         // Waiting for a connection slot counts as round trip: it is the RM being slow.

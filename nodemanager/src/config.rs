@@ -8,6 +8,7 @@ use weft_common::config::{ConfigError, load_yaml};
 use weft_common::protocol::DEFAULT_RACK;
 
 use crate::NmError;
+use crate::output::MIN_LOG_MAX_BYTES;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -37,6 +38,32 @@ pub struct NmConfig {
     pub user: String,
     /// Variables copied from the NM's environment into every container's (clean) environment.
     pub env_whitelist: Vec<String>,
+    pub containers: ContainersConfig,
+    pub applications: ApplicationsConfig,
+}
+
+/// Completed containers and container output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ContainersConfig {
+    /// How long a completed container stays known (its status, a refused duplicate start) after
+    /// the RM recorded its completion; YARN's `duration-to-track-stopped-containers`. Never
+    /// shorter than its start token's validity.
+    pub retain_completed_ms: u64,
+    /// Cap on each container's `stdout` and `stderr` file: the head is kept, then one line says
+    /// the rest was discarded.
+    pub log_max_bytes: u64,
+}
+
+/// What happens to a finished application's directories once the RM names it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct ApplicationsConfig {
+    /// Delay before its work dirs (`<work-dir>/<app>`) are deleted; 0 deletes at once. Raise it
+    /// to look at a failed application's files (YARN's `delete.debug-delay-sec`).
+    pub delete_debug_delay_ms: u64,
+    /// How long its logs (`<log-dir>/<app>`) are kept (YARN's `log.retain-seconds`).
+    pub log_retain_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +129,21 @@ impl Default for NmConfig {
             monitor_interval_ms: 500,
             user: current_user_name(),
             env_whitelist: ["PATH", "LANG", "LC_ALL", "TZ", "JAVA_HOME"].map(String::from).to_vec(),
+            containers: ContainersConfig::default(),
+            applications: ApplicationsConfig::default(),
         }
+    }
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        Self { retain_completed_ms: 600_000, log_max_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+impl Default for ApplicationsConfig {
+    fn default() -> Self {
+        Self { delete_debug_delay_ms: 0, log_retain_ms: 3 * 3600 * 1000 }
     }
 }
 
@@ -176,6 +217,12 @@ impl NmConfig {
         if self.isolation.pids_limit == 0 {
             return Err(invalid("isolation.pids-limit", "must be positive".into()));
         }
+        if self.containers.log_max_bytes < MIN_LOG_MAX_BYTES {
+            return Err(invalid(
+                "containers.log-max-bytes",
+                format!("must be at least {MIN_LOG_MAX_BYTES}, to hold the line that says the log was truncated"),
+            ));
+        }
         Ok(())
     }
 }
@@ -206,6 +253,12 @@ kill-grace-ms: 500
 monitor-interval-ms: 250
 user: yarn
 env-whitelist: [PATH, LANG]
+containers:
+  retain-completed-ms: 60000
+  log-max-bytes: 1048576
+applications:
+  delete-debug-delay-ms: 600000
+  log-retain-ms: 86400000
 "#;
         let config: NmConfig = parse_yaml(yaml, "nm.yaml").unwrap();
         assert_eq!(
@@ -228,6 +281,8 @@ env-whitelist: [PATH, LANG]
                 monitor_interval_ms: 250,
                 user: "yarn".into(),
                 env_whitelist: vec!["PATH".into(), "LANG".into()],
+                containers: ContainersConfig { retain_completed_ms: 60_000, log_max_bytes: 1_048_576 },
+                applications: ApplicationsConfig { delete_debug_delay_ms: 600_000, log_retain_ms: 86_400_000 },
             }
         );
         config.validate("nm.yaml").unwrap();
@@ -270,6 +325,28 @@ env-whitelist: [PATH, LANG]
         assert!(err.contains("isolation.cgroup-root"), "{err}");
         let config = NmConfig { rm_addresses: vec![], ..Default::default() };
         assert!(config.validate("nm.yaml").unwrap_err().to_string().contains("rm-addresses"));
+        let config = NmConfig {
+            containers: ContainersConfig { log_max_bytes: 100, ..Default::default() },
+            ..Default::default()
+        };
+        assert!(config.validate("nm.yaml").unwrap_err().to_string().contains("containers.log-max-bytes"));
+    }
+
+    #[test]
+    fn retention_and_log_settings_take_env_overrides() {
+        let defaults = NmConfig::default();
+        assert_eq!(defaults.containers, ContainersConfig { retain_completed_ms: 600_000, log_max_bytes: 67_108_864 });
+        assert_eq!(defaults.applications, ApplicationsConfig { delete_debug_delay_ms: 0, log_retain_ms: 10_800_000 });
+        let vars = [
+            ("WEFT_NM__CONTAINERS__RETAIN_COMPLETED_MS", "1000"),
+            ("WEFT_NM__CONTAINERS__LOG_MAX_BYTES", "4096"),
+            ("WEFT_NM__APPLICATIONS__DELETE_DEBUG_DELAY_MS", "600000"),
+            ("WEFT_NM__APPLICATIONS__LOG_RETAIN_MS", "0"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = weft_common::config::apply_env_overrides(defaults, "WEFT_NM", vars).unwrap();
+        assert_eq!(config.containers, ContainersConfig { retain_completed_ms: 1000, log_max_bytes: 4096 });
+        assert_eq!(config.applications, ApplicationsConfig { delete_debug_delay_ms: 600_000, log_retain_ms: 0 });
     }
 
     #[test]

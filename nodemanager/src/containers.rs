@@ -1,10 +1,11 @@
 //! The container manager: token checks, launch, supervision (exit, memory, kill requests),
-//! termination and the records the HTTP API and the heartbeat read.
+//! termination, the records the HTTP API and the heartbeat read, and the housekeeping that
+//! forgets completed containers and deletes finished applications' directories.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -20,13 +21,15 @@ use weft_common::protocol::{
 };
 use weft_common::states::{NmContainerState, exit_status};
 use weft_common::token::{ContainerToken, MasterKey};
-use weft_common::{ContainerId, Millis, NodeId, Resource};
+use weft_common::{ApplicationId, ContainerId, Millis, NodeId, Resource};
 
 use crate::NmError;
 use crate::config::{IsolationMode, NmConfig};
 use crate::isolation::{ContainerCgroup, Isolation};
 use crate::launch;
+use crate::ledger::{DirKind, Ledger, RetentionPolicy, StartRefused};
 use crate::metrics::NmMetrics;
+use crate::output::{Capture, LogFiles};
 use crate::process::{signal_group, signal_pids};
 
 const MIB: u64 = 1024 * 1024;
@@ -35,6 +38,9 @@ const TERMINATION_POLL: Duration = Duration::from_millis(20);
 /// How long termination keeps SIGKILLing before giving up on processes that do not die (stuck
 /// in uninterruptible sleep).
 const KILL_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a completed container's output may still flow after its processes are gone: only a
+/// process that escaped the container (possible without cgroups) holds a pipe longer.
+const OUTPUT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Launches, supervises and stops the containers of one node. Cheap to clone.
 #[derive(Clone)]
@@ -55,11 +61,19 @@ struct Inner {
     isolation: Arc<dyn Isolation>,
     metrics: NmMetrics,
     keys: RwLock<Vec<MasterKey>>,
-    containers: Mutex<BTreeMap<ContainerId, Arc<Container>>>,
-    /// Set (under the `containers` lock) once shutdown began; no container starts after it.
+    /// Cap on each container's stdout and stderr file.
+    log_max_bytes: u64,
+    /// The containers remembered (live, completed, retained) and the apps with dirs here.
+    /// Lock order: `ledger` before a container's `state`.
+    ledger: Mutex<Ledger<Arc<Container>>>,
+    /// Zero of the ledger's clock (tokio's, so tests can pause it).
+    clock_start: tokio::time::Instant,
+    /// Set (under the `ledger` lock) once shutdown began; no container starts after it.
     shutting_down: AtomicBool,
     /// Signalled whenever a container completes, so the heartbeat reports it at once.
     completions: Notify,
+    /// Signalled when the ledger may have a new deadline, so housekeeping looks again.
+    deadlines_changed: Notify,
 }
 
 struct Container {
@@ -79,8 +93,15 @@ struct ContainerState {
     phase: Phase,
     /// Why and with which status we kill it; the first request wins.
     kill: Option<KillReason>,
-    acked_by_rm: bool,
     cgroup_dirs: Vec<PathBuf>,
+}
+
+/// What a successful launch hands to supervision.
+struct Launched {
+    child: Child,
+    cgroup: Arc<dyn ContainerCgroup>,
+    pid: u32,
+    output: Capture,
 }
 
 enum Phase {
@@ -122,10 +143,6 @@ impl Container {
             resource: self.resource,
             pid,
         }
-    }
-
-    fn is_complete(&self) -> bool {
-        matches!(lock(&self.state).phase, Phase::Complete { .. })
     }
 
     /// Asks the supervisor to kill the container; ignored once it completed or was asked before.
@@ -170,6 +187,23 @@ impl ContainerManager {
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
             .collect();
+        let mut ledger = Ledger::new(RetentionPolicy {
+            completed_ms: config.containers.retain_completed_ms,
+            work_dirs_ms: config.applications.delete_debug_delay_ms,
+            log_dirs_ms: config.applications.log_retain_ms,
+        });
+        // Dirs an earlier incarnation left are held (and announced to the RM) like any others.
+        let leftovers: BTreeSet<ApplicationId> =
+            [&work_root, &log_root].into_iter().flat_map(|root| app_dirs_under(root)).collect();
+        if !leftovers.is_empty() {
+            tracing::info!(
+                apps = leftovers.len(),
+                "found directories of earlier applications; deleting them once the RM names them finished"
+            );
+        }
+        for app in leftovers {
+            ledger.found_dirs(app);
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 nm_host: node_id.host().to_owned(),
@@ -183,9 +217,12 @@ impl ContainerManager {
                 isolation,
                 metrics,
                 keys: RwLock::new(Vec::new()),
-                containers: Mutex::new(BTreeMap::new()),
+                log_max_bytes: config.containers.log_max_bytes,
+                ledger: Mutex::new(ledger),
+                clock_start: tokio::time::Instant::now(),
                 shutting_down: AtomicBool::new(false),
                 completions: Notify::new(),
+                deadlines_changed: Notify::new(),
             }),
         })
     }
@@ -235,24 +272,21 @@ impl ContainerManager {
             user: token.user,
             work_dir: self.inner.work_root.join(id.app().to_string()).join(id.to_string()),
             log_dir: self.inner.container_log_dir(id),
-            state: Mutex::new(ContainerState {
-                phase: Phase::Launching,
-                kill: None,
-                acked_by_rm: false,
-                cgroup_dirs: Vec::new(),
-            }),
+            state: Mutex::new(ContainerState { phase: Phase::Launching, kill: None, cgroup_dirs: Vec::new() }),
             kill_requested: Notify::new(),
             done: watch::Sender::new(false),
         });
+        // On the ledger's clock: the container is remembered at least until its token expired.
+        let token_expires = self.inner.now() + token.expires_at.saturating_sub(now_ms());
         {
-            let mut containers = lock(&self.inner.containers);
+            let mut ledger = lock(&self.inner.ledger);
             if self.inner.shutting_down.load(Ordering::SeqCst) {
                 return Err(NmError::ShuttingDown);
             }
-            if containers.contains_key(&id) {
-                return Err(NmError::DuplicateContainer(id));
-            }
-            containers.insert(id, container.clone());
+            ledger.start(id, token.resource, token_expires, container.clone()).map_err(|refused| match refused {
+                StartRefused::Duplicate => NmError::DuplicateContainer(id),
+                StartRefused::AppFinished => NmError::ApplicationFinished(id.app()),
+            })?;
         }
         self.inner.update_allocated();
 
@@ -264,12 +298,13 @@ impl ContainerManager {
         tokio::spawn(
             async move {
                 match inner.launch(&container, &request.launch_context).await {
-                    Ok((child, cgroup, pid)) => {
+                    Ok(launched) => {
+                        let pid = launched.pid;
                         lock(&container.state).phase = Phase::Running { pid };
                         inner.metrics.launched(started.elapsed().as_secs_f64());
                         tracing::info!(pid, resource = %container.resource, "container running");
                         let _ = launched_tx.send(Ok(container.report()));
-                        inner.supervise(container, child, cgroup, pid).await;
+                        inner.supervise(container, launched).await;
                     }
                     Err(reason) => {
                         tracing::warn!(%reason, "container launch failed");
@@ -320,30 +355,44 @@ impl ContainerManager {
         Ok(self.inner.get(id)?.report())
     }
 
-    /// Every container this NM incarnation has seen, including completed ones.
+    /// Every container remembered: live ones, and completed ones until their retention ended.
     pub fn reports(&self) -> Vec<ContainerReport> {
-        self.inner.snapshot().iter().map(|c| c.report()).collect()
+        reports_of(lock(&self.inner.ledger).all())
     }
 
-    /// What the heartbeat carries: every container except completed ones the RM acknowledged.
+    /// How many containers are remembered (what [`Self::reports`] would list).
+    pub fn remembered(&self) -> usize {
+        lock(&self.inner.ledger).remembered()
+    }
+
+    /// What the heartbeat carries: live containers and completed ones the RM has not
+    /// acknowledged yet.
     pub fn heartbeat_reports(&self) -> Vec<ContainerReport> {
-        self.inner.snapshot().iter().filter(|c| !lock(&c.state).acked_by_rm).map(|c| c.report()).collect()
+        reports_of(lock(&self.inner.ledger).reported())
     }
 
-    /// Containers that are not complete (what a (re-)registration announces).
+    /// Containers that are launching or running (what a (re-)registration announces).
     pub fn live_reports(&self) -> Vec<ContainerReport> {
-        self.inner.snapshot().iter().filter(|c| !c.is_complete()).map(|c| c.report()).collect()
+        reports_of(lock(&self.inner.ledger).live())
     }
 
-    /// The RM recorded these completed containers; stop reporting them.
+    /// The RM recorded these completed containers: stop reporting them, and forget them once
+    /// their retention ended.
     pub fn ack_completed(&self, ids: &[ContainerId]) {
-        for id in ids {
-            if let Ok(container) = self.inner.get(*id) {
-                let mut state = lock(&container.state);
-                if matches!(state.phase, Phase::Complete { .. }) {
-                    state.acked_by_rm = true;
-                }
-            }
+        self.inner.schedule(|ledger, now| ids.iter().fold(false, |any, id| ledger.acknowledged(*id, now) | any));
+    }
+
+    /// Applications this node holds directories for that the RM has not named finished.
+    pub fn apps_with_dirs(&self) -> Vec<ApplicationId> {
+        lock(&self.inner.ledger).apps_with_dirs()
+    }
+
+    /// The RM considers these applications finished: delete their work dirs after
+    /// `delete-debug-delay-ms` and their logs after `log-retain-ms`, once none of their
+    /// containers runs here. Starts of their containers are refused from now on.
+    pub fn apps_finished(&self, apps: &[ApplicationId]) {
+        if self.inner.schedule(|ledger, now| apps.iter().fold(false, |any, app| ledger.app_finished(*app, now) | any)) {
+            tracing::info!(?apps, "the RM named applications finished; their directories will be deleted");
         }
     }
 
@@ -404,13 +453,32 @@ impl ContainerManager {
         self.inner.completions.notified().await;
     }
 
+    /// Forgets completed containers whose retention ended and deletes finished applications'
+    /// directories when they come due; runs until `stop` turns true.
+    pub async fn housekeeping(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let next_due = self.inner.housekeep().await;
+            let wake = async {
+                match next_due {
+                    Some(at) => tokio::time::sleep_until(self.inner.clock_start + Duration::from_millis(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                () = wake => {}
+                () = self.inner.deadlines_changed.notified() => {}
+            }
+        }
+    }
+
     /// Refuses new containers, kills every running one (reported as ABORTED) and removes the
     /// cgroup root. Idempotent.
     pub async fn shutdown(&self) -> Result<(), NmError> {
         let containers = {
-            let containers = lock(&self.inner.containers);
+            let ledger = lock(&self.inner.ledger);
             self.inner.shutting_down.store(true, Ordering::SeqCst);
-            containers.values().cloned().collect::<Vec<_>>()
+            ledger.live().cloned().collect::<Vec<_>>()
         };
         for container in &containers {
             container.request_kill(KillReason {
@@ -430,11 +498,12 @@ impl ContainerManager {
 
 impl Inner {
     fn get(&self, id: ContainerId) -> Result<Arc<Container>, NmError> {
-        lock(&self.containers).get(&id).cloned().ok_or(NmError::ContainerNotFound(id))
+        lock(&self.ledger).get(id).cloned().ok_or(NmError::ContainerNotFound(id))
     }
 
-    fn snapshot(&self) -> Vec<Arc<Container>> {
-        lock(&self.containers).values().cloned().collect()
+    /// Milliseconds on the ledger's clock.
+    fn now(&self) -> Millis {
+        self.clock_start.elapsed().as_millis() as Millis
     }
 
     fn container_log_dir(&self, id: ContainerId) -> PathBuf {
@@ -442,22 +511,58 @@ impl Inner {
     }
 
     fn allocated(&self) -> Resource {
-        self.snapshot().iter().filter(|c| !c.is_complete()).fold(Resource::ZERO, |sum, c| sum + c.resource)
+        lock(&self.ledger).allocated()
+    }
+
+    /// Applies `change` to the ledger at the current time and wakes housekeeping if it scheduled
+    /// anything (what it returns).
+    fn schedule(&self, change: impl FnOnce(&mut Ledger<Arc<Container>>, Millis) -> bool) -> bool {
+        let now = self.now();
+        let scheduled = change(&mut lock(&self.ledger), now);
+        if scheduled {
+            self.deadlines_changed.notify_one();
+        }
+        scheduled
+    }
+
+    /// Does what the ledger says is due; returns when the next deadline comes.
+    async fn housekeep(&self) -> Option<Millis> {
+        let due = lock(&self.ledger).due(self.now());
+        if !due.forgotten.is_empty() {
+            tracing::debug!(containers = due.forgotten.len(), "forgot completed containers after their retention");
+        }
+        for (kind, app) in due.delete {
+            let dir = match kind {
+                DirKind::Work => &self.work_root,
+                DirKind::Logs => &self.log_root,
+            }
+            .join(app.to_string());
+            let shown = dir.display().to_string();
+            match tokio::task::spawn_blocking(move || remove_app_dir(&dir)).await {
+                Ok(Ok(())) => tracing::info!(app_id = %app, dir = %shown, "deleted a finished application's directory"),
+                Ok(Err(e)) => {
+                    tracing::error!(app_id = %app, dir = %shown, error = %e, "cannot delete a finished application's directory")
+                }
+                Err(e) => tracing::error!(app_id = %app, error = %e, "directory deletion task failed"),
+            }
+            // Done either way: retrying a deletion that failed would fail the same way.
+            lock(&self.ledger).deleted(kind, app);
+        }
+        lock(&self.ledger).next_due()
     }
 
     fn update_allocated(&self) {
         self.metrics.set_allocated(self.allocated());
     }
 
-    /// Creates the dirs, localizes, creates the cgroup and spawns the process.
-    async fn launch(
-        &self,
-        container: &Container,
-        context: &ContainerLaunchContext,
-    ) -> Result<(Child, Arc<dyn ContainerCgroup>, u32), String> {
+    /// Creates the dirs, localizes, creates the cgroup and spawns the process with its output
+    /// captured.
+    async fn launch(&self, container: &Container, context: &ContainerLaunchContext) -> Result<Launched, String> {
         for dir in [&container.work_dir, &container.log_dir] {
             tokio::fs::create_dir_all(dir).await.map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
+        let log_files = LogFiles::create(&container.log_dir)
+            .map_err(|e| format!("cannot create the log files in {}: {e}", container.log_dir.display()))?;
         launch::localize(&container.work_dir, &context.local_resources).await?;
         let command = launch::expand_command(&context.commands, &container.log_dir);
         let env = launch::container_environment(
@@ -473,14 +578,17 @@ impl Inner {
             .into();
         lock(&container.state).cgroup_dirs = cgroup.dirs();
         let spawned = match cgroup.procs_files() {
-            Ok(procs) => launch::spawn(&command, &env, &container.work_dir, &container.log_dir, procs)
+            Ok(procs) => launch::spawn(&command, &env, &container.work_dir, procs)
                 .map_err(|e| format!("cannot start `bash -c {command}`: {e}")),
             Err(e) => Err(e.to_string()),
         };
         let spawned = spawned
             .and_then(|child| child.id().map(|pid| (child, pid)).ok_or_else(|| "the process vanished at once".into()));
         match spawned {
-            Ok((child, pid)) => Ok((child, cgroup, pid)),
+            Ok((mut child, pid)) => {
+                let output = Capture::start(&mut child, log_files, self.log_max_bytes);
+                Ok(Launched { child, cgroup, pid, output })
+            }
             Err(reason) => {
                 remove_cgroup(cgroup, container).await;
                 Err(reason)
@@ -510,7 +618,8 @@ impl Inner {
 
     /// Waits for the leader to exit, a kill request or a memory violation; then makes sure no
     /// process of the container is left, removes its cgroup and records the outcome.
-    async fn supervise(&self, container: Arc<Container>, mut child: Child, cgroup: Arc<dyn ContainerCgroup>, pid: u32) {
+    async fn supervise(&self, container: Arc<Container>, launched: Launched) {
+        let Launched { mut child, cgroup, pid, output } = launched;
         let pgid = pid as i32;
         let mut monitor = tokio::time::interval(self.monitor_interval);
         monitor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -533,6 +642,21 @@ impl Inner {
             None => lock(&container.state).kill.clone(),
         };
         let leader_status = self.terminate(&mut child, leader_exit, pgid, &*cgroup).await;
+        // The container's processes are gone, so its pipes are at their end: the log files are
+        // complete before the container is reported complete.
+        for (stream, drained) in output.finish(OUTPUT_DRAIN_TIMEOUT).await {
+            if drained.discarded > 0 {
+                tracing::info!(
+                    stream,
+                    kept = drained.kept,
+                    discarded = drained.discarded,
+                    "container output truncated"
+                );
+            }
+            if let Some(error) = drained.write_error {
+                tracing::warn!(stream, %error, "container output was not fully written");
+            }
+        }
 
         let oom_kills = cgroup.oom_kills();
         let peak = cgroup.peak_memory_bytes();
@@ -618,11 +742,44 @@ impl Inner {
     }
 
     fn complete(&self, container: &Container, status: i32, diagnostics: String, was_running: bool) {
-        lock(&container.state).phase = Phase::Complete { exit_status: status, diagnostics };
+        {
+            // Both under the ledger lock, so a report never says complete for a container the
+            // ledger still counts as live (or the other way round).
+            let mut ledger = lock(&self.ledger);
+            lock(&container.state).phase = Phase::Complete { exit_status: status, diagnostics };
+            ledger.complete(container.id, self.now());
+        }
         self.metrics.completed(status, was_running);
         self.update_allocated();
         container.done.send_replace(true);
         self.completions.notify_one();
+        // A deletion of its application's dirs may have waited for it.
+        self.deadlines_changed.notify_one();
+    }
+}
+
+fn reports_of<'a>(containers: impl Iterator<Item = &'a Arc<Container>>) -> Vec<ContainerReport> {
+    containers.map(|c| c.report()).collect()
+}
+
+/// Applications with a directory under `root`.
+fn app_dirs_under(root: &Path) -> Vec<ApplicationId> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Deletes `dir` and everything in it without following symbolic links, so a link a container
+/// planted is removed rather than what it points to (`remove_dir_all` unlinks symlinks and opens
+/// directories with `O_NOFOLLOW`; a `dir` that is itself a symlink is only unlinked). A missing
+/// dir is fine.
+fn remove_app_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        result => result,
     }
 }
 

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
-use weft_common::ContainerId;
 use weft_common::config::ConfigError;
 use weft_common::token::TokenError;
+use weft_common::{ApplicationId, ContainerId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NmError {
@@ -29,6 +29,8 @@ pub enum NmError {
     ContainerNotFound(ContainerId),
     #[error("container {0} was already started on this node")]
     DuplicateContainer(ContainerId),
+    #[error("application {0} has finished; this node no longer starts its containers")]
+    ApplicationFinished(ApplicationId),
     #[error("{0}")]
     BadRequest(String),
     #[error("launching container {id} failed: {reason}")]

@@ -136,6 +136,7 @@ impl Heartbeat {
                 node_id: self.manager.node_id().clone(),
                 containers: self.manager.heartbeat_reports(),
                 health: Default::default(),
+                applications_with_dirs: self.manager.apps_with_dirs(),
             };
             let response = match self.rm.post::<_, NodeHeartbeatResponse>(NM_HEARTBEAT_PATH, &request).await {
                 Ok(response) => response,
@@ -150,6 +151,7 @@ impl Heartbeat {
                 self.manager.set_token_keys(keys);
             }
             self.manager.ack_completed(&response.acked_completed);
+            self.manager.apps_finished(&response.applications_to_cleanup);
             for id in response.containers_to_cleanup {
                 self.manager.cleanup_for_rm(id);
             }

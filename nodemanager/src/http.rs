@@ -34,7 +34,8 @@ pub struct NodeInfo {
     /// Resources of containers that are launching or running.
     pub used: Resource,
     pub isolation: String,
-    /// Every container this NM incarnation has seen, completed ones included.
+    /// Containers this node remembers: live ones, and completed ones until their retention
+    /// (`containers.retain-completed-ms` after the RM recorded them) ended.
     pub containers: usize,
     pub running_containers: usize,
     /// True once the RM handed out container token keys.
@@ -104,6 +105,7 @@ impl IntoResponse for ApiError {
             NmError::ContainerNotFound(_) => ErrorCode::NmContainerNotFound,
             NmError::LogNotFound { .. } => ErrorCode::NmLogNotFound,
             NmError::DuplicateContainer(_) => ErrorCode::NmDuplicateContainer,
+            NmError::ApplicationFinished(_) => ErrorCode::NmAppFinished,
             NmError::BadRequest(_) => ErrorCode::NmBadRequest,
             NmError::LaunchFailed { .. } => ErrorCode::NmLaunchFailed,
             _ => ErrorCode::NmInternal,
@@ -175,15 +177,19 @@ async fn read_log(State(state): State<Arc<ApiState>>, Path((id, file)): Path<(St
 }
 
 async fn node_info(State(state): State<Arc<ApiState>>) -> Json<NodeInfo> {
-    let reports = state.manager.reports();
     Json(NodeInfo {
         node_id: state.manager.node_id().clone(),
         http_address: state.http_address.clone(),
         total: state.total,
         used: state.manager.allocated(),
         isolation: state.manager.isolation_mode().to_string(),
-        containers: reports.len(),
-        running_containers: reports.iter().filter(|r| r.state == NmContainerState::Running).count(),
+        containers: state.manager.remembered(),
+        running_containers: state
+            .manager
+            .live_reports()
+            .iter()
+            .filter(|r| r.state == NmContainerState::Running)
+            .count(),
         registered: state.manager.has_token_keys(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     })

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::fs::File;
 use std::io;
 use std::path::{Component, Path};
 use std::process::Stdio;
@@ -11,8 +10,6 @@ use std::process::Stdio;
 use tokio::process::{Child, Command};
 use weft_common::protocol::{LocalResource, LocalResourceType};
 
-pub const STDOUT_FILE: &str = "stdout";
-pub const STDERR_FILE: &str = "stderr";
 /// Used when the NM's own environment has no PATH to pass on.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -172,7 +169,8 @@ pub fn container_environment(
 }
 
 /// Starts `bash -c <command>` as the leader of a new session and process group, inside the
-/// cgroups whose `cgroup.procs` files are given, with stdout/stderr going to `log_dir`.
+/// cgroups whose `cgroup.procs` files are given, with stdout and stderr piped (for
+/// [`crate::output::Capture`]).
 ///
 /// Must be called on a runtime worker thread, not a blocking-pool thread: the leader's
 /// parent-death signal fires when the thread that forked it exits.
@@ -180,11 +178,8 @@ pub fn spawn(
     command: &str,
     env: &BTreeMap<String, String>,
     work_dir: &Path,
-    log_dir: &Path,
     procs_files: Vec<CString>,
 ) -> io::Result<Child> {
-    let stdout = File::create(log_dir.join(STDOUT_FILE))?;
-    let stderr = File::create(log_dir.join(STDERR_FILE))?;
     let parent_pid = std::process::id();
     let mut cmd = Command::new("bash");
     cmd.arg("-c")
@@ -193,8 +188,8 @@ pub fn spawn(
         .env_clear()
         .envs(env)
         .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(false);
     // SAFETY: `enter_container` makes only async-signal-safe calls and allocates nothing: it
     // reads `procs_files`, which was built before the fork.

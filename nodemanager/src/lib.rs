@@ -11,7 +11,9 @@ mod heartbeat;
 pub mod http;
 pub mod isolation;
 mod launch;
+mod ledger;
 pub mod metrics;
+mod output;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -40,6 +42,7 @@ pub struct NodeManagerHandle {
     rm_shutdown: watch::Receiver<bool>,
     server: JoinHandle<std::io::Result<()>>,
     heartbeat: JoinHandle<()>,
+    housekeeping: JoinHandle<()>,
 }
 
 /// Starts a NodeManager. Fails if the config is invalid, the address cannot be bound, or
@@ -102,9 +105,10 @@ pub async fn start(config: NmConfig, mut registry: Registry) -> Result<NodeManag
         rack: config.rack.clone(),
         rm_shutdown: rm_shutdown_tx,
     };
+    let housekeeping = tokio::spawn(manager.clone().housekeeping(stop_rx.clone()));
     let heartbeat = tokio::spawn(heartbeat.run(stop_rx));
     tracing::info!(%node_id, %http_addr, rms = ?config.rm_addresses, "NodeManager started");
-    Ok(NodeManagerHandle { http_addr, node_id, manager, stop, rm_shutdown, server, heartbeat })
+    Ok(NodeManagerHandle { http_addr, node_id, manager, stop, rm_shutdown, server, heartbeat, housekeeping })
 }
 
 impl NodeManagerHandle {
@@ -131,6 +135,8 @@ impl NodeManagerHandle {
         // Heartbeating is over; an RM call in flight is simply dropped.
         self.heartbeat.abort();
         let _ = self.heartbeat.await;
+        // A deletion in progress finishes (it runs on a blocking thread); none starts after.
+        let _ = self.housekeeping.await;
         let containers = self.manager.shutdown().await;
         let server = self.server.await.map_err(|e| NmError::Task(e.to_string()))?.map_err(NmError::Server);
         containers?;

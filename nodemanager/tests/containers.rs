@@ -370,3 +370,35 @@ fn log_names_cannot_escape_the_log_dir() {
     assert!(matches!(node.manager.open_log(id, "sneaky"), Err(NmError::LogNotFound { .. })));
     assert_eq!(node.manager.log_files(id).unwrap(), vec!["stdout"], "symlinks are not listed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_beyond_the_cap_is_cut_and_the_container_runs_on() {
+    const CAP: u64 = 64 * 1024;
+    let node = TestNode::with_config("logcap", IsolationMode::CgroupV1, |config| config.containers.log_max_bytes = CAP);
+    let id = container_id(1);
+    // 400 kB on each stream, beyond the cap and any pipe buffer, written by the container's own
+    // shell: if its output were no longer read it would block, and if the pipe were closed it
+    // would die of SIGPIPE; either way it would never reach `touch`.
+    let command = "for i in $(seq 100000); do echo out; done; for i in $(seq 100000); do echo err >&2; done; \
+                   touch finished";
+    node.manager.start_container(start_request(node.token(id, Resource::new(128, 1)), command)).await.unwrap();
+    let report = node.wait_complete(id, Duration::from_secs(30)).await;
+    assert_eq!(report.exit_status, 0, "{report:?}");
+    assert!(node.manager.work_dir(id).unwrap().join("finished").exists(), "the container ran to its end");
+
+    for (stream, line) in [("stdout", "out"), ("stderr", "err")] {
+        let text = node.log(id, stream);
+        assert!(text.len() as u64 <= CAP, "{stream} has {} bytes", text.len());
+        let (head, last_line) = text.trim_end_matches('\n').rsplit_once('\n').unwrap();
+        assert_eq!(
+            last_line,
+            format!(
+                "[weft] {stream} truncated: containers.log-max-bytes ({CAP} bytes) reached; later output discarded"
+            )
+        );
+        assert!(head.len() as u64 > CAP - 1024, "{stream} keeps nearly {CAP} bytes of output, not {}", head.len());
+        // The head is the output as written (the last line of it may be cut short).
+        assert!(head.lines().all(|l| line.starts_with(l) && !l.is_empty()), "{stream}: unexpected output");
+    }
+    node.manager.shutdown().await.unwrap();
+}

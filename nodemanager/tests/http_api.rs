@@ -6,62 +6,15 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use reqwest::StatusCode;
+use support::client::{Client, error_code};
 use support::fake_rm::FakeRm;
 use support::*;
-use weft_common::error::ErrorBody;
-use weft_common::protocol::{ContainerReport, NodeAction, StartContainerRequest, StopContainerRequest};
+use weft_common::protocol::{ContainerReport, NodeAction};
 use weft_common::states::{NmContainerState, exit_status};
 use weft_common::{ContainerId, NodeId, Resource};
 use weft_nodemanager::config::IsolationMode;
 use weft_nodemanager::http::{ContainerList, LogFileList, NodeInfo};
-use weft_nodemanager::{NmError, NodeManagerHandle, start};
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(nm: &NodeManagerHandle) -> Self {
-        Self { http: reqwest::Client::new(), base: format!("http://{}", nm.http_addr()) }
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, String) {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
-        (response.status(), response.text().await.unwrap())
-    }
-
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
-        let (status, body) = self.get(path).await;
-        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-    }
-
-    async fn post(&self, path: &str, body: &impl serde::Serialize) -> (StatusCode, String) {
-        let response = self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
-        (response.status(), response.text().await.unwrap())
-    }
-
-    async fn start(&self, request: &StartContainerRequest) -> ContainerReport {
-        let (status, body) = self.post("/ws/v1/node/containers", request).await;
-        assert_eq!(status, StatusCode::OK, "start: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    async fn stop(&self, id: ContainerId, request: &StopContainerRequest) -> (StatusCode, String) {
-        self.post(&format!("/ws/v1/node/containers/{id}/stop"), request).await
-    }
-
-    async fn report(&self, id: ContainerId) -> ContainerReport {
-        self.get_json(&format!("/ws/v1/node/containers/{id}")).await
-    }
-}
-
-fn error_code(body: &str) -> String {
-    let error: ErrorBody = serde_json::from_str(body).unwrap_or_else(|e| panic!("not an ErrorBody ({e}): {body}"));
-    assert!(!error.remote_exception.hint.is_empty(), "errors carry a hint: {body}");
-    error.remote_exception.code
-}
+use weft_nodemanager::{NmError, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_api_without_a_reachable_rm() {

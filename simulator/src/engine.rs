@@ -884,7 +884,13 @@ impl Engine {
                 pid: None,
             });
         }
-        let request = NodeHeartbeatRequest { node_id: n.id.clone(), containers, health: NodeHealth::default() };
+        // Simulated nodes keep no directories.
+        let request = NodeHeartbeatRequest {
+            node_id: n.id.clone(),
+            containers,
+            health: NodeHealth::default(),
+            applications_with_dirs: Vec::new(),
+        };
         let req = req_id(node, n.life);
         self.step(Kind::NodeHeartbeat, Event::NodeHeartbeat { req, request });
     }

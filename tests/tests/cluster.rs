@@ -99,6 +99,14 @@ fn dshell_over_the_cli_succeeds_with_containers_on_both_nodes() {
         "{text}\n{}",
         String::from_utf8_lossy(&logs.stderr)
     );
+
+    // The RM names the finished app in each NM's heartbeat: the NM deletes the app's work dirs
+    // at once (delete-debug-delay-ms 0) and keeps its logs (log-retain-ms, 3 hours).
+    for nm in ["nm1", "nm2"] {
+        let work = c.path().join(nm).join("work").join(&id);
+        wait_for(&format!("{nm} deleted {}", work.display()), MINUTE, || (!work.exists()).then_some(())).unwrap();
+        assert!(c.path().join(nm).join("logs").join(&id).is_dir(), "{nm} keeps the app's logs");
+    }
     c.assert_all_alive().unwrap();
 }
 

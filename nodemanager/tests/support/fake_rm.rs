@@ -1,18 +1,19 @@
 //! A scriptable stand-in for the ResourceManager's NM endpoints.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use weft_common::ContainerId;
 use weft_common::protocol::{
     NM_HEARTBEAT_PATH, NM_REGISTER_PATH, NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterNodeRequest,
     RegisterNodeResponse,
 };
 use weft_common::states::NmContainerState;
 use weft_common::token::MasterKey;
+use weft_common::{ApplicationId, ContainerId};
 
 #[derive(Default)]
 pub struct Recorded {
@@ -24,6 +25,8 @@ pub struct Recorded {
     pub next_action: Option<NodeAction>,
     /// Acknowledge completed containers as soon as they are reported.
     pub ack_completed: bool,
+    /// Applications this RM considers finished: named for cleanup whenever the NM lists them.
+    pub finished_apps: BTreeSet<ApplicationId>,
 }
 
 pub struct FakeRm {
@@ -77,6 +80,15 @@ impl FakeRm {
     pub fn heartbeat_interval_ms(&self) -> u64 {
         self.heartbeat_interval_ms
     }
+
+    pub fn heartbeats(&self) -> usize {
+        self.with(|r| r.heartbeats.len())
+    }
+
+    /// The applications the latest heartbeat listed as holding directories.
+    pub fn last_apps_with_dirs(&self) -> Option<Vec<ApplicationId>> {
+        self.with(|r| Some(r.heartbeats.last()?.applications_with_dirs.clone()))
+    }
 }
 
 async fn register(
@@ -103,10 +115,13 @@ async fn heartbeat(
     } else {
         Vec::new()
     };
+    let applications_to_cleanup =
+        request.applications_with_dirs.iter().filter(|app| recorded.finished_apps.contains(app)).copied().collect();
     let response = NodeHeartbeatResponse {
         action: recorded.next_action.take().unwrap_or(NodeAction::Normal),
         containers_to_cleanup: std::mem::take(&mut recorded.to_cleanup),
         acked_completed,
+        applications_to_cleanup,
         container_token_keys: None,
         heartbeat_interval_ms: shared.heartbeat_interval_ms,
     };

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod client;
 pub mod fake_rm;
 
 use std::future::Future;
@@ -146,8 +147,14 @@ pub struct TestNode {
 impl TestNode {
     /// Panics (failing the test) if the isolation mode is unusable on this host.
     pub fn new(test_name: &str, mode: IsolationMode) -> Self {
+        Self::with_config(test_name, mode, |_| {})
+    }
+
+    /// [`Self::new`] with `adjust` applied to the [`test_config`].
+    pub fn with_config(test_name: &str, mode: IsolationMode, adjust: impl FnOnce(&mut NmConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = test_config(test_name, dir.path(), mode);
+        let mut config = test_config(test_name, dir.path(), mode);
+        adjust(&mut config);
         let isolation = isolation::setup(&config.isolation)
             .unwrap_or_else(|e| panic!("isolation {mode} must be usable on this test host: {e}"));
         let node_id = NodeId("127.0.0.1:18042".into());

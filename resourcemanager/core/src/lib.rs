@@ -23,7 +23,6 @@ pub mod preemption_monitor;
 pub mod queues;
 pub mod records;
 pub mod scheduler;
-pub mod timers;
 
 #[cfg(test)]
 mod recovery_tests;
@@ -35,6 +34,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use weft_common::deadlines::Deadlines;
 use weft_common::protocol::{
     AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
     NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, PreemptionMessage, RegisterAmRequest, RegisterAmResponse,
@@ -251,13 +251,13 @@ pub struct Core {
     usable_count: u32,
     /// Apps with demand, per leaf, in serving order.
     pending: pending::PendingIndex,
-    /// What a `Tick` may have to act on, and from when (see [`timers`]).
-    node_expiry: timers::Deadlines<NodeId>,
-    am_expiry: timers::Deadlines<AttemptId>,
-    allocation_expiry: timers::Deadlines<ContainerId>,
+    /// What a `Tick` may have to act on, and from when (see [`Deadlines`]).
+    node_expiry: Deadlines<NodeId>,
+    am_expiry: Deadlines<AttemptId>,
+    allocation_expiry: Deadlines<ContainerId>,
     /// Finished apps whose AM container may outstay its grace period.
-    draining_apps: timers::Deadlines<ApplicationId>,
-    long_polls: timers::Deadlines<ApplicationId>,
+    draining_apps: Deadlines<ApplicationId>,
+    long_polls: Deadlines<ApplicationId>,
     /// Nodes by host and by rack, for locality asks.
     topology: model::Topology,
     cluster_used: Resource,
@@ -1280,6 +1280,7 @@ impl Core {
             action: NodeAction::Resync,
             containers_to_cleanup: Vec::new(),
             acked_completed: Vec::new(),
+            applications_to_cleanup: Vec::new(),
             container_token_keys: None,
             heartbeat_interval_ms: 0,
         };
@@ -1303,6 +1304,7 @@ impl Core {
             action: NodeAction::Normal,
             containers_to_cleanup: Vec::new(),
             acked_completed: Vec::new(),
+            applications_to_cleanup: Vec::new(),
             container_token_keys: None,
             heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
         };
@@ -1327,6 +1329,13 @@ impl Core {
         for report in news {
             self.container_report(&req.node_id, report, &mut response, now, fx);
         }
+        // YARN's applicationsToCleanup: the node deletes these applications' directories. The
+        // list is the node's own (bounded by what it holds), each checked with one lookup.
+        response.applications_to_cleanup = req
+            .applications_with_dirs
+            .into_iter()
+            .filter(|app| self.apps.get(app).is_none_or(|a| a.state.is_final()))
+            .collect();
         Ok(response)
     }
 

@@ -75,8 +75,23 @@ impl Env {
         node: &NodeId,
         containers: Vec<ContainerReport>,
     ) -> weft_common::protocol::NodeHeartbeatResponse {
+        self.heartbeat_with_dirs(node, containers, Vec::new())
+    }
+
+    /// A heartbeat from a node that holds directories of `apps`.
+    pub(super) fn heartbeat_with_dirs(
+        &mut self,
+        node: &NodeId,
+        containers: Vec<ContainerReport>,
+        apps: Vec<ApplicationId>,
+    ) -> weft_common::protocol::NodeHeartbeatResponse {
         let req = self.req();
-        let request = NodeHeartbeatRequest { node_id: node.clone(), containers, health: Default::default() };
+        let request = NodeHeartbeatRequest {
+            node_id: node.clone(),
+            containers,
+            health: Default::default(),
+            applications_with_dirs: apps,
+        };
         self.step(Event::NodeHeartbeat { req, request });
         let Reply::NodeHeartbeat(Ok(r)) = self.fx.take_reply(req) else { panic!("heartbeat failed") };
         r
@@ -548,6 +563,27 @@ fn heartbeats_ack_completions_and_clean_up_unknown_containers() {
     assert_eq!(env.core.container(&launch.container_id).unwrap().state, weft_common::states::ContainerState::Running);
 }
 
+#[test]
+fn heartbeats_name_the_finished_and_unknown_apps_a_node_holds_dirs_for() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 4096, 4);
+    let (running_app, launch) = env.running_app();
+    let killed = env.submit();
+    let req = env.req();
+    env.step(Event::Kill { req, app: killed, diagnostics: None });
+    assert_eq!(env.fx.take_reply(req), Reply::Kill(Ok(AppState::Killed)));
+    let forgotten = ApplicationId::new(5, 5);
+
+    let r = env.heartbeat_with_dirs(&node, vec![running(launch.container_id)], vec![running_app, killed, forgotten]);
+    assert_eq!(r.applications_to_cleanup, vec![killed, forgotten]);
+    let r = env.heartbeat_with_dirs(&node, vec![running(launch.container_id)], vec![running_app]);
+    assert!(r.applications_to_cleanup.is_empty(), "a running application keeps its dirs");
+    env.fx.take_launches();
+    env.stops();
+    env.fx.take_persisted();
+    env.fx.assert_drained();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Property test: random interleavings keep the invariants (checked inside every step), never
 // over-allocate, and leave no eligible ask waiting while some node could host it.
@@ -832,6 +868,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                                 node_id: n.clone(),
                                 containers: reports,
                                 health: Default::default(),
+                                applications_with_dirs: Vec::new(),
                             },
                         });
                     }

@@ -407,7 +407,12 @@ impl Cluster {
     pub fn heartbeat(node: &NodeId, containers: &[ContainerId], done: Option<ContainerId>) -> NodeHeartbeatRequest {
         let mut reports: Vec<ContainerReport> = containers.iter().copied().map(running).collect();
         reports.extend(done.map(completed));
-        NodeHeartbeatRequest { node_id: node.clone(), containers: reports, health: Default::default() }
+        NodeHeartbeatRequest {
+            node_id: node.clone(),
+            containers: reports,
+            health: Default::default(),
+            applications_with_dirs: Vec::new(),
+        }
     }
 
     /// Sends one heartbeat per node so every container is RUNNING at the core (its first report

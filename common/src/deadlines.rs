@@ -1,15 +1,14 @@
-//! Deadlines the `Tick` event acts on, so a tick looks only at what is due instead of scanning
-//! every node, application and container (at 50k nodes and 2M containers a scan per tick would
-//! cost more than the rest of the scheduler).
+//! A deadline queue: what is due when, for sans-IO state machines that are fed the time (the RM
+//! core's `Tick`, the NodeManager's retention ledger), so a tick looks only at what is due
+//! instead of scanning everything it keeps.
 //!
-//! Entries are hints: the heartbeat or state change that moves a deadline does not touch the
-//! queue. When an entry comes due, the core checks the real state and either acts or queues the
-//! entry again at its real due time. So each deadline costs O(log n) once per expiry period,
-//! not per heartbeat.
+//! Entries are hints: the owner checks the real state when an entry comes due and either acts or
+//! queues the entry again at its real due time. So moving a deadline costs nothing until it
+//! comes due, and each entry costs O(log n) once.
 
 use std::collections::BTreeSet;
 
-use weft_common::Millis;
+use crate::Millis;
 
 #[derive(Debug, Clone)]
 pub struct Deadlines<K: Ord + Clone> {
@@ -41,6 +40,11 @@ impl<K: Ord + Clone> Deadlines<K> {
         due
     }
 
+    /// When the earliest entry comes due, if any.
+    pub fn next_due(&self) -> Option<Millis> {
+        self.queue.first().map(|(at, _)| *at)
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }
@@ -57,12 +61,14 @@ mod tests {
     #[test]
     fn pops_only_what_is_due_in_time_order() {
         let mut d = Deadlines::default();
+        assert_eq!(d.next_due(), None);
         d.push(30, "c");
         d.push(10, "a");
         d.push(20, "b");
+        assert_eq!(d.next_due(), Some(10));
         assert_eq!(d.pop_due(9), Vec::<&str>::new());
         assert_eq!(d.pop_due(20), vec!["a", "b"]);
-        assert_eq!(d.len(), 1);
+        assert_eq!((d.len(), d.next_due()), (1, Some(30)));
         assert_eq!(d.pop_due(100), vec!["c"]);
         assert!(d.is_empty());
     }

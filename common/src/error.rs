@@ -141,6 +141,7 @@ error_codes! {
     NmLogNotFound => "WEFT-NM-LOG-NOT-FOUND", 404, "NotFoundException", "GET …/logs lists the container's log files";
     NmDuplicateContainer => "WEFT-NM-DUPLICATE-CONTAINER", 409, "YarnException",
         "a container id can be started only once; GET it to see its status";
+    /// The RM named the application finished; the node is deleting its directories.
     NmAppFinished => "WEFT-NM-APP-FINISHED", 409, "YarnException",
         "the ResourceManager considers the application finished; submit a new one to run more work";
     NmBadRequest => "WEFT-NM-BAD-REQUEST", 400, "BadRequestException",

@@ -197,10 +197,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_does_not_split_a_character() {
-        let input = "é".repeat(5000);
-        let (out, _) = drain(input.as_bytes(), 2048).await;
-        let text = String::from_utf8(out).expect("still valid UTF-8");
-        assert!(text.lines().next().unwrap().chars().all(|c| c == 'é'));
+        let input = "é€".repeat(5000);
+        // Caps a byte apart put the cut in every position of a two- and a three-byte character.
+        for max_bytes in 2048..2054 {
+            let (out, _) = drain(input.as_bytes(), max_bytes).await;
+            let text = String::from_utf8(out).unwrap_or_else(|e| panic!("cap {max_bytes}: not UTF-8: {e}"));
+            assert!(text.lines().next().unwrap().chars().all(|c| c == 'é' || c == '€'));
+        }
     }
 
     #[tokio::test]

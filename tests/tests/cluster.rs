@@ -71,6 +71,12 @@ fn am_container_ids(c: &Cluster, app: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every container of `app` but its AM containers.
+fn workers_of(c: &Cluster, app: &Value) -> Vec<Value> {
+    let am = am_container_ids(c, app["id"].as_str().expect("id"));
+    containers_of(c, app).into_iter().filter(|w| !am.iter().any(|id| w["containerId"] == id.as_str())).collect()
+}
+
 #[test]
 fn dshell_over_the_cli_succeeds_with_containers_on_both_nodes() {
     let mut c = cluster();
@@ -81,10 +87,7 @@ fn dshell_over_the_cli_succeeds_with_containers_on_both_nodes() {
     let app = c.app(&id).unwrap();
     assert_eq!((app["state"].as_str(), app["finalStatus"].as_str()), (Some("FINISHED"), Some("SUCCEEDED")), "{app}");
     assert_eq!(app["applicationType"], "DSHELL");
-    let workers: Vec<Value> = containers_of(&c, &app)
-        .into_iter()
-        .filter(|w| !am_container_ids(&c, &id).contains(&w["containerId"].as_str().unwrap().to_owned()))
-        .collect();
+    let workers = workers_of(&c, &app);
     assert_eq!(workers.len(), 4, "{workers:#?}");
     assert!(workers.iter().all(|w| w["containerExitStatus"] == 0));
     let nodes: std::collections::BTreeSet<&str> = workers.iter().map(|w| w["nodeId"].as_str().unwrap()).collect();
@@ -125,11 +128,7 @@ fn a_node_local_ask_runs_every_container_on_the_named_node() {
         assert!(out.status.success(), "dshell failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         let id = app_id_in(&stdout).expect("dshell prints the app id");
         let app = c.app(&id).unwrap();
-        let am = am_container_ids(&c, &id);
-        let workers: Vec<Value> = containers_of(&c, &app)
-            .into_iter()
-            .filter(|w| !am.contains(&w["containerId"].as_str().unwrap().to_owned()))
-            .collect();
+        let workers = workers_of(&c, &app);
         assert_eq!(workers.len(), 4, "{workers:#?}");
         let placed: Vec<&str> = workers.iter().map(|w| w["nodeId"].as_str().unwrap()).collect();
         assert!(placed.iter().all(|n| n == target), "asked for {target}, placed on {placed:?}");

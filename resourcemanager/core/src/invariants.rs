@@ -132,7 +132,30 @@ impl Core {
                 }
             }
         }
+        self.check_sessions()?;
         self.check_queue_accounting()
+    }
+
+    /// Exactly the live attempts of unfinished apps have an AM session.
+    fn check_sessions(&self) -> Result<(), String> {
+        let mut sessions = 0;
+        for session in self.sessions.iter() {
+            let attempt = session.attempt();
+            let live = self.live_attempt(attempt).is_ok();
+            if !live {
+                return Err(format!("AM session of {attempt}, which is not its app's live attempt"));
+            }
+            sessions += 1;
+        }
+        let live = self
+            .apps
+            .values()
+            .filter(|a| !a.state.is_final() && a.current_attempt().is_some_and(|t| !t.state.is_final()))
+            .count();
+        if live != sessions {
+            return Err(format!("{live} live attempts but {sessions} AM sessions"));
+        }
+        Ok(())
     }
 
     /// Every queue's usage equals what its subtree's applications hold.

@@ -23,6 +23,7 @@ pub mod preemption_monitor;
 pub mod queues;
 pub mod records;
 pub mod scheduler;
+pub mod sessions;
 
 #[cfg(test)]
 mod recovery_tests;
@@ -37,7 +38,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use weft_common::deadlines::Deadlines;
 use weft_common::protocol::{
     AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
-    NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, PreemptionMessage, RegisterAmRequest, RegisterAmResponse,
+    NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterAmRequest, RegisterAmResponse,
     RegisterNodeRequest, RegisterNodeResponse, am_env,
 };
 use weft_common::rest::{ApplicationSubmissionContext, NewApplication};
@@ -277,6 +278,8 @@ pub struct Core {
     known_nodes: BTreeSet<NodeId>,
     /// Set by [`Core::recover`] while scheduling waits for known nodes to re-register.
     recovery: Option<RecoveryWait>,
+    /// The AM side of every live attempt: registration, outboxes, long polls.
+    sessions: sessions::AmSessions,
 }
 
 #[derive(Debug)]
@@ -318,6 +321,7 @@ impl Core {
             starvation: Default::default(),
             known_nodes: BTreeSet::new(),
             recovery: None,
+            sessions: sessions::AmSessions::default(),
         })
     }
 
@@ -374,6 +378,10 @@ impl Core {
     /// Total resources of usable (RUNNING) nodes.
     pub fn cluster_capacity(&self) -> Resource {
         self.usable_capacity
+    }
+    /// The AM session of `attempt`, while it is its app's live attempt.
+    pub fn am_session(&self, attempt: AttemptId) -> Option<&sessions::AmSession> {
+        self.sessions.get(attempt)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -451,6 +459,7 @@ impl Core {
                     app.diagnostics = scheduler::waiting_for_am_node(app.am_resource);
                     if let Some(attempt) = app.attempts.last_mut() {
                         attempt.state = AttemptState::Scheduled;
+                        self.sessions.open(attempt.id);
                     }
                     self.apps.insert(id, app);
                     self.sync_pending(id);
@@ -463,6 +472,7 @@ impl Core {
                         attempt.last_heartbeat = now;
                     }
                     self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt_id);
+                    self.sessions.open(attempt_id);
                     self.apps.insert(id, app);
                 }
             }
@@ -806,6 +816,7 @@ impl Core {
             transition(&mut app.state, AppState::Accepted, &id)?;
         }
         fx.persist(StoreOp::PutAttempt(attempt_record(&attempt)));
+        self.sessions.open(attempt.id);
         app.attempts.push(attempt);
         app.am_ask_since = Some(now);
         // Until the scheduler says otherwise (a queue limit) or places the AM (which clears it);
@@ -923,12 +934,9 @@ impl Core {
         attempt.am_exit_status = am_exit;
         attempt.counts_as_failure =
             to == AttemptState::Failed && am_exit.is_none_or(exit_status::counts_as_attempt_failure);
-        if let Some((req, _)) = attempt.parked.take() {
-            let resp = build_response(attempt, limit, nodes, Some(AmCommand::Shutdown));
+        if let Some((req, resp)) = self.sessions.close(id, limit, nodes, AmCommand::Shutdown) {
             fx.reply(req, Reply::Allocate(Ok(resp)));
         }
-        attempt.outbox_allocated.clear();
-        attempt.outbox_completed.clear();
         fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
         Ok(())
     }
@@ -988,7 +996,9 @@ impl Core {
         if attempt.state != AttemptState::Running {
             return Err(CoreError::AttemptNotCurrent(id));
         }
-        attempt.registered = true;
+        if !self.sessions.register(id) {
+            return Err(CoreError::AttemptNotCurrent(id));
+        }
         attempt.last_heartbeat = now;
         attempt.host = req.host;
         attempt.rpc_port = req.rpc_port;
@@ -1017,8 +1027,8 @@ impl Core {
     ) -> Result<(), CoreError> {
         let limit = self.headroom(id.app);
         let nodes = self.usable_nodes();
-        let attempt = match self.live_attempt(id) {
-            Ok(a) => a,
+        match self.live_attempt(id) {
+            Ok(_) => {}
             // A finished attempt's AM is told to shut down rather than given an error.
             Err(CoreError::AttemptNotCurrent(_)) => {
                 let mut resp = AllocateResponse { limit, num_cluster_nodes: nodes, ..Default::default() };
@@ -1028,21 +1038,19 @@ impl Core {
                 return Ok(());
             }
             Err(e) => return Err(e),
-        };
-        if !attempt.registered {
-            return Err(CoreError::AmNotRegistered(id));
         }
+        let session = self.sessions.get(id).filter(|s| s.registered()).ok_or(CoreError::AmNotRegistered(id))?;
         // A retry of the request whose response was lost gets the same response again.
-        if request.response_id + 1 == attempt.response_id
-            && let Some(last) = &attempt.last_response
+        if request.response_id + 1 == session.response_id()
+            && let Some(last) = session.last_response()
         {
             fx.reply(req, Reply::Allocate(Ok(last.clone())));
             return Ok(());
         }
-        if request.response_id != attempt.response_id {
+        if request.response_id != session.response_id() {
             return Err(CoreError::InvalidResponseId {
                 attempt: id,
-                expected: attempt.response_id,
+                expected: session.response_id(),
                 got: request.response_id,
             });
         }
@@ -1067,14 +1075,14 @@ impl Core {
         app.progress = request.progress.clamp(0.0, 1.0);
         let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
         attempt.last_heartbeat = now;
-        if let Some((old, _)) = attempt.parked.take() {
+        if let Some((old, response_id)) = self.sessions.abandon_parked(id) {
             // The AM gave up on its previous long poll (e.g. client timeout) and asked again.
             fx.reply(
                 old,
                 Reply::Allocate(Err(CoreError::InvalidResponseId {
                     attempt: id,
-                    expected: attempt.response_id + 1,
-                    got: attempt.response_id,
+                    expected: response_id + 1,
+                    got: response_id,
                 })),
             );
         }
@@ -1106,32 +1114,28 @@ impl Core {
         // Serve the new asks before answering, so allocations ride on this very response.
         self.schedule(now, fx);
         let limit = self.headroom(id.app);
-        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
-        let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
-        if attempt.outbox_allocated.is_empty() && attempt.outbox_completed.is_empty() && request.wait_ms > 0 {
-            attempt.parked = Some((req, now + request.wait_ms));
-            self.long_polls.push(now + request.wait_ms, id.app);
-        } else {
-            let resp = build_response(attempt, limit, nodes, None);
-            fx.reply(req, Reply::Allocate(Ok(resp)));
+        let deadline = (request.wait_ms > 0).then(|| now + request.wait_ms);
+        match self.sessions.answer_or_park(id, req, deadline, limit, nodes) {
+            Some(sessions::Answer::Now(resp)) => fx.reply(req, Reply::Allocate(Ok(resp))),
+            Some(sessions::Answer::Parked) => {
+                if let Some(deadline) = deadline {
+                    self.long_polls.push(deadline, id.app);
+                }
+            }
+            // The attempt ended while its asks were served.
+            None => return Err(CoreError::AttemptNotCurrent(id)),
         }
         Ok(())
     }
 
     /// Answers a parked allocate of `app` if there is now something to deliver.
     fn wake(&mut self, app: ApplicationId, fx: &mut impl Effects) {
-        let wants_waking = self.apps.get(&app).and_then(|a| a.attempts.last()).is_some_and(|t| {
-            t.parked.is_some()
-                && (!t.outbox_allocated.is_empty() || !t.outbox_completed.is_empty() || t.preemption_news)
-        });
-        if !wants_waking {
+        if !self.sessions.wants_waking(app) {
             return;
         }
         let limit = self.headroom(app);
         let nodes = self.usable_nodes();
-        let Some(attempt) = self.apps.get_mut(&app).and_then(|a| a.attempts.last_mut()) else { return };
-        if let Some((req, _)) = attempt.parked.take() {
-            let resp = build_response(attempt, limit, nodes, None);
+        if let Some((req, resp)) = self.sessions.answer_parked(app, limit, nodes) {
             fx.reply(req, Reply::Allocate(Ok(resp)));
         }
     }
@@ -1148,7 +1152,8 @@ impl Core {
         if app.state == AppState::Finished && app.current_attempt().is_some_and(|a| a.id == id) {
             return Ok(FinishAmResponse { is_unregistered: true });
         }
-        if !self.live_attempt(id)?.registered {
+        self.live_attempt(id)?;
+        if !self.sessions.get(id).is_some_and(|s| s.registered()) {
             return Err(CoreError::AmNotRegistered(id));
         }
         let diag = req.diagnostics;
@@ -1508,12 +1513,15 @@ impl Core {
             }
             return;
         }
-        attempt.outbox_completed.push(ContainerStatus {
-            container_id: id,
-            state: NmContainerState::Complete,
-            exit_status: exit,
-            diagnostics: diagnostics.to_owned(),
-        });
+        self.sessions.deliver_completed(
+            id.attempt,
+            ContainerStatus {
+                container_id: id,
+                state: NmContainerState::Complete,
+                exit_status: exit,
+                diagnostics: diagnostics.to_owned(),
+            },
+        );
         self.wake(id.app(), fx);
     }
 
@@ -1579,15 +1587,18 @@ impl Core {
             if app.state == AppState::Running {
                 app.diagnostics.clear(); // it held why pending containers waited
             }
-            attempt.outbox_allocated.push(weft_common::protocol::Container {
-                id,
-                node_id: node_id.clone(),
-                node_http_address: http,
-                resource,
-                priority,
-                resource_name: ask.resource_name.clone(),
-                container_token: token.clone(),
-            });
+            self.sessions.deliver_allocated(
+                attempt.id,
+                weft_common::protocol::Container {
+                    id,
+                    node_id: node_id.clone(),
+                    node_http_address: http,
+                    resource,
+                    priority,
+                    resource_name: ask.resource_name.clone(),
+                    container_token: token.clone(),
+                },
+            );
         }
         fx.observe(Observation::ContainerAllocated { wait_ms: now.saturating_sub(asked_at), is_am });
         self.counters.containers_allocated += 1;
@@ -1768,13 +1779,11 @@ impl Core {
 
         let nodes = self.usable_nodes();
         for id in self.long_polls.pop_due(now) {
+            if !self.sessions.poll_due(id, now) {
+                continue;
+            }
             let limit = self.headroom(id);
-            let Some(attempt) = self.apps.get_mut(&id).and_then(|a| a.attempts.last_mut()) else { continue };
-            if let Some((req, deadline)) = attempt.parked
-                && deadline <= now
-            {
-                attempt.parked = None;
-                let resp = build_response(attempt, limit, nodes, None);
+            if let Some((req, resp)) = self.sessions.answer_parked(id, limit, nodes) {
                 fx.reply(req, Reply::Allocate(Ok(resp)));
             }
         }
@@ -1843,30 +1852,6 @@ impl Hasher for IdHasher {
     fn write_u32(&mut self, n: u32) {
         self.write_u64(u64::from(n));
     }
-}
-
-/// Takes what the attempt's outbox holds into a new allocate response.
-fn build_response(
-    attempt: &mut Attempt,
-    limit: Resource,
-    num_cluster_nodes: u32,
-    am_command: Option<AmCommand>,
-) -> AllocateResponse {
-    attempt.response_id += 1;
-    attempt.preemption_news = false;
-    let preemption = (!attempt.preempting.is_empty())
-        .then(|| PreemptionMessage { strict: attempt.preempting.iter().copied().collect(), ..Default::default() });
-    let resp = AllocateResponse {
-        response_id: attempt.response_id,
-        allocated: std::mem::take(&mut attempt.outbox_allocated),
-        completed: std::mem::take(&mut attempt.outbox_completed),
-        limit,
-        num_cluster_nodes,
-        preemption,
-        am_command,
-    };
-    attempt.last_response = Some(resp.clone());
-    resp
 }
 
 pub fn app_record(app: &App) -> AppRecord {

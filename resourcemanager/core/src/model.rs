@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weft_common::protocol::{AllocateResponse, Container, ContainerLaunchContext, ContainerStatus, DEFAULT_RACK};
+use weft_common::protocol::{ContainerLaunchContext, DEFAULT_RACK};
 use weft_common::states::{AppState, AttemptState, ContainerState, FinalStatus, NodeState};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
@@ -99,24 +99,11 @@ pub struct Attempt {
     pub am_exit_status: Option<i32>,
     /// Whether this attempt's failure counts towards max attempts.
     pub counts_as_failure: bool,
-    pub registered: bool,
     /// Last sign of life from the AM (allocation of its container, register, allocate).
     pub last_heartbeat: Millis,
     pub host: String,
     pub rpc_port: u16,
     pub tracking_url: String,
-    /// Id of the last allocate response sent, and the response itself for duplicate requests.
-    pub response_id: u64,
-    pub last_response: Option<AllocateResponse>,
-    /// Not yet delivered to the AM.
-    pub outbox_allocated: Vec<Container>,
-    pub outbox_completed: Vec<ContainerStatus>,
-    /// A long-polled allocate waiting for something to deliver, and when it must be answered.
-    pub parked: Option<(ReqId, Millis)>,
-    /// Containers of this attempt marked for preemption; repeated in every allocate response.
-    pub preempting: BTreeSet<ContainerId>,
-    /// A mark the AM has not been told about yet (wakes a long-polled allocate).
-    pub preemption_news: bool,
 }
 
 impl Attempt {
@@ -132,18 +119,10 @@ impl Attempt {
             diagnostics: String::new(),
             am_exit_status: None,
             counts_as_failure: false,
-            registered: false,
             last_heartbeat: now,
             host: String::new(),
             rpc_port: 0,
             tracking_url: String::new(),
-            response_id: 0,
-            last_response: None,
-            outbox_allocated: Vec::new(),
-            outbox_completed: Vec::new(),
-            parked: None,
-            preempting: BTreeSet::new(),
-            preemption_news: false,
         }
     }
 }

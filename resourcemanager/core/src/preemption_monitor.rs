@@ -294,8 +294,9 @@ impl Core {
     fn mark(&mut self, victims: Vec<Victim>, queue_paths: &[String], now: Millis, fx: &mut impl Effects) {
         let mut told: BTreeMap<ApplicationId, ()> = BTreeMap::new();
         for victim in victims {
-            let Some(app) = self.apps.get_mut(&victim.container.app()) else { continue };
-            let Some(attempt) = app.attempts.last_mut() else { continue };
+            if self.apps.get(&victim.container.app()).and_then(|a| a.current_attempt()).is_none() {
+                continue;
+            }
             tracing::info!(
                 container = %victim.container,
                 from = %queue_paths.get(victim.from_queue).map_or("?", String::as_str),
@@ -304,8 +305,7 @@ impl Core {
                 reason = %victim.reason,
                 "preempting a container: its AM is told now, the container is killed after the grace period"
             );
-            attempt.preempting.insert(victim.container);
-            attempt.preemption_news = true;
+            self.sessions.mark_preempting(victim.container.app(), victim.container);
             self.preemption_marks.insert(
                 victim.container,
                 PreemptionMark {
@@ -381,10 +381,8 @@ impl Core {
 
     /// Drops a preemption mark (the container is gone, or no longer needs to go).
     pub(super) fn unmark(&mut self, container: ContainerId) {
-        if self.preemption_marks.remove(&container).is_some()
-            && let Some(attempt) = self.apps.get_mut(&container.app()).and_then(|a| a.attempts.last_mut())
-        {
-            attempt.preempting.remove(&container);
+        if self.preemption_marks.remove(&container).is_some() {
+            self.sessions.unmark_preempting(container.app(), container);
         }
     }
 }

@@ -5,7 +5,7 @@ use weft_common::protocol::{AllocateRequest, RegisterAmRequest, ResourceRequest}
 use weft_common::states::{AppState, exit_status};
 use weft_common::{ApplicationId, Resource};
 
-use super::tests::{Env, allocate_now, ask, config, done};
+use super::tests::{Env, allocate_now, ask, config, done, response_id};
 use super::*;
 use crate::queues::QueuesConfig;
 
@@ -280,10 +280,8 @@ fn queue_max_capacity_limits_elasticity() {
     assert_eq!(held(&env, app), 6, "capped at the 60% maximum");
     assert_eq!(r.allocated.len(), 5);
     assert_eq!(r.limit, Resource::ZERO, "headroom is the queue's, not the idle cluster's 4 slots");
-    let _ = env.allocate(
-        env.app(app).current_attempt().unwrap().id,
-        AllocateRequest { response_id: env.app(app).current_attempt().unwrap().response_id, ..Default::default() },
-    );
+    let attempt = env.app(app).current_attempt().unwrap().id;
+    let _ = env.allocate(attempt, AllocateRequest { response_id: response_id(&env, attempt), ..Default::default() });
     env.fx.replies.clear();
 }
 

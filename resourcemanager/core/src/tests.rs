@@ -412,7 +412,7 @@ fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
     let mut env = Env::new();
     let n1 = env.add_node("n1", 2048, 4);
     let n2 = env.add_node("n2", 1024, 4);
-    let (id, launch) = env.running_app(); // AM on n1 (most free memory)
+    let (_, launch) = env.running_app(); // AM on n1 (most free memory)
     assert_eq!(env.core.container(&launch.container_id).unwrap().node_id, n1);
     let attempt = launch.container_id.attempt;
     let r = env
@@ -427,11 +427,12 @@ fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
         env.heartbeat(&n1, vec![running(launch.container_id)]);
         let _ = env.allocate(
             attempt,
-            AllocateRequest { response_id: env.app(id).attempts[0].response_id, ..Default::default() },
+            AllocateRequest { response_id: env.core.am_session(attempt).unwrap().response_id(), ..Default::default() },
         );
     }
     assert_eq!(env.core.node(&n2).unwrap().state, NodeState::Lost);
-    let completed: Vec<_> = env.app(id).attempts[0].last_response.iter().flat_map(|r| r.completed.clone()).collect();
+    let completed: Vec<_> =
+        env.core.am_session(attempt).unwrap().last_response().iter().flat_map(|r| r.completed.clone()).collect();
     assert!(
         completed.iter().any(|s| s.container_id == on_n2[0] && s.exit_status == exit_status::ABORTED),
         "{completed:?}"
@@ -812,7 +813,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                     let live: Vec<ContainerId> =
                         env.core.live_containers().filter(|c| !c.is_am).map(|c| c.id).collect();
                     if let Some(&c) = live.get(i % live.len().max(1)) {
-                        let a = env.app(c.app()).current_attempt().map(|a| (a.id, a.response_id));
+                        let a = env.app(c.app()).current_attempt().map(|a| (a.id, response_id(&env, a.id)));
                         if let Some((att, rid)) = a {
                             let req = env.req();
                             env.step(Event::Allocate {
@@ -914,9 +915,16 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
     Ok(())
 }
 
+/// The id of the last allocate response `attempt`'s AM got (0 once the attempt has ended).
+pub(super) fn response_id(env: &Env, attempt: AttemptId) -> u64 {
+    env.core.am_session(attempt).map_or(0, |s| s.response_id())
+}
+
 /// Registers the app's AM (if not yet) and sends one allocate with `request`.
 fn send_ask(env: &mut Env, app: ApplicationId, request: ResourceRequest) {
-    let Some((attempt, response_id)) = env.app(app).current_attempt().map(|a| (a.id, a.response_id)) else { return };
+    let Some((attempt, response_id)) = env.app(app).current_attempt().map(|a| (a.id, response_id(env, a.id))) else {
+        return;
+    };
     let req = env.req();
     env.step(Event::AmRegister { req, attempt, request: RegisterAmRequest::default() });
     let req = env.req();
@@ -933,8 +941,8 @@ pub(super) fn gang(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
 
 /// Sends one allocate for `attempt` with the attempt's current response id.
 pub(super) fn allocate_now(env: &mut Env, app: ApplicationId, asks: Vec<ResourceRequest>) -> AllocateResponse {
-    let attempt = env.app(app).current_attempt().unwrap();
-    let (id, response_id) = (attempt.id, attempt.response_id);
+    let id = env.app(app).current_attempt().unwrap().id;
+    let response_id = response_id(env, id);
     env.allocate(id, AllocateRequest { response_id, asks, ..Default::default() }).unwrap().unwrap()
 }
 

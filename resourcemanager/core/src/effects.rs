@@ -81,6 +81,9 @@ pub enum Observation {
     PreemptionMarked,
     /// A marked container outlived its grace period and was killed.
     ContainerPreempted,
+    /// An error no caller could be given (an illegal transition in a step that answers no one):
+    /// it was logged and counted in [`crate::Counters::internal_errors`].
+    InternalError,
 }
 
 pub trait Effects {

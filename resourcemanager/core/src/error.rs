@@ -58,14 +58,12 @@ pub enum CoreError {
     UnknownNode(NodeId),
     #[error("node {node} registered with invalid resources {total}")]
     InvalidNodeResources { node: NodeId, total: Resource },
+    /// A state change the lifecycle tables do not allow: a bug in the core, never the
+    /// caller's fault.
+    #[error("internal error: {0}")]
+    IllegalTransition(#[from] IllegalTransition),
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-impl From<IllegalTransition> for CoreError {
-    fn from(e: IllegalTransition) -> Self {
-        CoreError::Internal(e.to_string())
-    }
 }
 
 impl CoreError {
@@ -96,7 +94,7 @@ impl CoreError {
             CoreError::ForeignContainer { .. } => ErrorCode::ContainerForbidden,
             CoreError::UnknownNode(_) => ErrorCode::NodeUnknown,
             CoreError::InvalidNodeResources { .. } => ErrorCode::NodeResourcesInvalid,
-            CoreError::Internal(_) => ErrorCode::Internal,
+            CoreError::IllegalTransition(_) | CoreError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

@@ -229,6 +229,9 @@ pub struct Counters {
     pub apps_failed: u64,
     pub apps_killed: u64,
     pub containers_allocated: u64,
+    /// Errors no caller could be given (illegal transitions in steps that answer no one); each
+    /// is logged where it happens. Zero unless the core has a bug.
+    pub internal_errors: u64,
 }
 
 pub struct Core {
@@ -553,7 +556,7 @@ impl Core {
                 let r = self.finish_am(attempt, request, now, fx);
                 fx.reply(req, Reply::AmFinish(r));
             }
-            Event::AmLaunched { container } => self.am_launched(container, now),
+            Event::AmLaunched { container } => self.am_launched(container, now, fx),
             Event::AmLaunchFailed { container, diagnostics } => {
                 if self.containers.contains_key(&container) {
                     let diag = format!("Error launching AM container {container}: {diagnostics}");
@@ -589,6 +592,14 @@ impl Core {
         {
             panic!("core invariant violated: {violation}");
         }
+    }
+
+    /// Takes an error that no caller can be given (the step answers no one, or has answered
+    /// already): logged with `context`, counted and observed, never dropped silently.
+    fn internal_error(&mut self, context: &str, error: &CoreError, fx: &mut impl Effects) {
+        tracing::error!(error = %error, "{context}");
+        self.counters.internal_errors += 1;
+        fx.observe(Observation::InternalError);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -798,9 +809,10 @@ impl Core {
             if app.state != AppState::NewSaving {
                 continue; // killed while saving
             }
+            // The submit is acknowledged already: nobody to tell but the log and the counters.
             let r = transition(&mut app.state, AppState::Submitted, &id).map_err(CoreError::from);
             if let Err(e) = r.and_then(|()| self.start_attempt(id, now, fx)) {
-                tracing::error!(app = %id, error = %e, "cannot start the first attempt");
+                self.internal_error(&format!("cannot start the first attempt of {id}"), &e, fx);
             }
         }
     }
@@ -1168,19 +1180,25 @@ impl Core {
         Ok(FinishAmResponse { is_unregistered: true })
     }
 
-    fn am_launched(&mut self, container: ContainerId, now: Millis) {
+    /// The NM accepted an AM container's launch. A notification: an error can only be logged
+    /// and counted.
+    fn am_launched(&mut self, container: ContainerId, now: Millis, fx: &mut impl Effects) {
         let Some(app) = self.apps.get_mut(&container.app()) else { return };
         app.launch_time.get_or_insert(now);
+        let mut results = Vec::new();
         if let Some(rc) = self.containers.get_mut(&container)
             && rc.state == ContainerState::Allocated
         {
-            let _ = transition(&mut rc.state, ContainerState::Acquired, &container);
+            results.push(transition(&mut rc.state, ContainerState::Acquired, &container));
         }
         if let Some(a) = app.attempts.last_mut()
             && a.am_container == Some(container)
             && a.state == AttemptState::Allocated
         {
-            let _ = transition(&mut a.state, AttemptState::Launched, &a.id);
+            results.push(transition(&mut a.state, AttemptState::Launched, &a.id));
+        }
+        for e in results.into_iter().filter_map(Result::err) {
+            self.internal_error(&format!("AM container {container} launched"), &e.into(), fx);
         }
     }
 
@@ -1373,7 +1391,11 @@ impl Core {
                 if let Some(rc) = self.containers.get_mut(&id)
                     && rc.state != ContainerState::Running
                 {
-                    started = transition(&mut rc.state, ContainerState::Running, &id).is_ok();
+                    // The heartbeat's other reports still count: logged and counted, not returned.
+                    match transition(&mut rc.state, ContainerState::Running, &id) {
+                        Ok(()) => started = true,
+                        Err(e) => self.internal_error(&format!("NM {node} reports {id} running"), &e.into(), fx),
+                    }
                 }
                 // NMs report every running container on every heartbeat; most reports change
                 // nothing, so the history is only looked up when there is news.
@@ -1420,19 +1442,19 @@ impl Core {
         if app.container_history.contains_key(&id) {
             return false;
         }
-        let rc = RmContainer {
-            id,
-            node_id: node_id.clone(),
-            resource,
-            // NMs do not report it; it only orders preemption victims.
-            priority: 0,
-            state: ContainerState::New,
-            is_am: attempt.am_container == Some(id),
-            allocated_at: now,
-            token: container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now),
+        let is_am = attempt.am_container == Some(id);
+        let token = container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now);
+        // NMs do not report its priority; it only orders preemption victims.
+        let rc = RmContainer::new(id, node_id.clone(), resource, 0, is_am, now, token, ContainerState::Running);
+        let rc = match rc {
+            Ok(rc) => rc,
+            Err(e) => {
+                // The NM gets the container cleaned up, as for any it runs that is not adopted.
+                self.internal_error(&format!("cannot adopt {id}"), &e.into(), fx);
+                return false;
+            }
         };
-        let is_am = rc.is_am;
-        self.add_container(rc, ContainerState::Running);
+        self.add_container(rc);
         fx.observe(Observation::ContainerRecovered);
         tracing::info!(container = %id, node = %node_id, %resource, is_am, running, "container recovered from an earlier ResourceManager");
         self.sync_pending(id.app());
@@ -1466,7 +1488,10 @@ impl Core {
     ) {
         let Some(mut rc) = self.containers.remove(&id) else { return };
         self.unmark(id);
-        let _ = transition(&mut rc.state, ContainerState::Completed, &id);
+        // Gone either way: its resources are freed below whatever its lifecycle says.
+        if let Err(e) = transition(&mut rc.state, ContainerState::Completed, &id) {
+            self.internal_error(&format!("container {id} completed"), &e.into(), fx);
+        }
         self.update_node(&rc.node_id, |node| {
             node.used -= rc.resource;
             node.containers.remove(&id);
@@ -1508,8 +1533,9 @@ impl Core {
                 exit_status::name(exit).map(|n| format!(" ({n})")).unwrap_or_default(),
                 if diagnostics.is_empty() { String::new() } else { format!(". Diagnostics: {diagnostics}") }
             );
+            // Whoever reported the completion is not the attempt's owner: logged and counted.
             if let Err(e) = self.fail_attempt(id.app(), diag, Some(exit), now, fx) {
-                tracing::error!(container = %id, error = %e, "cannot fail attempt");
+                self.internal_error(&format!("cannot fail the attempt of AM container {id}"), &e, fx);
             }
             return;
         }
@@ -1545,15 +1571,40 @@ impl Core {
         asked_at: Millis,
         now: Millis,
         fx: &mut impl Effects,
-    ) {
+    ) -> bool {
         let (resource, priority) = (ask.capability, ask.priority);
         let epoch = self.cfg.epoch;
-        let Some(app) = self.apps.get_mut(&app_id) else { return };
-        let Some(attempt) = app.attempts.last_mut() else { return };
-        let Some(http) = self.nodes.get(node_id).map(|n| n.http_address.clone()) else { return };
+        let Some(app) = self.apps.get_mut(&app_id) else { return false };
+        let Some(attempt) = app.attempts.last_mut() else { return false };
+        let Some(http) = self.nodes.get(node_id).map(|n| n.http_address.clone()) else { return false };
         let id = ContainerId { attempt: attempt.id, epoch, seq: app.next_container_seq };
         app.next_container_seq += 1;
         let token = container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now);
+        // The container, and an AM's attempt, move through their lifecycles before anything else
+        // changes: if either cannot, nothing is allocated (the scheduler is told so and moves on).
+        let rc = RmContainer::new(
+            id,
+            node_id.clone(),
+            resource,
+            priority,
+            is_am,
+            now,
+            token.clone(),
+            ContainerState::Allocated,
+        )
+        .and_then(|rc| {
+            if is_am {
+                transition(&mut attempt.state, AttemptState::Allocated, &attempt.id)?;
+            }
+            Ok(rc)
+        });
+        let rc = match rc {
+            Ok(rc) => rc,
+            Err(e) => {
+                self.internal_error(&format!("cannot allocate a container to {app_id}"), &e.into(), fx);
+                return false;
+            }
+        };
         if is_am {
             app.am_ask_since = None;
             if app.state == AppState::Accepted {
@@ -1564,9 +1615,6 @@ impl Core {
             attempt.node_http_address = http.clone();
             attempt.last_heartbeat = now;
             self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt.id);
-            if let Err(e) = transition(&mut attempt.state, AttemptState::Allocated, &attempt.id) {
-                tracing::error!(error = %e, "AM container allocated for an attempt not waiting for one");
-            }
             fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
             let mut launch_context = app.launch_context.clone();
             let env = &mut launch_context.environment;
@@ -1596,35 +1644,22 @@ impl Core {
                     resource,
                     priority,
                     resource_name: ask.resource_name.clone(),
-                    container_token: token.clone(),
+                    container_token: token,
                 },
             );
         }
         fx.observe(Observation::ContainerAllocated { wait_ms: now.saturating_sub(asked_at), is_am });
         self.counters.containers_allocated += 1;
-        let rc = RmContainer {
-            id,
-            node_id: node_id.clone(),
-            resource,
-            priority,
-            state: ContainerState::New,
-            is_am,
-            allocated_at: now,
-            token,
-        };
-        self.add_container(rc, ContainerState::Allocated);
+        self.add_container(rc);
         self.allocation_expiry.push(now + self.cfg.container_allocation_expiry_ms + 1, id);
         self.sync_pending(app_id);
+        true
     }
 
     /// Charges a new live container to its node, app, queue and user and the cluster, and
-    /// records it, moved from NEW to `state` (ALLOCATED: the NM has yet to report it).
-    fn add_container(&mut self, mut rc: RmContainer, state: ContainerState) {
-        let (id, resource) = (rc.id, rc.resource);
-        let _ = transition(&mut rc.state, ContainerState::Allocated, &id);
-        if state != ContainerState::Allocated {
-            let _ = transition(&mut rc.state, state, &id);
-        }
+    /// records it. One in ALLOCATED (the NM has yet to report it) counts as launching.
+    fn add_container(&mut self, rc: RmContainer) {
+        let (id, resource, state) = (rc.id, rc.resource, rc.state);
         let http = self.nodes.get(&rc.node_id).map(|n| n.http_address.clone()).unwrap_or_default();
         if let Some(app) = self.apps.get_mut(&id.app()) {
             app.used += resource;
@@ -1750,7 +1785,7 @@ impl Core {
                 self.cfg.am_expiry_ms
             );
             if let Err(e) = self.fail_attempt(attempt.app, diag, None, now, fx) {
-                tracing::error!(%attempt, error = %e, "cannot expire attempt");
+                self.internal_error(&format!("cannot expire {attempt}"), &e, fx);
             }
         }
 
@@ -1792,7 +1827,7 @@ impl Core {
     fn node_lost(&mut self, id: &NodeId, now: Millis, fx: &mut impl Effects) {
         let marked = self.update_node(id, |node| transition(&mut node.state, NodeState::Lost, &node.id.clone()));
         if let Some(Err(e)) = marked {
-            tracing::error!(error = %e, "cannot mark node lost");
+            self.internal_error(&format!("cannot mark node {id} lost"), &e.into(), fx);
             return;
         }
         tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.nm_expiry_ms);

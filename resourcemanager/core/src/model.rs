@@ -7,6 +7,7 @@ use weft_common::states::{AppState, AttemptState, ContainerState, FinalStatus, N
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
 use super::effects::ReqId;
+use super::lifecycle::{IllegalTransition, transition};
 
 /// One outstanding ask of an app: YARN keys asks by (priority, resource name, capability) and a
 /// new ask at the same key replaces the old count.
@@ -138,6 +139,29 @@ pub struct RmContainer {
     pub is_am: bool,
     pub allocated_at: Millis,
     pub token: String,
+}
+
+impl RmContainer {
+    /// A container about to go live on `node_id`, brought from NEW to `state` through its
+    /// lifecycle: ALLOCATED (the NM has yet to report it) or RUNNING (adopted as reported).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: ContainerId,
+        node_id: NodeId,
+        resource: Resource,
+        priority: i32,
+        is_am: bool,
+        allocated_at: Millis,
+        token: String,
+        state: ContainerState,
+    ) -> Result<Self, IllegalTransition> {
+        let mut rc = Self { id, node_id, resource, priority, state: ContainerState::New, is_am, allocated_at, token };
+        transition(&mut rc.state, ContainerState::Allocated, &id)?;
+        if state != ContainerState::Allocated {
+            transition(&mut rc.state, state, &id)?;
+        }
+        Ok(rc)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -206,8 +206,7 @@ impl Core {
                 return false;
             };
             let am_ask = AskKey { priority: 0, resource_name: ANY.to_owned(), capability: r };
-            self.allocate_container(app_id, &node, &am_ask, true, asked_at, now, fx);
-            return true;
+            return self.allocate_container(app_id, &node, &am_ask, true, asked_at, now, fx);
         }
         let mut after = Bound::Unbounded;
         while let Some((key, ask)) = self.apps.get(&app_id).and_then(|a| {
@@ -226,8 +225,7 @@ impl Core {
             } else if !within_limits {
                 0
             } else if let Some(node) = self.place(key.capability, &self.allowed_placement(&key, &ask, now), now) {
-                self.allocate_container(app_id, &node, &key, false, ask.since, now, fx);
-                1
+                u32::from(self.allocate_container(app_id, &node, &key, false, ask.since, now, fx))
             } else {
                 0
             };
@@ -287,10 +285,11 @@ impl Core {
         if holds_reservation {
             self.gang_reservation = None;
         }
+        let mut granted = 0;
         for node in &nodes {
-            self.allocate_container(app_id, node, &key, false, ask.since, now, fx);
+            granted += u32::from(self.allocate_container(app_id, node, key, false, ask.since, now, fx));
         }
-        ask.count
+        granted
     }
 
     /// Drops a reservation whose gang is gone, and passes it on when it has been held too long:

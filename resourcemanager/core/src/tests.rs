@@ -408,6 +408,39 @@ fn am_failure_starts_a_new_attempt_until_max_attempts_then_fails_the_app() {
 }
 
 #[test]
+fn an_illegal_transition_nobody_can_be_told_of_is_logged_counted_and_observed() {
+    let mut env = Env::new();
+    let node = env.add_node("n1", 4096, 4);
+    let (_, launch) = env.running_app();
+    let attempt = launch.container_id.attempt;
+    let r = env
+        .allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 128, 1)], ..Default::default() })
+        .unwrap()
+        .unwrap();
+    let task = r.allocated[0].id;
+    assert_eq!(env.core.counters().internal_errors, 0);
+    // A bug elsewhere left the live container COMPLETED, from where its lifecycle goes nowhere.
+    env.core.containers.get_mut(&task).unwrap().state = ContainerState::Completed;
+    let req = env.req();
+    let containers = vec![running(launch.container_id), done(task, 0)];
+    let request = NodeHeartbeatRequest {
+        node_id: node.clone(),
+        containers,
+        health: Default::default(),
+        applications_with_dirs: Vec::new(),
+    };
+    // Not `env.step`, which drops the observations.
+    env.core.handle(Event::NodeHeartbeat { req, request }, env.now, &mut env.fx);
+    assert!(matches!(env.fx.take_reply(req), Reply::NodeHeartbeat(Ok(_))), "the heartbeat is still answered");
+    assert_eq!(env.core.counters().internal_errors, 1);
+    assert!(env.fx.observations.contains(&Observation::InternalError), "{:?}", env.fx.observations);
+    assert!(env.core.container(&task).is_none(), "the container is released all the same");
+    assert_eq!(env.core.node(&node).unwrap().used, Resource::new(256, 1), "only the AM is left");
+    env.fx.clear_observations();
+    env.fx.assert_drained();
+}
+
+#[test]
 fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
     let mut env = Env::new();
     let n1 = env.add_node("n1", 2048, 4);

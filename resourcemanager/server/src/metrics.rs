@@ -42,6 +42,8 @@ pub(super) struct RmMetrics {
     preemptions_marked: Counter,
     containers_preempted: Counter,
     containers_recovered: Counter,
+    /// Errors of the core no caller could be given (each is in the RM log); zero without bugs.
+    internal_errors: Counter,
     /// 1 while this RM is the active one, 0 while standby.
     pub(super) ha_active: Gauge,
     /// Fencing epoch of this RM's current (or last) term as the active.
@@ -74,6 +76,7 @@ impl RmMetrics {
             preemptions_marked: Counter::default(),
             containers_preempted: Counter::default(),
             containers_recovered: Counter::default(),
+            internal_errors: Counter::default(),
             ha_active: Gauge::default(),
             ha_epoch: Gauge::default(),
             ha_became_active: Counter::default(),
@@ -107,6 +110,11 @@ impl RmMetrics {
             "Running containers of an earlier active RM taken over after a failover or restart",
             m.containers_recovered.clone(),
         );
+        r.register(
+            "internal_errors",
+            "Errors of the scheduler core no request could be answered with, such as an illegal state transition (see the RM log)",
+            m.internal_errors.clone(),
+        );
         r.register("ha_active", "1 while this RM is the active one, 0 while standby", m.ha_active.clone());
         r.register("ha_epoch", "Fencing epoch of this RM's current or last term as the active", m.ha_epoch.clone());
         r.register("ha_became_active", "Times this RM became the active one", m.ha_became_active.clone());
@@ -139,6 +147,9 @@ impl RmMetrics {
             }
             Observation::ContainerRecovered => {
                 self.containers_recovered.inc();
+            }
+            Observation::InternalError => {
+                self.internal_errors.inc();
             }
         }
     }

@@ -1138,7 +1138,7 @@ impl Engine {
         let container = launch.container_id;
         let Some(app) = self.app_of(container) else { return };
         let node = node_index(&launch.node_http_address);
-        let resource = self.core.container(&container).map_or(self.apps[app as usize].spec.am, |c| c.resource);
+        let resource = self.core.container(&container).map_or(self.apps[app as usize].spec.am, |c| c.resource());
         let now = self.now;
         let a = &mut self.apps[app as usize];
         if a.attempt.is_some_and(|t| t != container.attempt) {
@@ -1344,7 +1344,7 @@ impl Engine {
         self.apps[app as usize].response_id = resp.response_id;
         let start_delay = self.scenario.am.container_start_delay.0;
         for c in &resp.allocated {
-            let allocated_at = self.core.container(&c.id).map_or(now, |rc| rc.allocated_at);
+            let allocated_at = self.core.container(&c.id).map_or(now, |rc| rc.allocated_at());
             if let Some(log) = &mut self.log {
                 let queue = self.apps[app as usize].queue.map_or("?", |q| self.queues[q].path.as_str());
                 log.alloc(allocated_at, c.id, &c.node_id, c.resource, false, queue);
@@ -1498,9 +1498,9 @@ impl Engine {
             for &node in &self.awaiting_loss {
                 let id = &self.nodes[node as usize].id;
                 if let Some(n) = self.core.node(id)
-                    && self.now.saturating_sub(n.last_heartbeat) > expiry
+                    && self.now.saturating_sub(n.last_heartbeat()) > expiry
                 {
-                    self.loss_snapshots.insert(node, n.containers.iter().copied().collect());
+                    self.loss_snapshots.insert(node, n.containers().iter().copied().collect());
                 }
             }
         }
@@ -1514,7 +1514,7 @@ impl Engine {
                 .filter(|n| {
                     self.core
                         .node(&self.nodes[*n as usize].id)
-                        .is_some_and(|c| c.state == weft_common::states::NodeState::Lost)
+                        .is_some_and(|c| c.state() == weft_common::states::NodeState::Lost)
                 })
                 .collect();
             for node in lost {

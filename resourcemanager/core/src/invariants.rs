@@ -1,7 +1,5 @@
 //! The invariant checker: run after every core step in tests and debug builds.
 
-use std::collections::BTreeSet;
-
 use weft_common::Resource;
 use weft_common::states::AppState;
 
@@ -12,67 +10,12 @@ impl Core {
     /// Checks that every resource is accounted exactly once, no node is over capacity, the
     /// free-capacity index matches the nodes, and app/attempt states agree.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut cluster = Resource::ZERO;
-        for c in self.containers.values() {
-            let node =
-                self.nodes.get(&c.node_id).ok_or_else(|| format!("{} is on unknown node {}", c.id, c.node_id))?;
-            if !node.containers.contains(&c.id) {
-                return Err(format!("{} is missing from node {}", c.id, c.node_id));
+        self.cluster.check()?;
+        for c in self.cluster.containers() {
+            let app = self.apps.get(&c.id().app()).ok_or_else(|| format!("{} belongs to unknown app", c.id()))?;
+            if !app.containers.contains(&c.id()) {
+                return Err(format!("{} is missing from its app", c.id()));
             }
-            let app = self.apps.get(&c.id.app()).ok_or_else(|| format!("{} belongs to unknown app", c.id))?;
-            if !app.containers.contains(&c.id) {
-                return Err(format!("{} is missing from its app", c.id));
-            }
-            cluster += c.resource;
-        }
-        if cluster != self.cluster_used {
-            return Err(format!("cluster used {} != sum of containers {}", self.cluster_used, cluster));
-        }
-        let mut indexed = BTreeSet::new();
-        for node in self.nodes.values() {
-            let mut used = Resource::ZERO;
-            for id in &node.containers {
-                let c = self.containers.get(id).ok_or_else(|| format!("node {} lists dead container {id}", node.id))?;
-                if node.launching.contains(id) == (c.state == weft_common::states::ContainerState::Running) {
-                    return Err(format!("node {}'s launching set disagrees with {id}'s state {:?}", node.id, c.state));
-                }
-                used += c.resource;
-            }
-            if !node.launching.is_subset(&node.containers) {
-                return Err(format!("node {} has launching containers it does not hold", node.id));
-            }
-            if used != node.used {
-                return Err(format!("node {} used {} != sum of its containers {}", node.id, node.used, used));
-            }
-            if node.state.is_usable() {
-                if !node.total.fits(&node.used) {
-                    return Err(format!("node {} is over capacity: {} of {}", node.id, node.used, node.total));
-                }
-                if node.free().fits(&self.cfg.min_allocation) {
-                    indexed.insert((node.free().memory_mb, node.id.clone()));
-                }
-            }
-        }
-        if indexed != self.free_index {
-            return Err(format!("free index {:?} != usable nodes with room {:?}", self.free_index, indexed));
-        }
-        let usable: Vec<&super::Node> = self.nodes.values().filter(|n| n.state.is_usable()).collect();
-        let mut free_vcores = std::collections::BTreeMap::new();
-        for node in &usable {
-            *free_vcores.entry(node.free().vcores).or_insert(0u32) += 1;
-        }
-        let capacity = usable.iter().fold(Resource::ZERO, |sum, n| sum + n.total);
-        if free_vcores != self.free_vcores
-            || capacity != self.usable_capacity
-            || usable.len() as u32 != self.usable_count
-        {
-            return Err(format!(
-                "usable-node aggregates out of step: free vcores {:?} vs {free_vcores:?}, capacity {} vs {capacity}, count {} vs {}",
-                self.free_vcores,
-                self.usable_capacity,
-                self.usable_count,
-                usable.len()
-            ));
         }
         if !self.pending.stale {
             let mut expected = 0;
@@ -101,10 +44,10 @@ impl Core {
             let mut used = Resource::ZERO;
             for id in &app.containers {
                 used += self
-                    .containers
-                    .get(id)
+                    .cluster
+                    .container(id)
                     .ok_or_else(|| format!("app {} lists dead container {id}", app.id))?
-                    .resource;
+                    .resource();
             }
             if used != app.used {
                 return Err(format!("app {} used {} != sum of its containers {}", app.id, app.used, used));
@@ -165,14 +108,14 @@ impl Core {
         for app in self.apps.values() {
             let Some(leaf) = app.queue_index else { continue };
             let am: Vec<&RmContainer> =
-                app.containers.iter().filter_map(|c| self.containers.get(c)).filter(|c| c.is_am).collect();
+                app.containers.iter().filter_map(|c| self.cluster.container(c)).filter(|c| c.is_am()).collect();
             let mut q = Some(leaf);
             while let Some(i) = q {
                 let e = &mut expected[i];
                 e.used += app.used;
                 e.apps += u32::from(!app.state.is_final());
                 for c in &am {
-                    e.am_used += c.resource;
+                    e.am_used += c.resource();
                     e.running_apps += 1;
                 }
                 q = tree.queues[i].parent;

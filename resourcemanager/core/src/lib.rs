@@ -11,6 +11,7 @@
 //! Architecture Invariant: after every [`Core::handle`], [`Core::check_invariants`] holds (it runs
 //! automatically in debug builds and tests).
 
+pub mod cluster;
 pub mod effects;
 pub mod error;
 pub mod hierarchy;
@@ -32,8 +33,8 @@ mod tenancy_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::Hasher;
 
 use weft_common::deadlines::Deadlines;
 use weft_common::protocol::{
@@ -48,10 +49,11 @@ use weft_common::states::{
 use weft_common::token::{self, AmToken, ContainerToken, MasterKey};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
+pub use cluster::{Node, RmContainer};
 pub use effects::{AmLaunch, ContainerStop, Effects, Observation, RecordingEffects, Reply, ReqId};
 pub use error::CoreError;
 use lifecycle::transition;
-pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation, Node, RmContainer};
+pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation};
 
 use crate::queues::QueueIndex;
 use crate::queues::{QueuesConfig, ReloadPlan, SchedulerMode};
@@ -240,19 +242,8 @@ pub struct Core {
     hierarchy: Hierarchy,
     next_app_seq: u32,
     apps: BTreeMap<ApplicationId, App>,
-    nodes: BTreeMap<NodeId, Node>,
-    /// A fixed hasher, so iteration order depends only on history: runs are reproducible.
-    containers: HashMap<ContainerId, RmContainer, BuildHasherDefault<IdHasher>>,
-    /// Usable nodes with room for at least a minimum allocation, by free memory, so placement
-    /// never scans every node. Every request is rounded up to the minimum allocation, so a node
-    /// without that much room can host nothing; leaving it out keeps a cluster that is full in
-    /// one dimension (all vcores taken, memory left) from being walked node by node.
-    free_index: BTreeSet<(u64, NodeId)>,
-    /// How many usable nodes have each amount of free vcores (the largest bounds what fits).
-    free_vcores: BTreeMap<u32, u32>,
-    /// Total resources and number of the usable (RUNNING) nodes.
-    usable_capacity: Resource,
-    usable_count: u32,
+    /// Nodes, live containers and the indexes over them.
+    cluster: cluster::Cluster,
     /// Apps with demand, per leaf, in serving order.
     pending: pending::PendingIndex,
     /// What a `Tick` may have to act on, and from when (see [`Deadlines`]).
@@ -262,9 +253,6 @@ pub struct Core {
     /// Finished apps whose AM container may outstay its grace period.
     draining_apps: Deadlines<ApplicationId>,
     long_polls: Deadlines<ApplicationId>,
-    /// Nodes by host and by rack, for locality asks.
-    topology: model::Topology,
-    cluster_used: Resource,
     /// Apps whose submit write is in flight, answered on [`Event::Persisted`].
     saving: Vec<ApplicationId>,
     /// Finished apps in finishing order, for retention.
@@ -277,8 +265,6 @@ pub struct Core {
     preemption_marks: BTreeMap<ContainerId, preemption_monitor::PreemptionMark>,
     last_preemption_round: Millis,
     starvation: preemption_monitor::StarvationClocks,
-    /// Nodes in the store (persisted when first seen, removed when lost).
-    known_nodes: BTreeSet<NodeId>,
     /// Set by [`Core::recover`] while scheduling waits for known nodes to re-register.
     recovery: Option<RecoveryWait>,
     /// The AM side of every live attempt: registration, outboxes, long polls.
@@ -296,24 +282,17 @@ impl Core {
         let hierarchy = Hierarchy::new(cfg.queues.clone(), Resource::ZERO)?;
         Ok(Self {
             container_signer: token::Signer::new(&cfg.container_token_key),
+            cluster: cluster::Cluster::new(cfg.min_allocation),
             cfg,
             hierarchy,
             next_app_seq: 1,
             apps: BTreeMap::new(),
-            nodes: BTreeMap::new(),
-            containers: HashMap::default(),
-            free_index: BTreeSet::new(),
-            free_vcores: BTreeMap::new(),
-            usable_capacity: Resource::ZERO,
-            usable_count: 0,
             pending: Default::default(),
             node_expiry: Default::default(),
             am_expiry: Default::default(),
             allocation_expiry: Default::default(),
             draining_apps: Default::default(),
             long_polls: Default::default(),
-            topology: model::Topology::default(),
-            cluster_used: Resource::ZERO,
             saving: Vec::new(),
             completed_order: VecDeque::new(),
             counters: Counters::default(),
@@ -322,7 +301,6 @@ impl Core {
             preemption_marks: BTreeMap::new(),
             last_preemption_round: 0,
             starvation: Default::default(),
-            known_nodes: BTreeSet::new(),
             recovery: None,
             sessions: sessions::AmSessions::default(),
         })
@@ -341,16 +319,16 @@ impl Core {
         self.apps.get(&id)
     }
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.values()
+        self.cluster.nodes()
     }
     pub fn node(&self, id: &NodeId) -> Option<&Node> {
-        self.nodes.get(id)
+        self.cluster.node(id)
     }
     pub fn container(&self, id: &ContainerId) -> Option<&RmContainer> {
-        self.containers.get(id)
+        self.cluster.container(id)
     }
     pub fn live_containers(&self) -> impl Iterator<Item = &RmContainer> {
-        self.containers.values()
+        self.cluster.containers()
     }
     pub fn counters(&self) -> &Counters {
         &self.counters
@@ -376,11 +354,11 @@ impl Core {
         self.gang_reservation.as_ref()
     }
     pub fn cluster_used(&self) -> Resource {
-        self.cluster_used
+        self.cluster.used()
     }
     /// Total resources of usable (RUNNING) nodes.
     pub fn cluster_capacity(&self) -> Resource {
-        self.usable_capacity
+        self.cluster.capacity()
     }
     /// The AM session of `attempt`, while it is its app's live attempt.
     pub fn am_session(&self, attempt: AttemptId) -> Option<&sessions::AmSession> {
@@ -481,15 +459,11 @@ impl Core {
             }
         }
         self.completed_order.make_contiguous().sort_by_key(|id| self.apps[id].finish_time);
-        self.known_nodes = state.nodes.into_iter().map(|n| n.id).collect();
-        if !self.known_nodes.is_empty() {
+        let known = self.cluster.recover_stored(state.nodes.into_iter().map(|n| n.id));
+        if !known.is_empty() {
             let until = now + 2 * self.cfg.nm_heartbeat_interval_ms;
-            self.recovery = Some(RecoveryWait { awaiting: self.known_nodes.clone(), until });
-            tracing::info!(
-                nodes = self.known_nodes.len(),
-                until,
-                "scheduling paused until the known NodeManagers re-register"
-            );
+            self.recovery = Some(RecoveryWait { awaiting: known.clone(), until });
+            tracing::info!(nodes = known.len(), until, "scheduling paused until the known NodeManagers re-register");
         }
         self.pending.stale = true;
         self.after_step(now, fx);
@@ -558,7 +532,7 @@ impl Core {
             }
             Event::AmLaunched { container } => self.am_launched(container, now, fx),
             Event::AmLaunchFailed { container, diagnostics } => {
-                if self.containers.contains_key(&container) {
+                if self.cluster.container(&container).is_some() {
                     let diag = format!("Error launching AM container {container}: {diagnostics}");
                     self.complete_container(container, exit_status::INVALID, &diag, now, fx, None);
                 }
@@ -766,8 +740,12 @@ impl Core {
             .ok_or_else(|| CoreError::UnknownQueue(queue.to_owned()))?;
         if to != from {
             self.hierarchy.check_move(to, &app.user, app.used)?;
-            let held: Vec<(Resource, bool)> =
-                app.containers.iter().filter_map(|c| self.containers.get(c)).map(|c| (c.resource, c.is_am)).collect();
+            let held: Vec<(Resource, bool)> = app
+                .containers
+                .iter()
+                .filter_map(|c| self.cluster.container(c))
+                .map(|c| (c.resource(), c.is_am()))
+                .collect();
             let user = app.user.clone();
             self.hierarchy.move_app(from, to, &user, &held);
         }
@@ -1111,7 +1089,7 @@ impl Core {
             }
         }
         for c in request.releases {
-            if self.containers.get(&c).is_some_and(|rc| !rc.is_am) {
+            if self.cluster.container(&c).is_some_and(|rc| !rc.is_am()) {
                 self.complete_container(
                     c,
                     exit_status::ABORTED,
@@ -1185,12 +1163,7 @@ impl Core {
     fn am_launched(&mut self, container: ContainerId, now: Millis, fx: &mut impl Effects) {
         let Some(app) = self.apps.get_mut(&container.app()) else { return };
         app.launch_time.get_or_insert(now);
-        let mut results = Vec::new();
-        if let Some(rc) = self.containers.get_mut(&container)
-            && rc.state == ContainerState::Allocated
-        {
-            results.push(transition(&mut rc.state, ContainerState::Acquired, &container));
-        }
+        let mut results = vec![self.cluster.container_acquired(container)];
         if let Some(a) = app.attempts.last_mut()
             && a.am_container == Some(container)
             && a.state == AttemptState::Allocated
@@ -1216,11 +1189,10 @@ impl Core {
         }
         let reported: BTreeSet<ContainerId> =
             req.containers.iter().filter(|c| c.state != NmContainerState::Complete).map(|c| c.container_id).collect();
-        let rack = model::rack_or_default(req.rack.as_deref());
-        let previous_rack = self.nodes.get(&req.node_id).map(|n| n.rack.clone());
-        if let Some(node) = self.nodes.get(&req.node_id) {
+        let rack = cluster::rack_or_default(req.rack.as_deref());
+        if let Some(node) = self.cluster.node(&req.node_id) {
             // The NM restarted (or came back after being LOST): what it no longer runs is gone.
-            let gone: Vec<ContainerId> = node.containers.iter().filter(|c| !reported.contains(c)).copied().collect();
+            let gone: Vec<ContainerId> = node.containers().iter().filter(|c| !reported.contains(c)).copied().collect();
             for c in gone {
                 self.complete_container(
                     c,
@@ -1231,48 +1203,16 @@ impl Core {
                     None,
                 );
             }
-            let node_id = req.node_id.clone();
-            self.update_node(&node_id, |node| {
-                if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
-                    transition(&mut node.state, NodeState::New, &node_id)?;
-                    transition(&mut node.state, NodeState::Running, &node_id)?;
-                }
-                node.total = req.total;
-                node.http_address = req.http_address;
-                node.version = req.version;
-                node.rack = rack.clone();
-                node.last_heartbeat = now;
-                Ok::<_, CoreError>(())
-            })
-            .ok_or_else(|| CoreError::UnknownNode(node_id.clone()))??;
-        } else {
-            let node = Node {
-                id: req.node_id.clone(),
-                http_address: req.http_address,
-                total: req.total,
-                used: Resource::ZERO,
-                state: NodeState::New,
-                last_heartbeat: now,
-                health_report: String::new(),
-                version: req.version,
-                containers: BTreeSet::new(),
-                launching: BTreeSet::new(),
-                rack: rack.clone(),
-            };
-            self.nodes.insert(req.node_id.clone(), node);
-            // Through update_node, so the indexes see it become usable.
-            self.update_node(&req.node_id, |node| transition(&mut node.state, NodeState::Running, &node.id.clone()))
-                .ok_or_else(|| CoreError::UnknownNode(req.node_id.clone()))??;
         }
+        self.cluster.register_node(&req.node_id, req.http_address, req.total, req.version, &rack, now)?;
         self.resize_cluster();
-        self.topology.place_node(&req.node_id, previous_rack.as_deref(), &rack);
         self.node_expiry.push(now + self.cfg.nm_expiry_ms + 1, req.node_id.clone());
-        let node_id = self.nodes.get_key_value(&req.node_id).map_or(req.node_id.clone(), |(id, _)| id.clone());
+        let node_id = self.cluster.registered_id(&req.node_id).unwrap_or_else(|| req.node_id.clone());
         for report in req.containers.iter().filter(|c| c.state != NmContainerState::Complete) {
             self.adopt_container(&node_id, report, now, fx);
         }
-        if self.known_nodes.insert(node_id.clone()) {
-            let http_address = self.nodes.get(&node_id).map(|n| n.http_address.clone()).unwrap_or_default();
+        if self.cluster.remember(&node_id) {
+            let http_address = self.cluster.node(&node_id).map(|n| n.http_address().to_owned()).unwrap_or_default();
             fx.persist(StoreOp::PutNode(NodeRecord { id: node_id.clone(), http_address }));
         }
         if let Some(wait) = &mut self.recovery {
@@ -1296,8 +1236,8 @@ impl Core {
     ) -> Result<NodeHeartbeatResponse, CoreError> {
         // The registered id is the one every container of this node shares: comparing against
         // it is a pointer comparison.
-        if let Some((registered, _)) = self.nodes.get_key_value(&req.node_id) {
-            req.node_id = registered.clone();
+        if let Some(registered) = self.cluster.registered_id(&req.node_id) {
+            req.node_id = registered;
         }
         let resync = || NodeHeartbeatResponse {
             action: NodeAction::Resync,
@@ -1307,48 +1247,23 @@ impl Core {
             container_token_keys: None,
             heartbeat_interval_ms: 0,
         };
-        let Some(node) = self.nodes.get(&req.node_id) else { return Ok(resync()) };
-        if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
+        let Some(node) = self.cluster.node(&req.node_id) else { return Ok(resync()) };
+        if !matches!(node.state(), NodeState::Running | NodeState::Unhealthy) {
             return Ok(resync());
         }
-        let want = if req.health.healthy { NodeState::Running } else { NodeState::Unhealthy };
-        self.update_node(&req.node_id, |node| {
-            node.last_heartbeat = now;
-            node.health_report = req.health.report.clone();
-            let changed = node.state != want;
-            if changed {
-                transition(&mut node.state, want, &node.id.clone())?;
-            }
-            Ok::<_, CoreError>(changed)
-        })
-        .ok_or_else(|| CoreError::UnknownNode(req.node_id.clone()))??
-        .then(|| self.resize_cluster());
+        let health_report = std::mem::take(&mut req.health.report);
+        if self.cluster.node_heartbeat(&req.node_id, req.health.healthy, health_report, now)? {
+            self.resize_cluster();
+        }
+        let (containers_to_cleanup, news) = self.cluster.settle_reports(&req.node_id, req.containers, self.cfg.epoch);
         let mut response = NodeHeartbeatResponse {
             action: NodeAction::Normal,
-            containers_to_cleanup: Vec::new(),
+            containers_to_cleanup,
             acked_completed: Vec::new(),
             applications_to_cleanup: Vec::new(),
             container_token_keys: None,
             heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
         };
-        // NMs report every container on every heartbeat and nearly all reports say "still
-        // running": those are settled against the node's own sets, without a lookup in the
-        // cluster-wide container map.
-        let mut news = Vec::new();
-        if let Some(node) = self.nodes.get_mut(&req.node_id) {
-            for report in req.containers {
-                let id = report.container_id;
-                let running = matches!(report.state, NmContainerState::New | NmContainerState::Running);
-                let known = node.containers.contains(&id);
-                // An unknown one of an earlier epoch may be an allocation its AM started only
-                // after a failover: it is looked at (and maybe adopted) below.
-                if running && !known && id.epoch >= self.cfg.epoch {
-                    response.containers_to_cleanup.push(id);
-                } else if !running || !known || node.launching.remove(&id) || !report.diagnostics.is_empty() {
-                    news.push(report);
-                }
-            }
-        }
         for report in news {
             self.container_report(&req.node_id, report, &mut response, now, fx);
         }
@@ -1371,7 +1286,7 @@ impl Core {
         fx: &mut impl Effects,
     ) {
         let id = report.container_id;
-        let live_here = self.containers.get(&id).is_some_and(|c| &c.node_id == node);
+        let live_here = self.cluster.container(&id).is_some_and(|c| c.node_id() == node);
         match report.state {
             NmContainerState::Complete => {
                 // A container of an earlier incarnation that ended during the failover: its AM
@@ -1387,16 +1302,14 @@ impl Core {
                     response.containers_to_cleanup.push(id);
                     return;
                 }
-                let mut started = false;
-                if let Some(rc) = self.containers.get_mut(&id)
-                    && rc.state != ContainerState::Running
-                {
-                    // The heartbeat's other reports still count: logged and counted, not returned.
-                    match transition(&mut rc.state, ContainerState::Running, &id) {
-                        Ok(()) => started = true,
-                        Err(e) => self.internal_error(&format!("NM {node} reports {id} running"), &e.into(), fx),
+                // The heartbeat's other reports still count: logged and counted, not returned.
+                let started = match self.cluster.container_running(id) {
+                    Ok(started) => started,
+                    Err(e) => {
+                        self.internal_error(&format!("NM {node} reports {id} running"), &e.into(), fx);
+                        false
                     }
-                }
+                };
                 // NMs report every running container on every heartbeat; most reports change
                 // nothing, so the history is only looked up when there is news.
                 if (started || !report.diagnostics.is_empty())
@@ -1426,10 +1339,10 @@ impl Core {
         let id = report.container_id;
         let resource = report.resource;
         let running = report.state != NmContainerState::Complete;
-        if id.epoch >= self.cfg.epoch || self.containers.contains_key(&id) {
+        if id.epoch >= self.cfg.epoch || self.cluster.container(&id).is_some() {
             return false;
         }
-        let Some(node) = self.nodes.get(node_id) else { return false };
+        let Some(node) = self.cluster.node(node_id) else { return false };
         // A completed container is released right away, so only a running one needs room.
         if running && !node.free().fits(&resource) {
             tracing::warn!(container = %id, node = %node_id, %resource, "cannot adopt a container: its node is full");
@@ -1486,38 +1399,33 @@ impl Core {
         fx: &mut impl Effects,
         stop_with: Option<i32>,
     ) {
-        let Some(mut rc) = self.containers.remove(&id) else { return };
+        let Some((rc, completed)) = self.cluster.remove_container(id) else { return };
         self.unmark(id);
-        // Gone either way: its resources are freed below whatever its lifecycle says.
-        if let Err(e) = transition(&mut rc.state, ContainerState::Completed, &id) {
+        // Gone either way: its resources are freed whatever its lifecycle says.
+        if let Err(e) = completed {
             self.internal_error(&format!("container {id} completed"), &e.into(), fx);
         }
-        self.update_node(&rc.node_id, |node| {
-            node.used -= rc.resource;
-            node.containers.remove(&id);
-            node.launching.remove(&id);
-        });
-        self.cluster_used -= rc.resource;
         fx.observe(Observation::ContainerCompleted { exit_status: exit });
         if let Some(stop_exit) = stop_with {
-            let http = self.nodes.get(&rc.node_id).map(|n| n.http_address.clone()).unwrap_or_default();
+            let http = self.cluster.node(rc.node_id()).map(|n| n.http_address().to_owned()).unwrap_or_default();
             fx.stop_container(ContainerStop {
                 container_id: id,
-                node_id: rc.node_id.clone(),
+                node_id: rc.node_id().clone(),
                 node_http_address: http,
-                container_token: rc.token.clone(),
+                container_token: rc.token().to_owned(),
                 exit_status: stop_exit,
             });
         }
         let Some(app) = self.apps.get_mut(&id.app()) else { return };
-        app.used -= rc.resource;
+        let resource = rc.resource();
+        app.used -= resource;
         if let Some(leaf) = app.queue_index {
-            self.hierarchy.refund(leaf, &app.user, rc.resource, rc.is_am);
+            self.hierarchy.refund(leaf, &app.user, resource, rc.is_am());
         }
         app.containers.remove(&id);
-        let secs = now.saturating_sub(rc.allocated_at) / 1000;
-        app.memory_seconds += rc.resource.memory_mb * secs;
-        app.vcore_seconds += u64::from(rc.resource.vcores) * secs;
+        let secs = now.saturating_sub(rc.allocated_at()) / 1000;
+        app.memory_seconds += resource.memory_mb * secs;
+        app.vcore_seconds += u64::from(resource.vcores) * secs;
         if let Some(h) = app.container_history.get_mut(&id) {
             h.finished_at = Some(now);
             h.exit_status = Some(exit);
@@ -1526,7 +1434,7 @@ impl Core {
         let Some(attempt) = app.attempts.last_mut().filter(|a| a.id == id.attempt && !a.state.is_final()) else {
             return;
         };
-        if rc.is_am {
+        if rc.is_am() {
             let diag = format!(
                 "AM Container for {} exited with exitCode: {exit}{}{}",
                 attempt.id,
@@ -1576,7 +1484,7 @@ impl Core {
         let epoch = self.cfg.epoch;
         let Some(app) = self.apps.get_mut(&app_id) else { return false };
         let Some(attempt) = app.attempts.last_mut() else { return false };
-        let Some(http) = self.nodes.get(node_id).map(|n| n.http_address.clone()) else { return false };
+        let Some(http) = self.cluster.node(node_id).map(|n| n.http_address().to_owned()) else { return false };
         let id = ContainerId { attempt: attempt.id, epoch, seq: app.next_container_seq };
         app.next_container_seq += 1;
         let token = container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now);
@@ -1659,62 +1567,28 @@ impl Core {
     /// Charges a new live container to its node, app, queue and user and the cluster, and
     /// records it. One in ALLOCATED (the NM has yet to report it) counts as launching.
     fn add_container(&mut self, rc: RmContainer) {
-        let (id, resource, state) = (rc.id, rc.resource, rc.state);
-        let http = self.nodes.get(&rc.node_id).map(|n| n.http_address.clone()).unwrap_or_default();
+        let (id, resource) = (rc.id(), rc.resource());
+        let http = self.cluster.node(rc.node_id()).map(|n| n.http_address().to_owned()).unwrap_or_default();
         if let Some(app) = self.apps.get_mut(&id.app()) {
             app.used += resource;
             if let Some(leaf) = app.queue_index {
-                self.hierarchy.charge(leaf, &app.user, resource, rc.is_am);
+                self.hierarchy.charge(leaf, &app.user, resource, rc.is_am());
             }
             app.containers.insert(id);
             let history = ContainerHistory {
                 id,
-                node_id: rc.node_id.clone(),
+                node_id: rc.node_id().clone(),
                 node_http_address: http,
                 resource,
-                priority: rc.priority,
-                allocated_at: rc.allocated_at,
+                priority: rc.priority(),
+                allocated_at: rc.allocated_at(),
                 finished_at: None,
                 exit_status: None,
                 diagnostics: String::new(),
             };
             app.container_history.insert(id, history);
         }
-        self.update_node(&rc.node_id, |node| {
-            node.used += resource;
-            node.containers.insert(id);
-            if state == ContainerState::Allocated {
-                node.launching.insert(id);
-            }
-        });
-        self.cluster_used += resource;
-        self.containers.insert(id, rc);
-    }
-
-    /// Applies `f` to a node and keeps the free-capacity index in step: a node is indexed iff it
-    /// is usable, keyed by its current free memory.
-    fn update_node<R>(&mut self, id: &NodeId, f: impl FnOnce(&mut Node) -> R) -> Option<R> {
-        let node = self.nodes.get_mut(id)?;
-        if node.state.is_usable() {
-            let free = node.free();
-            if free.fits(&self.cfg.min_allocation) {
-                self.free_index.remove(&(free.memory_mb, node.id.clone()));
-            }
-            pending::remove_one(&mut self.free_vcores, &free.vcores);
-            self.usable_capacity -= node.total;
-            self.usable_count -= 1;
-        }
-        let r = f(node);
-        if node.state.is_usable() {
-            let free = node.free();
-            if free.fits(&self.cfg.min_allocation) {
-                self.free_index.insert((free.memory_mb, node.id.clone()));
-            }
-            pending::add_one(&mut self.free_vcores, free.vcores);
-            self.usable_capacity += node.total;
-            self.usable_count += 1;
-        }
-        Some(r)
+        self.cluster.add_container(rc);
     }
 
     /// What an app could still get (YARN's headroom): the cluster's free resources, within its
@@ -1732,13 +1606,13 @@ impl Core {
     }
 
     fn usable_nodes(&self) -> u32 {
-        self.usable_count
+        self.cluster.usable_count()
     }
 
     /// The set of usable nodes changed: queue capacities follow, and fair orderings by dominant
     /// share may change.
     fn resize_cluster(&mut self) {
-        self.hierarchy.resize(self.usable_capacity);
+        self.hierarchy.resize(self.cluster.capacity());
         self.pending.stale = true;
     }
 
@@ -1751,11 +1625,11 @@ impl Core {
             self.preemption_tick(now, fx);
         }
         for id in self.node_expiry.pop_due(now) {
-            let Some(node) = self.nodes.get(&id) else { continue };
-            if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
+            let Some(node) = self.cluster.node(&id) else { continue };
+            if !matches!(node.state(), NodeState::Running | NodeState::Unhealthy) {
                 continue; // registering again queues a new deadline
             }
-            let due = node.last_heartbeat + self.cfg.nm_expiry_ms + 1;
+            let due = node.last_heartbeat() + self.cfg.nm_expiry_ms + 1;
             if due > now {
                 self.node_expiry.push(due, id);
             } else {
@@ -1806,7 +1680,7 @@ impl Core {
         }
 
         for id in self.allocation_expiry.pop_due(now) {
-            if self.containers.get(&id).is_some_and(|c| c.state == ContainerState::Allocated) {
+            if self.cluster.container(&id).is_some_and(|c| c.state() == ContainerState::Allocated) {
                 let exit = exit_status::ABORTED;
                 self.complete_container(id, exit, "Container expired since it was unused", now, fx, Some(exit));
             }
@@ -1825,19 +1699,20 @@ impl Core {
     }
 
     fn node_lost(&mut self, id: &NodeId, now: Millis, fx: &mut impl Effects) {
-        let marked = self.update_node(id, |node| transition(&mut node.state, NodeState::Lost, &node.id.clone()));
-        if let Some(Err(e)) = marked {
-            self.internal_error(&format!("cannot mark node {id} lost"), &e.into(), fx);
-            return;
-        }
+        let containers = match self.cluster.node_lost(id) {
+            Ok(containers) => containers,
+            Err(e) => {
+                // Found by a tick: nobody to answer.
+                self.internal_error(&format!("cannot mark node {id} lost"), &e.into(), fx);
+                return;
+            }
+        };
         tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.nm_expiry_ms);
-        let containers: Vec<ContainerId> =
-            self.nodes.get(id).map(|n| n.containers.iter().copied().collect()).unwrap_or_default();
         for c in containers {
             self.complete_container(c, exit_status::ABORTED, "Container released on a *lost* node", now, fx, None);
         }
         self.resize_cluster();
-        if self.known_nodes.remove(id) {
+        if self.cluster.forget(id) {
             fx.persist(StoreOp::RemoveNode(id.clone()));
         }
         fx.observe(Observation::NodeLost);

@@ -2,12 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weft_common::protocol::{ContainerLaunchContext, DEFAULT_RACK};
-use weft_common::states::{AppState, AttemptState, ContainerState, FinalStatus, NodeState};
+use weft_common::protocol::ContainerLaunchContext;
+use weft_common::states::{AppState, AttemptState, FinalStatus};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
 use super::effects::ReqId;
-use super::lifecycle::{IllegalTransition, transition};
 
 /// One outstanding ask of an app: YARN keys asks by (priority, resource name, capability) and a
 /// new ask at the same key replaces the old count.
@@ -125,116 +124,6 @@ impl Attempt {
             rpc_port: 0,
             tracking_url: String::new(),
         }
-    }
-}
-
-/// A live container (RMContainer). Completed containers leave the core's container map.
-#[derive(Debug, Clone)]
-pub struct RmContainer {
-    pub id: ContainerId,
-    pub node_id: NodeId,
-    pub resource: Resource,
-    pub priority: i32,
-    pub state: ContainerState,
-    pub is_am: bool,
-    pub allocated_at: Millis,
-    pub token: String,
-}
-
-impl RmContainer {
-    /// A container about to go live on `node_id`, brought from NEW to `state` through its
-    /// lifecycle: ALLOCATED (the NM has yet to report it) or RUNNING (adopted as reported).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        id: ContainerId,
-        node_id: NodeId,
-        resource: Resource,
-        priority: i32,
-        is_am: bool,
-        allocated_at: Millis,
-        token: String,
-        state: ContainerState,
-    ) -> Result<Self, IllegalTransition> {
-        let mut rc = Self { id, node_id, resource, priority, state: ContainerState::New, is_am, allocated_at, token };
-        transition(&mut rc.state, ContainerState::Allocated, &id)?;
-        if state != ContainerState::Allocated {
-            transition(&mut rc.state, state, &id)?;
-        }
-        Ok(rc)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Node {
-    pub id: NodeId,
-    pub http_address: String,
-    pub total: Resource,
-    pub used: Resource,
-    pub state: NodeState,
-    pub last_heartbeat: Millis,
-    pub health_report: String,
-    pub version: String,
-    pub containers: BTreeSet<ContainerId>,
-    /// Those of `containers` the NM has not reported yet.
-    pub launching: BTreeSet<ContainerId>,
-    /// Network location (`/rack1`), as the NM registered it; [`DEFAULT_RACK`] if it named none.
-    pub rack: String,
-}
-
-impl Node {
-    pub fn free(&self) -> Resource {
-        self.total.saturating_sub(self.used)
-    }
-
-    /// Whether an ask naming the host `name` means this node: `name` is its node id
-    /// (`host:port`) or its host name (which several NMs on one machine share).
-    pub fn is_named(&self, name: &str) -> bool {
-        &*self.id.0 == name || self.id.host() == name
-    }
-}
-
-/// The rack a registering node goes into: the one it named, with the leading `/` rack names
-/// are recognised by, or [`DEFAULT_RACK`].
-pub fn rack_or_default(requested: Option<&str>) -> String {
-    match requested.map(str::trim) {
-        None | Some("") | Some("/") => DEFAULT_RACK.to_owned(),
-        Some(rack) if rack.starts_with('/') => rack.to_owned(),
-        Some(rack) => format!("/{rack}"),
-    }
-}
-
-/// Every node the core has seen, by host name and by rack, so a locality ask looks only at the
-/// nodes it may use instead of scanning the cluster. Nodes stay listed when LOST or unhealthy
-/// (the core keeps every node it has seen); callers check usability.
-#[derive(Debug, Clone, Default)]
-pub struct Topology {
-    by_host: BTreeMap<String, BTreeSet<NodeId>>,
-    by_rack: BTreeMap<String, BTreeSet<NodeId>>,
-}
-
-impl Topology {
-    /// Records that `node`, previously in `previous_rack` (if it was known), is now in `rack`.
-    pub fn place_node(&mut self, node: &NodeId, previous_rack: Option<&str>, rack: &str) {
-        if let Some(previous) = previous_rack
-            && previous != rack
-            && let Some(members) = self.by_rack.get_mut(previous)
-        {
-            members.remove(node);
-            if members.is_empty() {
-                self.by_rack.remove(previous);
-            }
-        }
-        self.by_host.entry(node.host().to_owned()).or_default().insert(node.clone());
-        self.by_rack.entry(rack.to_owned()).or_default().insert(node.clone());
-    }
-
-    /// Nodes whose host name is `host`.
-    pub fn on_host<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a NodeId> + 'a {
-        self.by_host.get(host).into_iter().flatten()
-    }
-
-    pub fn in_rack<'a>(&'a self, rack: &str) -> impl Iterator<Item = &'a NodeId> + 'a {
-        self.by_rack.get(rack).into_iter().flatten()
     }
 }
 

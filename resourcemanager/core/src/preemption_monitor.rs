@@ -98,20 +98,20 @@ impl Core {
     }
 
     fn container_snapshots(&self) -> Vec<ContainerSnapshot> {
-        self.containers
-            .values()
+        self.cluster
+            .containers()
             .filter_map(|c| {
-                let app = self.apps.get(&c.id.app())?;
+                let app = self.apps.get(&c.id().app())?;
                 Some(ContainerSnapshot {
-                    id: c.id,
+                    id: c.id(),
                     queue: app.queue_index?,
                     app: app.id,
                     app_priority: app.priority,
                     // Submission order across RM incarnations: later submit time, then sequence.
                     app_order: (app.submit_time << 16) | u64::from(app.id.seq & 0xffff),
-                    priority: c.priority,
-                    is_am: c.is_am,
-                    resource: c.resource,
+                    priority: c.priority(),
+                    is_am: c.is_am(),
+                    resource: c.resource(),
                 })
             })
             .collect()
@@ -251,8 +251,8 @@ impl Core {
                     .preemption_marks
                     .iter()
                     .filter(|(_, m)| m.for_app == Some(app.id))
-                    .filter_map(|(c, _)| self.containers.get(c))
-                    .fold(Resource::ZERO, |sum, c| sum + c.resource);
+                    .filter_map(|(c, _)| self.cluster.container(c))
+                    .fold(Resource::ZERO, |sum, c| sum + c.resource());
                 apps.push(FairAppSnapshot {
                     id: app.id,
                     queue: leaf,
@@ -338,8 +338,8 @@ impl Core {
         for (queue, planned) in by_queue {
             let amount = planned
                 .iter()
-                .filter_map(|v| self.containers.get(&v.container))
-                .fold(Resource::ZERO, |a, c| a + c.resource);
+                .filter_map(|v| self.cluster.container(&v.container))
+                .fold(Resource::ZERO, |a, c| a + c.resource());
             let template = &planned[0];
             let mut candidates: Vec<&ContainerSnapshot> =
                 containers.iter().filter(|c| c.queue == queue && !self.preemption_marks.contains_key(&c.id)).collect();
@@ -355,15 +355,15 @@ impl Core {
             // Most preemptable non-AM space of this queue first.
             let mut per_node: BTreeMap<&NodeId, Resource> = BTreeMap::new();
             for c in candidates.iter().filter(|c| !c.is_am) {
-                if let Some(rc) = self.containers.get(&c.id) {
-                    *per_node.entry(&rc.node_id).or_default() += c.resource;
+                if let Some(rc) = self.cluster.container(&c.id) {
+                    *per_node.entry(rc.node_id()).or_default() += c.resource;
                 }
             }
             let mut nodes: Vec<(&NodeId, Resource)> = per_node.into_iter().collect();
             nodes
                 .sort_by(|a, b| b.1.memory_mb.cmp(&a.1.memory_mb).then(b.1.vcores.cmp(&a.1.vcores)).then(a.0.cmp(b.0)));
             let rank = |c: &ContainerSnapshot| {
-                let node = self.containers.get(&c.id).map(|rc| &rc.node_id);
+                let node = self.cluster.container(&c.id).map(|rc| rc.node_id());
                 nodes.iter().position(|(n, _)| Some(*n) == node).unwrap_or(usize::MAX)
             };
             candidates.sort_by_key(|c| (c.is_am, rank(c)));

@@ -109,7 +109,7 @@ fn a_new_incarnation_keeps_running_attempts_and_adopts_their_containers() {
     assert!(!env.core.recovering(), "every known node is back");
     assert_eq!(env.core.cluster_used(), used_before - Resource::new(512, 1));
     assert_eq!(env.app(app).used, used_before - Resource::new(512, 1));
-    assert!(env.core.container(&launch.container_id).is_some_and(|c| c.is_am));
+    assert!(env.core.container(&launch.container_id).is_some_and(|c| c.is_am()));
 
     let mut finished = done(workers[2], 0);
     finished.resource = Resource::new(512, 1);

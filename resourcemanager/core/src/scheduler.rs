@@ -22,31 +22,13 @@ use weft_common::{ApplicationId, Millis, NodeId, Resource};
 
 use weft_common::states::AppState;
 
+use super::cluster::{Node, Placement};
 use super::effects::Effects;
 use super::hierarchy::Blocked;
-use super::model::{App, Node};
+use super::model::App;
 use super::pending::{OrderKey, PendingEntry};
 use super::{Ask, AskKey, Core, GangReservation};
 use crate::queues::{OrderingPolicy, QueueIndex, QueueSettings, ResourceCalculator, SchedulingPolicy};
-
-/// Where an ask may be placed right now, its locality delays considered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Placement {
-    Anywhere,
-    /// Nodes with this node id or host name (see [`Node::is_named`]).
-    Host(String),
-    Rack(String),
-}
-
-impl Placement {
-    fn admits(&self, node: &Node) -> bool {
-        match self {
-            Placement::Anywhere => true,
-            Placement::Host(name) => node.is_named(name),
-            Placement::Rack(rack) => node.rack == *rack,
-        }
-    }
-}
 
 /// Rack names start with `/` (`/rack1`, `/dc1/rack7`), as in YARN's topology.
 fn is_rack_name(resource_name: &str) -> bool {
@@ -76,7 +58,7 @@ impl Core {
         }
         let mut exhausted = BTreeSet::new();
         let mut served = BTreeSet::new();
-        while let Some(room) = self.largest_free() {
+        while let Some(room) = self.cluster.largest_free() {
             let wanted = |q| {
                 !exhausted.contains(&q)
                     && self.pending.leaf_may_fit(q, room)
@@ -93,14 +75,6 @@ impl Core {
         }
     }
 
-    /// The most free memory and the most free vcores any usable node has (not necessarily the
-    /// same node); None when no node has anything free.
-    fn largest_free(&self) -> Option<Resource> {
-        let memory = self.free_index.last()?.0;
-        let vcores = *self.free_vcores.last_key_value()?.0;
-        (memory > 0 && vcores > 0).then_some(Resource::new(memory, vcores))
-    }
-
     /// Allocates one unit (an AM container, a container or a whole gang) to the first app of
     /// `leaf`, in the leaf's ordering, that can take one now; returns that app. Every unit
     /// starts from the front: serving one app can lift the user limit of another (it grows with
@@ -115,7 +89,7 @@ impl Core {
             from = Bound::Excluded(position);
             let app = position.1;
             let fits = |room: Resource| self.pending.get(app).is_some_and(|e| room.fits(&e.smallest));
-            if !self.largest_free().is_some_and(fits) {
+            if !self.cluster.largest_free().is_some_and(fits) {
                 continue;
             }
             let Some(user) = self.apps.get(&app).map(|a| &a.user) else { continue };
@@ -330,30 +304,10 @@ impl Core {
             return Placement::Anywhere;
         }
         // A host the cluster has never seen has no rack to prefer: nothing is gained by waiting.
-        match self.nodes_named(name).next().and_then(|id| self.nodes.get(id)) {
-            Some(host) => Placement::Rack(host.rack.clone()),
+        match self.cluster.nodes_named(name).next().and_then(|id| self.cluster.node(id)) {
+            Some(host) => Placement::Rack(host.rack().to_owned()),
             None => Placement::Anywhere,
         }
-    }
-
-    /// The nodes an ask naming host `name` means: the node with that id, else every node on
-    /// that host. Looked up, never scanned.
-    fn nodes_named<'a>(&'a self, name: &str) -> Box<dyn Iterator<Item = &'a NodeId> + 'a> {
-        match self.nodes.get_key_value(&NodeId(name.into())) {
-            Some((id, _)) => Box::new(std::iter::once(id)),
-            None => Box::new(self.topology.on_host(name)),
-        }
-    }
-
-    /// The usable nodes `placement` allows, for host and rack placements (from the topology
-    /// index, so only that host's or rack's nodes are looked at); `None` for anywhere.
-    fn local_candidates(&self, placement: &Placement) -> Option<Vec<&Node>> {
-        let ids: Box<dyn Iterator<Item = &NodeId>> = match placement {
-            Placement::Anywhere => return None,
-            Placement::Host(name) => self.nodes_named(name),
-            Placement::Rack(rack) => Box::new(self.topology.in_rack(rack)),
-        };
-        Some(ids.filter_map(|id| self.nodes.get(id)).filter(|n| n.state.is_usable()).collect())
     }
 
     /// The waiting gang's container size and where it may go now, if a gang holds the reservation.
@@ -369,23 +323,22 @@ impl Core {
     /// Nodes for `count` containers of `r` within `placement`, most free memory first, if all
     /// of them fit now.
     fn place_gang(&self, r: Resource, count: u32, placement: &Placement) -> Option<Vec<NodeId>> {
-        let candidates: Vec<&Node> = match self.local_candidates(placement) {
+        let candidates: Vec<&Node> = match self.cluster.candidates(placement) {
             Some(mut local) => {
-                local.sort_by(|a, b| (b.free().memory_mb, &b.id).cmp(&(a.free().memory_mb, &a.id)));
+                local.sort_by(|a, b| (b.free().memory_mb, b.id()).cmp(&(a.free().memory_mb, a.id())));
                 local
             }
             None => self
-                .free_index
-                .iter()
-                .rev()
+                .cluster
+                .most_free_first()
                 .take_while(|(free_mb, _)| *free_mb >= r.memory_mb)
-                .filter_map(|(_, id)| self.nodes.get(id))
+                .map(|(_, node)| node)
                 .collect(),
         };
         let mut nodes = Vec::with_capacity(count as usize);
         for node in candidates {
             let fit = fit_count(node.free(), r).min(count - nodes.len() as u32);
-            nodes.extend(std::iter::repeat_n(node.id.clone(), fit as usize));
+            nodes.extend(std::iter::repeat_n(node.id().clone(), fit as usize));
             if nodes.len() as u32 == count {
                 return Some(nodes);
             }
@@ -408,21 +361,19 @@ impl Core {
                     !gang_placement.admits(node) || fit_count(free.saturating_sub(r), *g) == fit_count(free, *g)
                 })
         };
-        if let Some(local) = self.local_candidates(placement) {
+        if let Some(local) = self.cluster.candidates(placement) {
             return local
                 .into_iter()
                 .filter(|n| acceptable(n))
-                .max_by_key(|n| (n.free().memory_mb, &n.id))
-                .map(|n| n.id.clone());
+                .max_by_key(|n| (n.free().memory_mb, n.id()))
+                .map(|n| n.id().clone());
         }
-        for (free_mb, id) in self.free_index.iter().rev() {
-            if *free_mb < r.memory_mb {
+        for (free_mb, node) in self.cluster.most_free_first() {
+            if free_mb < r.memory_mb {
                 return None;
             }
-            if let Some(node) = self.nodes.get(id)
-                && acceptable(node)
-            {
-                return Some(id.clone());
+            if acceptable(node) {
+                return Some(node.id().clone());
             }
         }
         None

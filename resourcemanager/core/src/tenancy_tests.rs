@@ -310,7 +310,7 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
     let started = env.now;
     loop {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers.iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
         env.heartbeat(&node, reports);
         let r = allocate_now(&mut env, a, vec![]);
         if let Some(p) = &r.preemption {
@@ -355,7 +355,7 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
     // Nothing more is marked once B is satisfied.
     for _ in 0..10 {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers.iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
         env.heartbeat(&node, reports);
         allocate_now(&mut env, a, vec![]);
         allocate_now(&mut env, b, vec![]);
@@ -378,7 +378,7 @@ fn a_queue_that_opts_out_of_preemption_is_never_a_victim() {
     let _b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
     for _ in 0..40 {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers.iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
         env.heartbeat(&node, reports);
         let r = allocate_now(&mut env, a, vec![]);
         assert!(r.preemption.is_none() && r.completed.is_empty());
@@ -402,7 +402,7 @@ fn preempted_space_is_freed_on_one_node_so_a_larger_container_fits() {
     while env.app(b).current_attempt().is_some_and(|t| t.am_container.is_none()) && env.now - started < 60_000 {
         env.advance(1_000);
         for n in [&n1, &n2] {
-            let reports = env.core.node(n).unwrap().containers.iter().map(|c| super::tests::running(*c)).collect();
+            let reports = env.core.node(n).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
             env.heartbeat(n, reports);
         }
         // A keeps wanting more, as a real AM replacing lost work would.
@@ -520,7 +520,7 @@ queues:
     let mut first_kill = None;
     while held(&env, b) < 3 && env.now - started < 60_000 {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers.iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
         env.heartbeat(&node, reports);
         let r = allocate_now(&mut env, a, vec![]);
         for done in &r.completed {

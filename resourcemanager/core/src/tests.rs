@@ -225,7 +225,7 @@ fn submit_is_acknowledged_after_persisting_and_launches_the_am_with_credentials(
     let am: AmToken = token::verify(&env_vars["WEFT_AM_TOKEN"], &[config().am_token_key]).unwrap();
     assert_eq!(am.attempt_id, AttemptId::new(id, 1));
     assert_eq!(env_vars["WEFT_RM_ADDRESSES"], "http://127.0.0.1:8088");
-    assert_eq!(env.core.node(&node).unwrap().used, Resource::new(256, 1));
+    assert_eq!(env.core.node(&node).unwrap().used(), Resource::new(256, 1));
     env.fx.assert_drained();
 }
 
@@ -420,7 +420,7 @@ fn an_illegal_transition_nobody_can_be_told_of_is_logged_counted_and_observed() 
     let task = r.allocated[0].id;
     assert_eq!(env.core.counters().internal_errors, 0);
     // A bug elsewhere left the live container COMPLETED, from where its lifecycle goes nowhere.
-    env.core.containers.get_mut(&task).unwrap().state = ContainerState::Completed;
+    env.core.cluster.corrupt_container_state(task, ContainerState::Completed);
     let req = env.req();
     let containers = vec![running(launch.container_id), done(task, 0)];
     let request = NodeHeartbeatRequest {
@@ -435,7 +435,7 @@ fn an_illegal_transition_nobody_can_be_told_of_is_logged_counted_and_observed() 
     assert_eq!(env.core.counters().internal_errors, 1);
     assert!(env.fx.observations.contains(&Observation::InternalError), "{:?}", env.fx.observations);
     assert!(env.core.container(&task).is_none(), "the container is released all the same");
-    assert_eq!(env.core.node(&node).unwrap().used, Resource::new(256, 1), "only the AM is left");
+    assert_eq!(env.core.node(&node).unwrap().used(), Resource::new(256, 1), "only the AM is left");
     env.fx.clear_observations();
     env.fx.assert_drained();
 }
@@ -446,7 +446,7 @@ fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
     let n1 = env.add_node("n1", 2048, 4);
     let n2 = env.add_node("n2", 1024, 4);
     let (_, launch) = env.running_app(); // AM on n1 (most free memory)
-    assert_eq!(env.core.container(&launch.container_id).unwrap().node_id, n1);
+    assert_eq!(env.core.container(&launch.container_id).unwrap().node_id(), &n1);
     let attempt = launch.container_id.attempt;
     let r = env
         .allocate(attempt, AllocateRequest { response_id: 0, asks: vec![ask(1, 1024, 2)], ..Default::default() })
@@ -463,7 +463,7 @@ fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
             AllocateRequest { response_id: env.core.am_session(attempt).unwrap().response_id(), ..Default::default() },
         );
     }
-    assert_eq!(env.core.node(&n2).unwrap().state, NodeState::Lost);
+    assert_eq!(env.core.node(&n2).unwrap().state(), NodeState::Lost);
     let completed: Vec<_> =
         env.core.am_session(attempt).unwrap().last_response().iter().flat_map(|r| r.completed.clone()).collect();
     assert!(
@@ -472,13 +472,13 @@ fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
     );
     assert_eq!(env.heartbeat(&n2, vec![]).action, NodeAction::Resync);
     env.add_node("n2", 1024, 4);
-    assert_eq!(env.core.node(&n2).unwrap().state, NodeState::Running);
+    assert_eq!(env.core.node(&n2).unwrap().state(), NodeState::Running);
 
     // Losing the AM's node does not count as an attempt failure.
     let n3 = env.add_node("n3", 8192, 4);
     let app2 = env.submit();
     let am2 = env.fx.take_launches().pop().unwrap();
-    assert_eq!(env.core.container(&am2.container_id).unwrap().node_id, n3);
+    assert_eq!(env.core.container(&am2.container_id).unwrap().node_id(), &n3);
     for _ in 0..11 {
         env.advance(1_000);
         for n in [&n1, &n2] {
@@ -594,7 +594,7 @@ fn heartbeats_ack_completions_and_clean_up_unknown_containers() {
     );
     assert_eq!(r.containers_to_cleanup, vec![stranger]);
     assert_eq!(r.acked_completed, vec![ContainerId { seq: 9, ..stranger }]);
-    assert_eq!(env.core.container(&launch.container_id).unwrap().state, weft_common::states::ContainerState::Running);
+    assert_eq!(env.core.container(&launch.container_id).unwrap().state(), weft_common::states::ContainerState::Running);
 }
 
 #[test]
@@ -718,12 +718,12 @@ fn locality_admits(core: &Core, key: &AskKey, ask: &Ask, node: &Node, now: Milli
     let cfg = core.config();
     let name = key.resource_name.as_str();
     let waited = now.saturating_sub(ask.since);
-    let is_the_host = |n: &Node| &*n.id.0 == name || n.id.host() == name;
+    let is_the_host = |n: &Node| &*n.id().0 == name || n.id().host() == name;
     if name == "*" {
         return true;
     }
     if name.starts_with('/') {
-        return node.rack == name || (ask.relax_locality && waited >= cfg.rack_locality_delay_ms);
+        return node.rack() == name || (ask.relax_locality && waited >= cfg.rack_locality_delay_ms);
     }
     if is_the_host(node) {
         return true;
@@ -735,7 +735,7 @@ fn locality_admits(core: &Core, key: &AskKey, ask: &Ask, node: &Node, now: Milli
         return true;
     }
     // The host's rack; a host never seen has none, so its ask may go anywhere.
-    core.nodes().find(|n| is_the_host(n)).is_none_or(|host| host.rack == node.rack)
+    core.nodes().find(|n| is_the_host(n)).is_none_or(|host| host.rack() == node.rack())
 }
 
 /// No idle capacity while an ask that queue limits allow waits. The documented exceptions:
@@ -757,8 +757,8 @@ fn work_conserving(core: &Core, now: Millis) -> Result<(), String> {
                 continue; // held back by a queue limit, not idle capacity
             }
             let allowed = |n: &Node| locality.is_none_or(|(key, ask)| locality_admits(core, key, ask, n, now));
-            if let Some(n) = core.nodes().find(|n| n.state.is_usable() && n.free().fits(&r) && allowed(n)) {
-                return Err(format!("{} waits for {r} while {} has {} free", app.id, n.id, n.free()));
+            if let Some(n) = core.nodes().find(|n| n.state().is_usable() && n.free().fits(&r) && allowed(n)) {
+                return Err(format!("{} waits for {r} while {} has {} free", app.id, n.id(), n.free()));
             }
         }
     }
@@ -811,7 +811,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
         // When each app first asked at each locality priority, with the locality of that priority.
         let mut first_local_ask: BTreeMap<(ApplicationId, i32), (String, bool, Millis)> = BTreeMap::new();
         for op in ops {
-            let containers_before: BTreeSet<ContainerId> = env.core.live_containers().map(|c| c.id).collect();
+            let containers_before: BTreeSet<ContainerId> = env.core.live_containers().map(|c| c.id()).collect();
             match op {
                 Op::AddNode(m, c, rack) => {
                     nodes.push(env.add_node_in_rack(&format!("n{}", nodes.len()), m, c, RACKS[rack]))
@@ -844,7 +844,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                 }
                 Op::Release(i) => {
                     let live: Vec<ContainerId> =
-                        env.core.live_containers().filter(|c| !c.is_am).map(|c| c.id).collect();
+                        env.core.live_containers().filter(|c| !c.is_am()).map(|c| c.id()).collect();
                     if let Some(&c) = live.get(i % live.len().max(1)) {
                         let a = env.app(c.app()).current_attempt().map(|a| (a.id, response_id(&env, a.id)));
                         if let Some((att, rid)) = a {
@@ -859,7 +859,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                 }
                 Op::CompleteOne(i, exit) => {
                     let live: Vec<(ContainerId, NodeId)> =
-                        env.core.live_containers().map(|c| (c.id, c.node_id.clone())).collect();
+                        env.core.live_containers().map(|c| (c.id(), c.node_id().clone())).collect();
                     if let Some((c, n)) = live.get(i % live.len().max(1)).cloned() {
                         env.heartbeat(&n, vec![done(c, exit)]);
                     }
@@ -893,7 +893,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                         let reports: Vec<ContainerReport> = env
                             .core
                             .node(n)
-                            .map(|node| node.containers.iter().map(|c| running(*c)).collect())
+                            .map(|node| node.containers().iter().map(|c| running(*c)).collect())
                             .unwrap_or_default();
                         let req = env.req();
                         env.step(Event::NodeHeartbeat {
@@ -917,20 +917,21 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
             prop_assert!(env.core.check_invariants().is_ok());
             // Containers allocated in this step respect their ask's locality. The ask is taken
             // as old as its first sending: that allows the most, so this never fails wrongly.
-            for c in env.core.live_containers().filter(|c| !c.is_am && !containers_before.contains(&c.id)) {
-                let Some((resource_name, relax_locality, since)) = first_local_ask.get(&(c.id.app(), c.priority))
+            for c in env.core.live_containers().filter(|c| !c.is_am() && !containers_before.contains(&c.id())) {
+                let Some((resource_name, relax_locality, since)) = first_local_ask.get(&(c.id().app(), c.priority()))
                 else {
                     continue;
                 };
-                let key = AskKey { priority: c.priority, resource_name: resource_name.clone(), capability: c.resource };
+                let key =
+                    AskKey { priority: c.priority(), resource_name: resource_name.clone(), capability: c.resource() };
                 let ask = Ask { count: 1, relax_locality: *relax_locality, gang: false, since: *since };
-                let node = env.core.node(&c.node_id).expect("a container's node is known");
+                let node = env.core.node(&c.node_id()).expect("a container's node is known");
                 prop_assert!(
                     locality_admits(&env.core, &key, &ask, node, env.now),
                     "{} on {} (rack {}) for {key:?} {ask:?} at {}",
-                    c.id,
-                    node.id,
-                    node.rack,
+                    c.id(),
+                    node.id(),
+                    node.rack(),
                     env.now
                 );
             }
@@ -1026,7 +1027,7 @@ fn two_gangs_never_deadlock_and_are_never_partially_allocated() {
     assert_eq!(count(&env, g1), 6, "the first gang, holding the reservation, went first");
     // Gang 1 finishes; gang 2 follows.
     let g1_containers: Vec<ContainerId> =
-        env.app(g1).containers.iter().copied().filter(|c| !env.core.container(c).unwrap().is_am).collect();
+        env.app(g1).containers.iter().copied().filter(|c| !env.core.container(c).unwrap().is_am()).collect();
     env.heartbeat(&node, g1_containers.iter().map(|c| done(*c, 0)).collect());
     assert_eq!(count(&env, g2), 6);
     env.fx.replies.clear();
@@ -1047,7 +1048,7 @@ fn a_gang_that_cannot_fit_yields_its_reservation_so_small_asks_are_not_starved()
     while env.now < deadline {
         env.advance(1_000);
         let reports: Vec<ContainerReport> =
-            env.core.node(&node).unwrap().containers.iter().map(|c| running(*c)).collect();
+            env.core.node(&node).unwrap().containers().iter().map(|c| running(*c)).collect();
         env.heartbeat(&node, reports);
         allocate_now(&mut env, g, vec![]);
     }
@@ -1067,8 +1068,8 @@ pub(super) fn local_ask(priority: i32, memory_mb: u64, n: u32, resource_name: &s
 /// How many non-AM containers `app` has on each node.
 fn workers_by_node(env: &Env, app: ApplicationId) -> BTreeMap<NodeId, usize> {
     let mut by_node = BTreeMap::new();
-    for c in env.app(app).containers.iter().filter_map(|c| env.core.container(c)).filter(|c| !c.is_am) {
-        *by_node.entry(c.node_id.clone()).or_default() += 1;
+    for c in env.app(app).containers.iter().filter_map(|c| env.core.container(c)).filter(|c| !c.is_am()) {
+        *by_node.entry(c.node_id().clone()).or_default() += 1;
     }
     by_node
 }
@@ -1081,9 +1082,9 @@ fn advance_alive(env: &mut Env, ms: u64) {
         let step = left.min(1_000);
         env.advance(step);
         left -= step;
-        let nodes: Vec<NodeId> = env.core.nodes().map(|n| n.id.clone()).collect();
+        let nodes: Vec<NodeId> = env.core.nodes().map(|n| n.id().clone()).collect();
         for node in nodes {
-            let reports = env.core.node(&node).map(|n| n.containers.iter().map(|c| running(*c)).collect());
+            let reports = env.core.node(&node).map(|n| n.containers().iter().map(|c| running(*c)).collect());
             env.heartbeat(&node, reports.unwrap_or_default());
         }
     }
@@ -1095,7 +1096,7 @@ fn a_host_ask_is_placed_on_its_host_even_when_another_node_has_more_room() {
     let small = env.add_node("n1", 1024, 4);
     let big = env.add_node("n2", 8192, 8);
     let (app, launch) = env.running_app();
-    assert_eq!(env.core.container(&launch.container_id).unwrap().node_id, big);
+    assert_eq!(env.core.container(&launch.container_id).unwrap().node_id(), &big);
     // By host name and by full node id.
     let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 2, "n1", true), local_ask(2, 256, 1, "n1:8042", true)]);
     assert_eq!(r.allocated.len(), 3);
@@ -1215,13 +1216,13 @@ fn a_node_registered_with_a_rack_carries_it_and_rack_asks_follow_a_move() {
     let n1 = env.add_node_in_rack("n1", 1024, 8, Some("/r7"));
     let n2 = env.add_node("n2", 4096, 8);
     let n3 = env.add_node_in_rack("n3", 512, 8, Some("r8"));
-    assert_eq!(env.core.node(&n1).unwrap().rack, "/r7");
-    assert_eq!(env.core.node(&n2).unwrap().rack, "/default-rack");
-    assert_eq!(env.core.node(&n3).unwrap().rack, "/r8", "rack names get their leading slash");
+    assert_eq!(env.core.node(&n1).unwrap().rack(), "/r7");
+    assert_eq!(env.core.node(&n2).unwrap().rack(), "/default-rack");
+    assert_eq!(env.core.node(&n3).unwrap().rack(), "/r8", "rack names get their leading slash");
 
     // The NM restarts in another rack.
     env.add_node_in_rack("n1", 1024, 8, Some("/r9"));
-    assert_eq!(env.core.node(&n1).unwrap().rack, "/r9");
+    assert_eq!(env.core.node(&n1).unwrap().rack(), "/r9");
     let (app, _) = env.running_app(); // AM on n2
     let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 1, "/r9", false), local_ask(2, 256, 1, "/r7", false)]);
     assert_eq!(r.allocated.len(), 1);

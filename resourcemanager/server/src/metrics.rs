@@ -183,7 +183,7 @@ impl RmMetrics {
             self.apps.get_or_create(&StateLabel { state: state.to_string() }).set(n as i64);
         }
         for state in NodeState::ALL {
-            let n = core.nodes().filter(|a| a.state == *state).count();
+            let n = core.nodes().filter(|a| a.state() == *state).count();
             self.nodes.get_or_create(&StateLabel { state: state.to_string() }).set(n as i64);
         }
         let used = core.cluster_used();

@@ -573,11 +573,11 @@ async fn list_nodes(State(s): State<ServerState>, Query(q): Query<HashMap<String
                 .filter(|n| {
                     if states.is_empty() {
                         !matches!(
-                            n.state,
+                            n.state(),
                             NodeState::Lost | NodeState::Decommissioned | NodeState::Shutdown | NodeState::Rebooted
                         )
                     } else {
-                        states.contains(&n.state)
+                        states.contains(&n.state())
                     }
                 })
                 .map(views::node_info)

@@ -36,7 +36,7 @@ fn fifo_scheduler(core: &Core) -> Value {
     let total = core.cluster_capacity();
     let used = core.cluster_used();
     let used_pct = if total.memory_mb == 0 { 0.0 } else { used.memory_mb as f64 / total.memory_mb as f64 };
-    let mins = core.nodes().filter(|n| n.state.is_usable()).map(|n| n.total.memory_mb);
+    let mins = core.nodes().filter(|n| n.state().is_usable()).map(|n| n.total().memory_mb);
     json!({"scheduler": {"schedulerInfo": {
         "type": "fifoScheduler",
         "capacity": 1.0,
@@ -44,7 +44,7 @@ fn fifo_scheduler(core: &Core) -> Value {
         "qstate": "RUNNING",
         "minQueueMemoryCapacity": core.config().min_allocation.memory_mb,
         "maxQueueMemoryCapacity": core.config().max_allocation.memory_mb,
-        "numNodes": core.nodes().filter(|n| n.state.is_usable()).count(),
+        "numNodes": core.nodes().filter(|n| n.state().is_usable()).count(),
         "usedNodeCapacity": used.memory_mb,
         "availNodeCapacity": total.saturating_sub(used).memory_mb,
         "totalNodeCapacity": total.memory_mb,

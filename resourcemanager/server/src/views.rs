@@ -18,8 +18,8 @@ pub(super) fn app_info(core: &Core, app: &App, now: Millis) -> AppInfo {
     let live: Vec<_> = app.containers.iter().filter_map(|c| core.container(c)).collect();
     // Resource-seconds of live containers accrue until now.
     let (live_mem_s, live_vcore_s) = live.iter().fold((0, 0), |(m, v), c| {
-        let secs = now.saturating_sub(c.allocated_at) / 1000;
-        (m + c.resource.memory_mb * secs, v + u64::from(c.resource.vcores) * secs)
+        let secs = now.saturating_sub(c.allocated_at()) / 1000;
+        (m + c.resource().memory_mb * secs, v + u64::from(c.resource().vcores) * secs)
     });
     let usage =
         |r: Resource| if total.memory_mb == 0 { 0.0 } else { 100.0 * r.memory_mb as f64 / total.memory_mb as f64 };
@@ -135,34 +135,36 @@ pub(super) fn container_info(c: &ContainerHistory, now: Millis) -> ContainerInfo
 
 pub(super) fn node_info(node: &Node) -> NodeInfo {
     let free = node.free();
-    let active =
-        !matches!(node.state, NodeState::Lost | NodeState::Decommissioned | NodeState::Rebooted | NodeState::Shutdown);
+    let active = !matches!(
+        node.state(),
+        NodeState::Lost | NodeState::Decommissioned | NodeState::Rebooted | NodeState::Shutdown
+    );
     NodeInfo {
-        rack: node.rack.clone(),
-        state: node.state,
-        id: node.id.to_string(),
-        node_host_name: node.id.host().to_owned(),
+        rack: node.rack().to_owned(),
+        state: node.state(),
+        id: node.id().to_string(),
+        node_host_name: node.id().host().to_owned(),
         node_http_address: if active {
-            node.http_address.trim_start_matches("http://").to_owned()
+            node.http_address().trim_start_matches("http://").to_owned()
         } else {
             String::new()
         },
-        last_health_update: node.last_heartbeat,
-        version: node.version.clone(),
-        health_report: node.health_report.clone(),
-        num_containers: node.containers.len() as u32,
-        used_memory_mb: node.used.memory_mb,
+        last_health_update: node.last_heartbeat(),
+        version: node.version().to_owned(),
+        health_report: node.health_report().to_owned(),
+        num_containers: node.containers().len() as u32,
+        used_memory_mb: node.used().memory_mb,
         avail_memory_mb: free.memory_mb,
-        used_virtual_cores: node.used.vcores,
+        used_virtual_cores: node.used().vcores,
         available_virtual_cores: free.vcores,
-        total_resource: node.total,
+        total_resource: node.total(),
     }
 }
 
 pub(super) fn cluster_metrics(core: &Core) -> ClusterMetrics {
     let counters = core.counters();
     let count_apps = |s: AppState| core.apps().filter(|a| a.state == s).count() as u64;
-    let count_nodes = |s: NodeState| core.nodes().filter(|n| n.state == s).count() as u64;
+    let count_nodes = |s: NodeState| core.nodes().filter(|n| n.state() == s).count() as u64;
     let total = core.cluster_capacity();
     let used = core.cluster_used();
     let free = total.saturating_sub(used);
@@ -186,7 +188,7 @@ pub(super) fn cluster_metrics(core: &Core) -> ClusterMetrics {
         containers_allocated: core.live_containers().count() as u64,
         containers_reserved: 0,
         containers_pending: core.apps().map(|a| a.pending_containers()).sum(),
-        total_nodes: core.nodes().filter(|n| n.state.is_usable() || n.state == NodeState::Unhealthy).count() as u64,
+        total_nodes: core.nodes().filter(|n| n.state().is_usable() || n.state() == NodeState::Unhealthy).count() as u64,
         active_nodes: count_nodes(NodeState::Running),
         lost_nodes: count_nodes(NodeState::Lost),
         unhealthy_nodes: count_nodes(NodeState::Unhealthy),
@@ -199,28 +201,27 @@ pub(super) fn cluster_metrics(core: &Core) -> ClusterMetrics {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use weft_common::NodeId;
+    use weft_common::protocol::RegisterNodeRequest;
+    use weft_rm_core::{CoreConfig, Event, RecordingEffects, Reply};
 
     use super::*;
 
     #[test]
     fn node_info_shows_the_rack_the_node_registered_with() {
-        let node = Node {
-            id: NodeId("n1:8042".into()),
+        let mut core = Core::new(CoreConfig::for_tests()).unwrap();
+        let mut fx = RecordingEffects::default();
+        let request = RegisterNodeRequest {
+            node_id: NodeId("n1:8042".into()),
             http_address: "http://n1:8042".into(),
             total: Resource::new(1024, 2),
-            used: Resource::ZERO,
-            state: NodeState::Running,
-            last_heartbeat: 0,
-            health_report: String::new(),
+            containers: vec![],
             version: "test".into(),
-            containers: BTreeSet::new(),
-            launching: BTreeSet::new(),
-            rack: "/rack7".into(),
+            rack: Some("rack7".into()),
         };
-        let info = node_info(&node);
+        core.handle(Event::NodeRegister { req: 1, request }, 0, &mut fx);
+        assert!(matches!(fx.take_reply(1), Reply::NodeRegister(Ok(_))));
+        let info = node_info(core.node(&NodeId("n1:8042".into())).unwrap());
         assert_eq!(info.rack, "/rack7");
         assert_eq!(serde_json::to_value(&info).unwrap()["rack"], "/rack7");
     }

@@ -391,7 +391,7 @@ impl Cluster {
 
     /// Containers live on `node`, as the core has them.
     pub fn containers_on(&self, node: &NodeId) -> anyhow::Result<Vec<ContainerId>> {
-        Ok(self.core.node(node).with_context(|| format!("unknown node {node}"))?.containers.iter().copied().collect())
+        Ok(self.core.node(node).with_context(|| format!("unknown node {node}"))?.containers().iter().copied().collect())
     }
 
     /// True when no node has room for one more container.

@@ -374,6 +374,10 @@ impl Core {
     /// NodeManagers re-register with them (see [`Core::adopt_container`]). Scheduling waits until
     /// every stored node has re-registered or two heartbeat intervals have passed, so capacity
     /// still held by running containers is not handed out twice.
+    ///
+    /// Every object starts in the state its record holds; each change from there goes through
+    /// the lifecycle tables, and a stored state from which the needed edge does not exist (only
+    /// a damaged store has one) fails the recovery with [`CoreError::IllegalTransition`].
     pub fn recover(&mut self, state: RecoveredState, now: Millis, fx: &mut impl Effects) -> Result<(), CoreError> {
         let mut attempts: BTreeMap<ApplicationId, Vec<AttemptRecord>> = BTreeMap::new();
         for a in state.attempts {
@@ -383,7 +387,12 @@ impl Core {
             let id = rec.id;
             let mut app = app_from_record(rec);
             for a in attempts.remove(&id).unwrap_or_default() {
-                app.attempts.push(attempt_from_record(a));
+                let mut attempt = attempt_from_record(a);
+                // Stored before it was scheduled: scheduled now, as `start_attempt` would have.
+                if !app.state.is_final() && matches!(attempt.state, AttemptState::New | AttemptState::Submitted) {
+                    schedule_attempt(&mut attempt)?;
+                }
+                app.attempts.push(attempt);
             }
             let tree = self.hierarchy.tree();
             app.queue_index = tree.find(&app.queue).filter(|q| tree.queues[*q].is_leaf);
@@ -405,13 +414,13 @@ impl Core {
                 // Its containers are cleaned up when their NMs report them: a failed app has
                 // no live attempt.
                 for attempt in app.attempts.iter_mut().filter(|a| !a.state.is_final()) {
-                    attempt.state = AttemptState::Failed;
+                    transition(&mut attempt.state, AttemptState::Failed, &attempt.id)?;
                     attempt.finish_time = Some(now);
                     attempt.counts_as_failure = false;
                     attempt.diagnostics = "its queue no longer exists after the ResourceManager restarted".into();
                     fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
                 }
-                app.state = AppState::Failed;
+                transition(&mut app.state, AppState::Failed, &id)?;
                 app.final_status = FinalStatus::Failed;
                 app.finish_time = Some(now);
                 app.diagnostics = format!("queue {} no longer exists after the ResourceManager restarted", app.queue);
@@ -427,28 +436,29 @@ impl Core {
             }
             let live = app.attempts.last().filter(|a| !a.state.is_final()).map(|a| (a.id, a.state));
             match live {
-                // The last attempt ended but its successor was never stored.
+                // The last attempt ended but its successor was never stored: `start_attempt`
+                // moves the app (SUBMITTED or RUNNING) to ACCEPTED.
                 None => {
-                    app.state = AppState::Submitted;
                     self.apps.insert(id, app);
                     self.start_attempt(id, now, fx)?;
                 }
                 // Still waiting for its AM container: ask again.
-                Some((_, AttemptState::New | AttemptState::Submitted | AttemptState::Scheduled)) => {
-                    app.state = AppState::Accepted;
+                Some((attempt_id, AttemptState::Scheduled)) => {
+                    if app.state != AppState::Accepted {
+                        transition(&mut app.state, AppState::Accepted, &id)?;
+                    }
                     app.am_ask_since = Some(now);
                     app.diagnostics = scheduler::waiting_for_am_node(app.am_resource);
-                    if let Some(attempt) = app.attempts.last_mut() {
-                        attempt.state = AttemptState::Scheduled;
-                        self.sessions.open(attempt.id);
-                    }
+                    self.sessions.open(attempt_id);
                     self.apps.insert(id, app);
                     self.sync_pending(id);
                 }
                 // Its AM container was allocated: the AM (if it runs) registers again; if it
                 // never does, AM expiry fails the attempt as usual.
                 Some((attempt_id, _)) => {
-                    app.state = AppState::Accepted;
+                    if app.state != AppState::Accepted {
+                        transition(&mut app.state, AppState::Accepted, &id)?;
+                    }
                     if let Some(attempt) = app.attempts.last_mut() {
                         attempt.last_heartbeat = now;
                     }
@@ -800,8 +810,7 @@ impl Core {
         let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
         let number = app.attempts.last().map_or(1, |a| a.id.attempt + 1);
         let mut attempt = Attempt::new(AttemptId::new(id, number), now);
-        transition(&mut attempt.state, AttemptState::Submitted, &attempt.id)?;
-        transition(&mut attempt.state, AttemptState::Scheduled, &attempt.id)?;
+        schedule_attempt(&mut attempt)?;
         if app.state != AppState::Accepted {
             transition(&mut app.state, AppState::Accepted, &id)?;
         }
@@ -1830,6 +1839,14 @@ fn app_from_record(r: AppRecord) -> App {
         saving_reply: None,
         container_history: BTreeMap::new(),
     }
+}
+
+/// NEW or SUBMITTED → SCHEDULED: the attempt wants its AM container.
+fn schedule_attempt(attempt: &mut Attempt) -> Result<(), lifecycle::IllegalTransition> {
+    if attempt.state == AttemptState::New {
+        transition(&mut attempt.state, AttemptState::Submitted, &attempt.id)?;
+    }
+    transition(&mut attempt.state, AttemptState::Scheduled, &attempt.id)
 }
 
 fn attempt_from_record(r: AttemptRecord) -> Attempt {

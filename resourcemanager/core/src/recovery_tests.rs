@@ -225,3 +225,44 @@ fn a_container_its_am_starts_after_the_failover_is_adopted_from_a_heartbeat() {
     let response = env.heartbeat(&node, vec![report(stray, Resource::new(128, 1), NmContainerState::Running)]);
     assert_eq!(response.containers_to_cleanup, vec![stray]);
 }
+
+/// A core of a new incarnation recovering `state` at 60 s.
+fn recover_state(state: RecoveredState) -> (Env, Result<(), CoreError>) {
+    let mut cfg = config();
+    cfg.cluster_ts = 2_000;
+    cfg.epoch = 2;
+    let mut env = Env::with_config(cfg);
+    env.now = 60_000;
+    let recovered = env.core.recover(state, env.now, &mut env.fx);
+    (env, recovered)
+}
+
+#[test]
+fn recovery_moves_stored_states_only_along_the_lifecycle_edges() {
+    let mut store = TestStore::default();
+    let mut env = Env::new();
+    env.core.cfg.epoch = store.claim_epoch();
+    env.add_node("n1", 128, 1); // too small for the AM: its attempt stays SCHEDULED
+    let app = env.submit();
+    persist(&mut store, &mut env);
+    let stored = store.load();
+    assert_eq!((stored.apps[0].state, stored.attempts[0].state), (AppState::Submitted, AttemptState::Scheduled));
+
+    // An attempt stored before it was scheduled gets there through SUBMITTED; an app stored
+    // RUNNING waits for its AM again in ACCEPTED.
+    let mut state = stored.clone();
+    state.apps[0].state = AppState::Running;
+    state.attempts[0].state = AttemptState::New;
+    let (env, recovered) = recover_state(state);
+    recovered.unwrap();
+    assert_eq!(env.app(app).state, AppState::Accepted);
+    assert_eq!(env.app(app).attempts[0].state, AttemptState::Scheduled);
+
+    // No edge leads from NEW to ACCEPTED: a damaged store fails the recovery with the illegal
+    // transition rather than being taken at its word.
+    let mut state = stored;
+    state.apps[0].state = AppState::New;
+    let (_, recovered) = recover_state(state);
+    let Err(CoreError::IllegalTransition(t)) = recovered else { panic!("recovered: {recovered:?}") };
+    assert_eq!((t.machine, t.from.as_str(), t.to.as_str()), ("application", "NEW", "ACCEPTED"), "{t}");
+}

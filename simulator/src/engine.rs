@@ -1083,7 +1083,7 @@ impl Engine {
                 let queue_path = self
                     .core
                     .app(id)
-                    .and_then(|a| a.queue_index)
+                    .and_then(|a| a.queue_index())
                     .map(|q| self.core.hierarchy().tree().queues[q].path.clone())
                     .unwrap_or_else(|| "?".into());
                 let q = self.queue_slot(&queue_path, true);
@@ -1538,9 +1538,9 @@ impl Engine {
         let orphans: Vec<u32> = self.orphaned.iter().copied().collect();
         for app in orphans {
             let Some(id) = self.apps[app as usize].id else { continue };
-            let finished = self.core.app(id).is_none_or(|a| a.state.is_final());
+            let finished = self.core.app(id).is_none_or(|a| a.state().is_final());
             if finished {
-                let succeeded = self.core.app(id).is_some_and(|a| a.state == weft_common::states::AppState::Finished);
+                let succeeded = self.core.app(id).is_some_and(|a| a.state() == weft_common::states::AppState::Finished);
                 self.app_finished(app, succeeded);
                 self.orphaned.remove(&app);
             }
@@ -1596,11 +1596,11 @@ impl Engine {
         let mut pending = vec![Resource::ZERO; tree.queues.len()];
         let mut pending_containers = 0u64;
         for app in core.apps().filter(|a| a.has_demand()) {
-            let Some(leaf) = app.queue_index else { continue };
+            let Some(leaf) = app.queue_index() else { continue };
             let mut wanted =
-                app.asks.iter().fold(Resource::ZERO, |s, (k, a)| s + k.capability.times(u64::from(a.count)));
-            if app.am_ask_since.is_some() {
-                wanted += app.am_resource;
+                app.asks().iter().fold(Resource::ZERO, |s, (k, a)| s + k.capability.times(u64::from(a.count)));
+            if app.am_ask_since().is_some() {
+                wanted += app.am_resource();
             }
             pending_containers += app.pending_containers();
             let mut q = Some(leaf);
@@ -1681,7 +1681,7 @@ impl Engine {
         let (rss_end, rss_peak) = rss_bytes().map_or((None, None), |(now, peak)| (Some(now), Some(peak)));
         let allocations = self.core.counters().containers_allocated;
         let running_apps =
-            self.core.apps().filter(|a| a.state == weft_common::states::AppState::Running).count() as u64;
+            self.core.apps().filter(|a| a.state() == weft_common::states::AppState::Running).count() as u64;
         let scheduler = format!("{:?}", self.core.hierarchy().mode()).to_lowercase();
         let cluster_capacity = self.core.hierarchy().tree().cluster;
         Ok(RunResult {

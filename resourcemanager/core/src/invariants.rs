@@ -12,21 +12,21 @@ impl Core {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.cluster.check()?;
         for c in self.cluster.containers() {
-            let app = self.apps.get(&c.id().app()).ok_or_else(|| format!("{} belongs to unknown app", c.id()))?;
-            if !app.containers.contains(&c.id()) {
+            let app = self.apps.get(c.id().app()).ok_or_else(|| format!("{} belongs to unknown app", c.id()))?;
+            if !app.containers().contains(&c.id()) {
                 return Err(format!("{} is missing from its app", c.id()));
             }
         }
         if !self.pending.stale {
             let mut expected = 0;
-            for app in self.apps.values() {
+            for app in self.apps.iter() {
                 let want = self.pending_entry(app);
                 expected += usize::from(want.is_some());
-                if want.as_ref() != self.pending.get(app.id) {
+                if want.as_ref() != self.pending.get(app.id()) {
                     return Err(format!(
                         "pending index has {:?} for app {}, expected {want:?}",
-                        self.pending.get(app.id),
-                        app.id
+                        self.pending.get(app.id()),
+                        app.id()
                     ));
                 }
             }
@@ -35,43 +35,45 @@ impl Core {
             }
         }
         if let Some(r) = &self.gang_reservation {
-            let pending = self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
+            let pending =
+                self.apps.get(r.app).and_then(|a| a.asks().get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
             if !pending {
                 return Err(format!("gang reservation {r:?} has no pending gang ask"));
             }
         }
-        for app in self.apps.values() {
+        for app in self.apps.iter() {
             let mut used = Resource::ZERO;
-            for id in &app.containers {
+            for id in app.containers() {
                 used += self
                     .cluster
                     .container(id)
-                    .ok_or_else(|| format!("app {} lists dead container {id}", app.id))?
+                    .ok_or_else(|| format!("app {} lists dead container {id}", app.id()))?
                     .resource();
             }
-            if used != app.used {
-                return Err(format!("app {} used {} != sum of its containers {}", app.id, app.used, used));
+            if used != app.used() {
+                return Err(format!("app {} used {} != sum of its containers {}", app.id(), app.used(), used));
             }
-            let live_attempts = app.attempts.iter().filter(|a| !a.state.is_final()).count();
-            if app.state.is_final() {
+            let live_attempts = app.attempts().iter().filter(|a| !a.state().is_final()).count();
+            if app.state().is_final() {
                 if app.has_demand() || live_attempts > 0 {
-                    return Err(format!("finished app {} still has demand or a live attempt", app.id));
+                    return Err(format!("finished app {} still has demand or a live attempt", app.id()));
                 }
-                let am = app.current_attempt().and_then(|a| a.am_container);
-                if app.containers.iter().any(|c| app.state != AppState::Finished || Some(*c) != am) {
-                    return Err(format!("finished app {} still holds containers {:?}", app.id, app.containers));
+                let am = app.current_attempt().and_then(|a| a.am_container());
+                if app.containers().iter().any(|c| app.state() != AppState::Finished || Some(*c) != am) {
+                    return Err(format!("finished app {} still holds containers {:?}", app.id(), app.containers()));
                 }
-            } else if matches!(app.state, AppState::Accepted | AppState::Running) {
-                let current_live = app.current_attempt().is_some_and(|a| !a.state.is_final());
+            } else if matches!(app.state(), AppState::Accepted | AppState::Running) {
+                let current_live = app.current_attempt().is_some_and(|a| !a.state().is_final());
                 if live_attempts != 1 || !current_live {
                     return Err(format!(
                         "app {} in {} must have exactly one live attempt, the last",
-                        app.id, app.state
+                        app.id(),
+                        app.state()
                     ));
                 }
-                let current = app.current_attempt().map(|a| a.id);
-                if let Some(c) = app.containers.iter().find(|c| Some(c.attempt) != current) {
-                    return Err(format!("app {} holds container {c} of an old attempt", app.id));
+                let current = app.current_attempt().map(|a| a.id());
+                if let Some(c) = app.containers().iter().find(|c| Some(c.attempt) != current) {
+                    return Err(format!("app {} holds container {c} of an old attempt", app.id()));
                 }
             }
         }
@@ -92,8 +94,8 @@ impl Core {
         }
         let live = self
             .apps
-            .values()
-            .filter(|a| !a.state.is_final() && a.current_attempt().is_some_and(|t| !t.state.is_final()))
+            .iter()
+            .filter(|a| !a.state().is_final() && a.current_attempt().is_some_and(|t| !t.state().is_final()))
             .count();
         if live != sessions {
             return Err(format!("{live} live attempts but {sessions} AM sessions"));
@@ -105,15 +107,15 @@ impl Core {
     fn check_queue_accounting(&self) -> Result<(), String> {
         let tree = self.hierarchy.tree();
         let mut expected = vec![QueueUsage::default(); tree.queues.len()];
-        for app in self.apps.values() {
-            let Some(leaf) = app.queue_index else { continue };
+        for app in self.apps.iter() {
+            let Some(leaf) = app.queue_index() else { continue };
             let am: Vec<&RmContainer> =
-                app.containers.iter().filter_map(|c| self.cluster.container(c)).filter(|c| c.is_am()).collect();
+                app.containers().iter().filter_map(|c| self.cluster.container(c)).filter(|c| c.is_am()).collect();
             let mut q = Some(leaf);
             while let Some(i) = q {
                 let e = &mut expected[i];
-                e.used += app.used;
-                e.apps += u32::from(!app.state.is_final());
+                e.used += app.used();
+                e.apps += u32::from(!app.state().is_final());
                 for c in &am {
                     e.am_used += c.resource();
                     e.running_apps += 1;

@@ -11,6 +11,7 @@
 //! Architecture Invariant: after every [`Core::handle`], [`Core::check_invariants`] holds (it runs
 //! automatically in debug builds and tests).
 
+pub mod apps;
 pub mod cluster;
 pub mod effects;
 pub mod error;
@@ -33,7 +34,7 @@ mod tenancy_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher;
 
 use weft_common::deadlines::Deadlines;
@@ -49,11 +50,11 @@ use weft_common::states::{
 use weft_common::token::{self, AmToken, ContainerToken, MasterKey};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
+pub use apps::{App, Attempt};
 pub use cluster::{Node, RmContainer};
 pub use effects::{AmLaunch, ContainerStop, Effects, Observation, RecordingEffects, Reply, ReqId};
 pub use error::CoreError;
-use lifecycle::transition;
-pub use model::{App, Ask, AskKey, Attempt, ContainerHistory, GangReservation};
+pub use model::{Ask, AskKey, ContainerHistory, GangReservation};
 
 use crate::queues::QueueIndex;
 use crate::queues::{QueuesConfig, ReloadPlan, SchedulerMode};
@@ -240,8 +241,8 @@ pub struct Core {
     cfg: CoreConfig,
     container_signer: token::Signer,
     hierarchy: Hierarchy,
-    next_app_seq: u32,
-    apps: BTreeMap<ApplicationId, App>,
+    /// Applications with their attempts, asks and containers; ids issued; retention.
+    apps: apps::AppTable,
     /// Nodes, live containers and the indexes over them.
     cluster: cluster::Cluster,
     /// Apps with demand, per leaf, in serving order.
@@ -253,10 +254,6 @@ pub struct Core {
     /// Finished apps whose AM container may outstay its grace period.
     draining_apps: Deadlines<ApplicationId>,
     long_polls: Deadlines<ApplicationId>,
-    /// Apps whose submit write is in flight, answered on [`Event::Persisted`].
-    saving: Vec<ApplicationId>,
-    /// Finished apps in finishing order, for retention.
-    completed_order: VecDeque<ApplicationId>,
     counters: Counters,
     gang_reservation: Option<GangReservation>,
     /// The gang whose reservation last timed out, and until when it may not reserve again.
@@ -285,16 +282,13 @@ impl Core {
             cluster: cluster::Cluster::new(cfg.min_allocation),
             cfg,
             hierarchy,
-            next_app_seq: 1,
-            apps: BTreeMap::new(),
+            apps: apps::AppTable::default(),
             pending: Default::default(),
             node_expiry: Default::default(),
             am_expiry: Default::default(),
             allocation_expiry: Default::default(),
             draining_apps: Default::default(),
             long_polls: Default::default(),
-            saving: Vec::new(),
-            completed_order: VecDeque::new(),
             counters: Counters::default(),
             gang_reservation: None,
             gang_yielding: None,
@@ -313,10 +307,10 @@ impl Core {
         &self.cfg
     }
     pub fn apps(&self) -> impl Iterator<Item = &App> {
-        self.apps.values()
+        self.apps.iter()
     }
     pub fn app(&self, id: ApplicationId) -> Option<&App> {
-        self.apps.get(&id)
+        self.apps.get(id)
     }
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.cluster.nodes()
@@ -340,12 +334,17 @@ impl Core {
     /// YARN's MODIFY_APP check: the owner, or an administrator of the app's queue, may kill,
     /// move or re-prioritise an application.
     pub fn may_modify(&self, app: ApplicationId, user: &str) -> Result<(), CoreError> {
-        let a = self.apps.get(&app).ok_or(CoreError::UnknownApp(app))?;
-        let admin = a.queue_index.is_some_and(|q| self.hierarchy.administers(q, user));
-        if a.user == user || admin {
+        let a = self.apps.get(app).ok_or(CoreError::UnknownApp(app))?;
+        let admin = a.queue_index().is_some_and(|q| self.hierarchy.administers(q, user));
+        if a.user() == user || admin {
             return Ok(());
         }
-        Err(CoreError::ModifyDenied { user: user.to_owned(), app, owner: a.user.clone(), queue: a.queue.clone() })
+        Err(CoreError::ModifyDenied {
+            user: user.to_owned(),
+            app,
+            owner: a.user().to_owned(),
+            queue: a.queue().to_owned(),
+        })
     }
     pub fn preemption_marks(&self) -> &BTreeMap<ContainerId, preemption_monitor::PreemptionMark> {
         &self.preemption_marks
@@ -385,90 +384,66 @@ impl Core {
         }
         for rec in state.apps {
             let id = rec.id;
-            let mut app = app_from_record(rec);
+            let mut app = App::from_record(rec);
             for a in attempts.remove(&id).unwrap_or_default() {
-                let mut attempt = attempt_from_record(a);
-                // Stored before it was scheduled: scheduled now, as `start_attempt` would have.
-                if !app.state.is_final() && matches!(attempt.state, AttemptState::New | AttemptState::Submitted) {
-                    schedule_attempt(&mut attempt)?;
-                }
-                app.attempts.push(attempt);
+                app.recover_attempt(a)?;
             }
             let tree = self.hierarchy.tree();
-            app.queue_index = tree.find(&app.queue).filter(|q| tree.queues[*q].is_leaf);
+            app.set_queue_index(tree.find(app.queue()).filter(|q| tree.queues[*q].is_leaf));
             // The file does not list queues that placement rules created: create it again when a
             // `create: true` rule still would.
-            if !app.state.is_final()
-                && app.queue_index.is_none()
-                && let Some(path) = self.hierarchy.recreatable_queue(&app.queue, &app.user)
+            if !app.state().is_final()
+                && app.queue_index().is_none()
+                && let Some(path) = self.hierarchy.recreatable_queue(app.queue(), app.user())
             {
                 match self.hierarchy.create_queue(&path) {
                     Ok((leaf, moved)) => {
                         self.remap_queue_indices(&moved);
-                        app.queue_index = Some(leaf);
+                        app.set_queue_index(Some(leaf));
                     }
                     Err(e) => tracing::warn!(app = %id, queue = %path, error = %e, "cannot create the queue again"),
                 }
             }
-            if !app.state.is_final() && app.queue_index.is_none() {
+            if !app.state().is_final() && app.queue_index().is_none() {
                 // Its containers are cleaned up when their NMs report them: a failed app has
                 // no live attempt.
-                for attempt in app.attempts.iter_mut().filter(|a| !a.state.is_final()) {
-                    transition(&mut attempt.state, AttemptState::Failed, &attempt.id)?;
-                    attempt.finish_time = Some(now);
-                    attempt.counts_as_failure = false;
-                    attempt.diagnostics = "its queue no longer exists after the ResourceManager restarted".into();
-                    fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
+                for attempt in app.fail_without_queue(now)? {
+                    fx.persist(StoreOp::PutAttempt(attempt));
                 }
-                transition(&mut app.state, AppState::Failed, &id)?;
-                app.final_status = FinalStatus::Failed;
-                app.finish_time = Some(now);
-                app.diagnostics = format!("queue {} no longer exists after the ResourceManager restarted", app.queue);
-                fx.persist(StoreOp::PutApp(app_record(&app)));
+                fx.persist(StoreOp::PutApp(app.record()));
             }
-            if app.state.is_final() {
-                self.completed_order.push_back(id);
-                self.apps.insert(id, app);
+            if app.state().is_final() {
+                self.apps.insert_recovered(app);
                 continue;
             }
-            if let Some(leaf) = app.queue_index {
-                self.hierarchy.app_added(leaf, &app.user);
+            if let Some(leaf) = app.queue_index() {
+                self.hierarchy.app_added(leaf, app.user());
             }
-            let live = app.attempts.last().filter(|a| !a.state.is_final()).map(|a| (a.id, a.state));
-            match live {
+            match app.live_attempt().map(|a| (a.id(), a.state())) {
                 // The last attempt ended but its successor was never stored: `start_attempt`
                 // moves the app (SUBMITTED or RUNNING) to ACCEPTED.
                 None => {
-                    self.apps.insert(id, app);
+                    self.apps.insert_recovered(app);
                     self.start_attempt(id, now, fx)?;
                 }
                 // Still waiting for its AM container: ask again.
-                Some((attempt_id, AttemptState::Scheduled)) => {
-                    if app.state != AppState::Accepted {
-                        transition(&mut app.state, AppState::Accepted, &id)?;
-                    }
-                    app.am_ask_since = Some(now);
-                    app.diagnostics = scheduler::waiting_for_am_node(app.am_resource);
-                    self.sessions.open(attempt_id);
-                    self.apps.insert(id, app);
+                Some((attempt, AttemptState::Scheduled)) => {
+                    app.resume_waiting_for_am(now)?;
+                    self.sessions.open(attempt);
+                    self.apps.insert_recovered(app);
                     self.sync_pending(id);
                 }
                 // Its AM container was allocated: the AM (if it runs) registers again; if it
                 // never does, AM expiry fails the attempt as usual.
-                Some((attempt_id, _)) => {
-                    if app.state != AppState::Accepted {
-                        transition(&mut app.state, AppState::Accepted, &id)?;
-                    }
-                    if let Some(attempt) = app.attempts.last_mut() {
-                        attempt.last_heartbeat = now;
-                    }
-                    self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt_id);
-                    self.sessions.open(attempt_id);
-                    self.apps.insert(id, app);
+                Some((attempt, _)) => {
+                    app.resume_waiting_for_registration(now)?;
+                    self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt);
+                    self.sessions.open(attempt);
+                    self.apps.insert_recovered(app);
                 }
             }
         }
-        self.completed_order.make_contiguous().sort_by_key(|id| self.apps[id].finish_time);
+        self.apps.sort_completed();
         let known = self.cluster.recover_stored(state.nodes.into_iter().map(|n| n.id));
         if !known.is_empty() {
             let until = now + 2 * self.cfg.nm_heartbeat_interval_ms;
@@ -505,8 +480,7 @@ impl Core {
         let _span = event.span().entered();
         match event {
             Event::NewApplication { req } => {
-                let id = ApplicationId::new(self.cfg.cluster_ts, self.next_app_seq);
-                self.next_app_seq += 1;
+                let id = self.apps.issue_id(self.cfg.cluster_ts);
                 let reply = NewApplication { application_id: id, maximum_resource_capability: self.cfg.max_allocation };
                 fx.reply(req, Reply::NewApplication(Ok(reply)));
             }
@@ -602,15 +576,10 @@ impl Core {
             .ok_or(CoreError::InvalidSubmission { field: "application-id", message: "is required".into() })?;
         // Ids an earlier incarnation issued are accepted too: a client that got its id just
         // before a failover submits it to the new active.
-        let issued = if id.cluster_ts == self.cfg.cluster_ts {
-            id.seq < self.next_app_seq
-        } else {
-            id.cluster_ts < self.cfg.cluster_ts
-        };
-        if !issued || id.seq == 0 {
+        if !self.apps.was_issued(id, self.cfg.cluster_ts) {
             return Err(CoreError::AppIdNotIssued(id));
         }
-        if self.apps.contains_key(&id) {
+        if self.apps.contains(id) {
             return Err(CoreError::AlreadySubmitted(id));
         }
         let placement = self.hierarchy.place(ctx.queue.as_deref(), &user)?;
@@ -669,7 +638,7 @@ impl Core {
             }
         };
         let queue = self.queue_display_name(leaf);
-        let mut app = app_from_record(AppRecord {
+        let record = AppRecord {
             id,
             user,
             queue,
@@ -685,14 +654,11 @@ impl Core {
             state: AppState::New,
             final_status: FinalStatus::Undefined,
             diagnostics: String::new(),
-        });
-        app.saving_reply = Some(req);
-        app.queue_index = Some(leaf);
-        transition(&mut app.state, AppState::NewSaving, &id)?;
-        fx.persist(StoreOp::PutApp(app_record(&app)));
-        self.hierarchy.app_added(leaf, &app.user);
-        self.apps.insert(id, app);
-        self.saving.push(id);
+        };
+        let app = App::submitted(record, leaf, req)?;
+        fx.persist(StoreOp::PutApp(app.record()));
+        self.hierarchy.app_added(leaf, app.user());
+        self.apps.insert_submitted(app);
         self.counters.apps_submitted += 1;
         Ok(())
     }
@@ -724,8 +690,8 @@ impl Core {
     /// that are gone are dropped.
     fn remap_queue_indices(&mut self, moved: &[Option<QueueIndex>]) {
         self.pending.stale = true;
-        for app in self.apps.values_mut() {
-            app.queue_index = app.queue_index.and_then(|q| moved.get(q).copied().flatten());
+        for app in self.apps.iter_mut() {
+            app.remap_queue(moved);
         }
         self.preemption_marks.retain(|_, mark| match moved.get(mark.from_queue).copied().flatten() {
             Some(q) => {
@@ -737,11 +703,11 @@ impl Core {
     }
 
     fn move_app(&mut self, id: ApplicationId, queue: &str, fx: &mut impl Effects) -> Result<String, CoreError> {
-        let app = self.apps.get(&id).ok_or(CoreError::UnknownApp(id))?;
-        if app.state.is_final() {
-            return Err(CoreError::AppFinished { app: id, state: app.state, what: "moving" });
+        let app = self.apps.get(id).ok_or(CoreError::UnknownApp(id))?;
+        if app.state().is_final() {
+            return Err(CoreError::AppFinished { app: id, state: app.state(), what: "moving" });
         }
-        let from = app.queue_index.ok_or_else(|| CoreError::Internal(format!("{id} has no queue")))?;
+        let from = app.queue_index().ok_or_else(|| CoreError::Internal(format!("{id} has no queue")))?;
         let to = self
             .hierarchy
             .tree()
@@ -749,34 +715,33 @@ impl Core {
             .filter(|q| self.hierarchy.tree().queues[*q].is_leaf)
             .ok_or_else(|| CoreError::UnknownQueue(queue.to_owned()))?;
         if to != from {
-            self.hierarchy.check_move(to, &app.user, app.used)?;
+            self.hierarchy.check_move(to, app.user(), app.used())?;
             let held: Vec<(Resource, bool)> = app
-                .containers
+                .containers()
                 .iter()
                 .filter_map(|c| self.cluster.container(c))
                 .map(|c| (c.resource(), c.is_am()))
                 .collect();
-            let user = app.user.clone();
+            let user = app.user().to_owned();
             self.hierarchy.move_app(from, to, &user, &held);
         }
         let display = self.queue_display_name(to);
-        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
-        app.queue_index = Some(to);
-        app.queue = display.clone();
-        fx.persist(StoreOp::PutApp(app_record(app)));
+        let app = self.apps.get_mut(id).ok_or(CoreError::UnknownApp(id))?;
+        app.move_to_queue(to, display.clone());
+        fx.persist(StoreOp::PutApp(app.record()));
         self.sync_pending(id);
         Ok(display)
     }
 
     fn set_priority(&mut self, id: ApplicationId, priority: i32, fx: &mut impl Effects) -> Result<i32, CoreError> {
-        let app = self.apps.get(&id).ok_or(CoreError::UnknownApp(id))?;
-        if app.state.is_final() {
-            return Err(CoreError::AppFinished { app: id, state: app.state, what: "a priority change" });
+        let app = self.apps.get(id).ok_or(CoreError::UnknownApp(id))?;
+        if app.state().is_final() {
+            return Err(CoreError::AppFinished { app: id, state: app.state(), what: "a priority change" });
         }
-        let capped = app.queue_index.map_or(priority, |q| priority.min(self.hierarchy.max_priority(q)));
-        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
-        app.priority = capped;
-        fx.persist(StoreOp::PutApp(app_record(app)));
+        let capped = app.queue_index().map_or(priority, |q| priority.min(self.hierarchy.max_priority(q)));
+        let app = self.apps.get_mut(id).ok_or(CoreError::UnknownApp(id))?;
+        app.set_priority(capped);
+        fx.persist(StoreOp::PutApp(app.record()));
         self.sync_pending(id);
         Ok(capped)
     }
@@ -789,16 +754,16 @@ impl Core {
     }
 
     fn persisted(&mut self, now: Millis, fx: &mut impl Effects) {
-        for id in std::mem::take(&mut self.saving) {
-            let Some(app) = self.apps.get_mut(&id) else { continue };
-            if let Some(req) = app.saving_reply.take() {
+        for id in self.apps.take_saved() {
+            let Some(app) = self.apps.get_mut(id) else { continue };
+            if let Some(req) = app.take_saving_reply() {
                 fx.reply(req, Reply::Submit(Ok(id)));
             }
-            if app.state != AppState::NewSaving {
+            if app.state() != AppState::NewSaving {
                 continue; // killed while saving
             }
             // The submit is acknowledged already: nobody to tell but the log and the counters.
-            let r = transition(&mut app.state, AppState::Submitted, &id).map_err(CoreError::from);
+            let r = app.saved().map_err(CoreError::from);
             if let Err(e) = r.and_then(|()| self.start_attempt(id, now, fx)) {
                 self.internal_error(&format!("cannot start the first attempt of {id}"), &e, fx);
             }
@@ -807,20 +772,10 @@ impl Core {
 
     /// Creates the next attempt and asks for its AM container.
     fn start_attempt(&mut self, id: ApplicationId, now: Millis, fx: &mut impl Effects) -> Result<(), CoreError> {
-        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
-        let number = app.attempts.last().map_or(1, |a| a.id.attempt + 1);
-        let mut attempt = Attempt::new(AttemptId::new(id, number), now);
-        schedule_attempt(&mut attempt)?;
-        if app.state != AppState::Accepted {
-            transition(&mut app.state, AppState::Accepted, &id)?;
-        }
-        fx.persist(StoreOp::PutAttempt(attempt_record(&attempt)));
+        let app = self.apps.get_mut(id).ok_or(CoreError::UnknownApp(id))?;
+        let attempt = app.start_attempt(now)?;
         self.sessions.open(attempt.id);
-        app.attempts.push(attempt);
-        app.am_ask_since = Some(now);
-        // Until the scheduler says otherwise (a queue limit) or places the AM (which clears it);
-        // when no node has room, the scheduler does not look at the app at all.
-        app.diagnostics = scheduler::waiting_for_am_node(app.am_resource);
+        fx.persist(StoreOp::PutAttempt(attempt));
         self.sync_pending(id);
         Ok(())
     }
@@ -832,9 +787,9 @@ impl Core {
         now: Millis,
         fx: &mut impl Effects,
     ) -> Result<AppState, CoreError> {
-        let app = self.apps.get(&id).ok_or(CoreError::UnknownApp(id))?;
-        if app.state.is_final() {
-            return Ok(app.state);
+        let app = self.apps.get(id).ok_or(CoreError::UnknownApp(id))?;
+        if app.state().is_final() {
+            return Ok(app.state());
         }
         let diag = diagnostics.unwrap_or_else(|| "Application killed by user.".into());
         self.end_current_attempt(id, AttemptState::Killed, &diag, None, now, fx)?;
@@ -852,32 +807,26 @@ impl Core {
         now: Millis,
         fx: &mut impl Effects,
     ) -> Result<(), CoreError> {
-        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
-        transition(&mut app.state, state, &id)?;
-        if let Some(leaf) = app.queue_index {
-            self.hierarchy.app_removed(leaf, &app.user);
+        let app = self.apps.get_mut(id).ok_or(CoreError::UnknownApp(id))?;
+        app.finish(state, final_status, diagnostics, now)?;
+        if let Some(leaf) = app.queue_index() {
+            self.hierarchy.app_removed(leaf, app.user());
         }
-        app.final_status = final_status;
-        app.diagnostics = diagnostics;
-        app.finish_time = Some(now);
-        app.am_ask_since = None;
-        app.asks.clear();
         self.pending.set(id, None);
-        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
-        if app.saving_reply.is_none() {
-            fx.persist(StoreOp::PutApp(app_record(app)));
+        if !app.is_saving() {
+            fx.persist(StoreOp::PutApp(app.record()));
         }
         // Containers other than a finished AM's own are stopped now; the AM container gets
         // `finished_app_container_grace_ms` to exit by itself after unregistering.
-        let am_container = app.current_attempt().and_then(|a| a.am_container);
+        let am_container = app.current_attempt().and_then(|a| a.am_container());
         let victims: Vec<ContainerId> = app
-            .containers
+            .containers()
             .iter()
             .copied()
             .filter(|c| state != AppState::Finished || Some(*c) != am_container)
             .collect();
         self.kill_containers(victims, &format!("Container killed because application {id} is {state}"), now, fx);
-        if self.apps.get(&id).is_some_and(|a| !a.containers.is_empty()) {
+        if self.apps.get(id).is_some_and(|a| !a.containers().is_empty()) {
             self.draining_apps.push(now + self.cfg.finished_app_container_grace_ms + 1, id);
         }
         match state {
@@ -887,23 +836,10 @@ impl Core {
             _ => {}
         }
         fx.observe(Observation::AppFinished { app: id, state });
-        self.completed_order.push_back(id);
-        self.retire_old_apps(fx);
-        Ok(())
-    }
-
-    fn retire_old_apps(&mut self, fx: &mut impl Effects) {
-        while self.completed_order.len() > self.cfg.max_completed_apps {
-            let Some(id) = self.completed_order.pop_front() else { break };
-            // An app with containers still draining is kept until the next retirement.
-            if self.apps.get(&id).is_some_and(|a| a.containers.is_empty()) {
-                self.apps.remove(&id);
-                fx.persist(StoreOp::RemoveApp(id));
-            } else {
-                self.completed_order.push_back(id);
-                break;
-            }
+        for retired in self.apps.finished(id, self.cfg.max_completed_apps) {
+            fx.persist(StoreOp::RemoveApp(retired));
         }
+        Ok(())
     }
 
     /// Ends the current attempt (if it is still live): answers a parked allocate with SHUTDOWN,
@@ -920,23 +856,13 @@ impl Core {
         let limit = self.headroom(id);
         let nodes = self.usable_nodes();
         self.pending.set(id, None);
-        let app = self.apps.get_mut(&id).ok_or(CoreError::UnknownApp(id))?;
-        app.am_ask_since = None;
-        app.asks.clear();
-        let Some(attempt) = app.current_attempt_mut().filter(|a| !a.state.is_final()) else { return Ok(()) };
-        if to == AttemptState::Finished && attempt.state == AttemptState::Running {
-            transition(&mut attempt.state, AttemptState::Finishing, &attempt.id)?;
-        }
-        transition(&mut attempt.state, to, &attempt.id)?;
-        attempt.finish_time = Some(now);
-        attempt.diagnostics = diagnostics.to_owned();
-        attempt.am_exit_status = am_exit;
-        attempt.counts_as_failure =
-            to == AttemptState::Failed && am_exit.is_none_or(exit_status::counts_as_attempt_failure);
+        let app = self.apps.get_mut(id).ok_or(CoreError::UnknownApp(id))?;
+        app.drop_demand();
+        let Some(record) = app.end_attempt(to, diagnostics, am_exit, now)? else { return Ok(()) };
         if let Some((req, resp)) = self.sessions.close(id, limit, nodes, AmCommand::Shutdown) {
             fx.reply(req, Reply::Allocate(Ok(resp)));
         }
-        fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
+        fx.persist(StoreOp::PutAttempt(record));
         Ok(())
     }
 
@@ -950,16 +876,16 @@ impl Core {
         fx: &mut impl Effects,
     ) -> Result<(), CoreError> {
         self.end_current_attempt(id, AttemptState::Failed, &diagnostics, am_exit, now, fx)?;
-        let app = &self.apps[&id];
-        let live: Vec<ContainerId> = app.containers.iter().copied().collect();
+        let app = self.apps.get(id).ok_or(CoreError::UnknownApp(id))?;
+        let live: Vec<ContainerId> = app.containers().iter().copied().collect();
         self.kill_containers(live, &format!("Container of a failed attempt of {id}"), now, fx);
-        let app = &self.apps[&id];
-        let failures = app.attempts.iter().filter(|a| a.counts_as_failure).count() as u32;
-        if failures >= app.max_attempts {
-            let attempt = app.attempts.last().map(|a| a.id.to_string()).unwrap_or_default();
+        let app = self.apps.get(id).ok_or(CoreError::UnknownApp(id))?;
+        let failures = app.counted_failures();
+        if failures >= app.max_attempts() {
+            let attempt = app.current_attempt().map(|a| a.id().to_string()).unwrap_or_default();
             let diag = format!(
                 "Application {id} failed {failures} times (max attempts {}) due to: {diagnostics}. Last attempt: {attempt}. Failing the application.",
-                app.max_attempts
+                app.max_attempts()
             );
             self.finish_app(id, AppState::Failed, FinalStatus::Failed, diag, now, fx)
         } else {
@@ -973,11 +899,8 @@ impl Core {
 
     /// The attempt if it is the app's current, live attempt.
     fn live_attempt(&self, attempt: AttemptId) -> Result<&Attempt, CoreError> {
-        let app = self.apps.get(&attempt.app).ok_or(CoreError::UnknownApp(attempt.app))?;
-        match app.current_attempt() {
-            Some(a) if a.id == attempt && !a.state.is_final() && !app.state.is_final() => Ok(a),
-            _ => Err(CoreError::AttemptNotCurrent(attempt)),
-        }
+        let app = self.apps.get(attempt.app).ok_or(CoreError::UnknownApp(attempt.app))?;
+        app.live_attempt().filter(|a| a.id() == attempt).ok_or(CoreError::AttemptNotCurrent(attempt))
     }
 
     fn register_am(
@@ -987,29 +910,15 @@ impl Core {
         now: Millis,
     ) -> Result<RegisterAmResponse, CoreError> {
         self.live_attempt(id)?;
-        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
-        let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
-        if matches!(attempt.state, AttemptState::Allocated | AttemptState::Launched) {
-            transition(&mut attempt.state, AttemptState::Running, &id)?;
-        }
-        if attempt.state != AttemptState::Running {
+        let app = self.apps.get_mut(id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        if !app.am_registered(req.host, req.rpc_port, req.tracking_url, now)? || !self.sessions.register(id) {
             return Err(CoreError::AttemptNotCurrent(id));
-        }
-        if !self.sessions.register(id) {
-            return Err(CoreError::AttemptNotCurrent(id));
-        }
-        attempt.last_heartbeat = now;
-        attempt.host = req.host;
-        attempt.rpc_port = req.rpc_port;
-        attempt.tracking_url = req.tracking_url;
-        if app.state == AppState::Accepted {
-            transition(&mut app.state, AppState::Running, &id.app)?;
         }
         Ok(RegisterAmResponse {
             application_id: id.app,
             attempt_id: id,
-            queue: app.queue.clone(),
-            user: app.user.clone(),
+            queue: app.queue().to_owned(),
+            user: app.user().to_owned(),
             maximum_capability: self.cfg.max_allocation,
             minimum_capability: self.cfg.min_allocation,
             containers_from_previous_attempts: Vec::new(),
@@ -1070,10 +979,9 @@ impl Core {
             }
         }
 
-        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
-        app.progress = request.progress.clamp(0.0, 1.0);
-        let attempt = app.attempts.last_mut().ok_or(CoreError::AttemptNotCurrent(id))?;
-        attempt.last_heartbeat = now;
+        let app = self.apps.get_mut(id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        app.set_progress(request.progress);
+        app.heard_from_am(now);
         if let Some((old, response_id)) = self.sessions.abandon_parked(id) {
             // The AM gave up on its previous long poll (e.g. client timeout) and asked again.
             fx.reply(
@@ -1087,15 +995,7 @@ impl Core {
         }
         for (ask, capability) in asks {
             let key = AskKey { priority: ask.priority, resource_name: ask.resource_name.clone(), capability };
-            if ask.num_containers == 0 {
-                app.asks.remove(&key);
-            } else {
-                let since = app.asks.get(&key).map_or(now, |a| a.since);
-                app.asks.insert(
-                    key,
-                    Ask { count: ask.num_containers, relax_locality: ask.relax_locality, gang: ask.gang, since },
-                );
-            }
+            app.set_ask(key, ask.num_containers, ask.relax_locality, ask.gang, now);
         }
         for c in request.releases {
             if self.cluster.container(&c).is_some_and(|rc| !rc.is_am()) {
@@ -1146,9 +1046,9 @@ impl Core {
         now: Millis,
         fx: &mut impl Effects,
     ) -> Result<FinishAmResponse, CoreError> {
-        let app = self.apps.get(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        let app = self.apps.get(id.app).ok_or(CoreError::UnknownApp(id.app))?;
         // A repeated finish after success is answered the same way (the AM polls until true).
-        if app.state == AppState::Finished && app.current_attempt().is_some_and(|a| a.id == id) {
+        if app.state() == AppState::Finished && app.current_attempt().is_some_and(|a| a.id() == id) {
             return Ok(FinishAmResponse { is_unregistered: true });
         }
         self.live_attempt(id)?;
@@ -1156,10 +1056,8 @@ impl Core {
             return Err(CoreError::AmNotRegistered(id));
         }
         let diag = req.diagnostics;
-        let app = self.apps.get_mut(&id.app).ok_or(CoreError::UnknownApp(id.app))?;
-        if let Some(a) = app.attempts.last_mut() {
-            a.tracking_url = req.tracking_url;
-        }
+        let app = self.apps.get_mut(id.app).ok_or(CoreError::UnknownApp(id.app))?;
+        app.set_tracking_url(req.tracking_url);
         self.end_current_attempt(id.app, AttemptState::Finished, &diag, None, now, fx)?;
         let final_status =
             if req.final_status == FinalStatus::Undefined { FinalStatus::Undefined } else { req.final_status };
@@ -1170,15 +1068,8 @@ impl Core {
     /// The NM accepted an AM container's launch. A notification: an error can only be logged
     /// and counted.
     fn am_launched(&mut self, container: ContainerId, now: Millis, fx: &mut impl Effects) {
-        let Some(app) = self.apps.get_mut(&container.app()) else { return };
-        app.launch_time.get_or_insert(now);
-        let mut results = vec![self.cluster.container_acquired(container)];
-        if let Some(a) = app.attempts.last_mut()
-            && a.am_container == Some(container)
-            && a.state == AttemptState::Allocated
-        {
-            results.push(transition(&mut a.state, AttemptState::Launched, &a.id));
-        }
+        let Some(app) = self.apps.get_mut(container.app()) else { return };
+        let results = [self.cluster.container_acquired(container), app.am_launched(container, now)];
         for e in results.into_iter().filter_map(Result::err) {
             self.internal_error(&format!("AM container {container} launched"), &e.into(), fx);
         }
@@ -1281,7 +1172,7 @@ impl Core {
         response.applications_to_cleanup = req
             .applications_with_dirs
             .into_iter()
-            .filter(|app| self.apps.get(app).is_none_or(|a| a.state.is_final()))
+            .filter(|app| self.apps.get(*app).is_none_or(|a| a.state().is_final()))
             .collect();
         Ok(response)
     }
@@ -1322,9 +1213,9 @@ impl Core {
                 // NMs report every running container on every heartbeat; most reports change
                 // nothing, so the history is only looked up when there is news.
                 if (started || !report.diagnostics.is_empty())
-                    && let Some(h) = self.apps.get_mut(&id.app()).and_then(|a| a.container_history.get_mut(&id))
+                    && let Some(app) = self.apps.get_mut(id.app())
                 {
-                    h.diagnostics = report.diagnostics;
+                    app.set_container_diagnostics(id, report.diagnostics);
                 }
             }
         }
@@ -1357,15 +1248,15 @@ impl Core {
             tracing::warn!(container = %id, node = %node_id, %resource, "cannot adopt a container: its node is full");
             return false;
         }
-        let Some(app) = self.apps.get(&id.app()) else { return false };
-        let Some(attempt) = app.attempts.last().filter(|a| a.id == id.attempt && !a.state.is_final()) else {
+        let Some(app) = self.apps.get(id.app()) else { return false };
+        let Some(attempt) = app.current_attempt().filter(|a| a.id() == id.attempt && !a.state().is_final()) else {
             return false;
         };
-        if app.container_history.contains_key(&id) {
+        if app.container_history().contains_key(&id) {
             return false;
         }
-        let is_am = attempt.am_container == Some(id);
-        let token = container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now);
+        let is_am = attempt.am_container() == Some(id);
+        let token = container_token(&self.container_signer, &self.cfg, id, node_id, app.user(), resource, now);
         // NMs do not report its priority; it only orders preemption victims.
         let rc = RmContainer::new(id, node_id.clone(), resource, 0, is_am, now, token, ContainerState::Running);
         let rc = match rc {
@@ -1425,28 +1316,18 @@ impl Core {
                 exit_status: stop_exit,
             });
         }
-        let Some(app) = self.apps.get_mut(&id.app()) else { return };
-        let resource = rc.resource();
-        app.used -= resource;
-        if let Some(leaf) = app.queue_index {
-            self.hierarchy.refund(leaf, &app.user, resource, rc.is_am());
+        let Some(app) = self.apps.get_mut(id.app()) else { return };
+        if let Some(leaf) = app.queue_index() {
+            self.hierarchy.refund(leaf, app.user(), rc.resource(), rc.is_am());
         }
-        app.containers.remove(&id);
-        let secs = now.saturating_sub(rc.allocated_at()) / 1000;
-        app.memory_seconds += resource.memory_mb * secs;
-        app.vcore_seconds += u64::from(resource.vcores) * secs;
-        if let Some(h) = app.container_history.get_mut(&id) {
-            h.finished_at = Some(now);
-            h.exit_status = Some(exit);
-            h.diagnostics = diagnostics.to_owned();
-        }
-        let Some(attempt) = app.attempts.last_mut().filter(|a| a.id == id.attempt && !a.state.is_final()) else {
+        app.container_released(&rc, exit, diagnostics, now);
+        if !app.current_attempt().is_some_and(|a| a.id() == id.attempt && !a.state().is_final()) {
             return;
-        };
+        }
         if rc.is_am() {
             let diag = format!(
                 "AM Container for {} exited with exitCode: {exit}{}{}",
-                attempt.id,
+                id.attempt,
                 exit_status::name(exit).map(|n| format!(" ({n})")).unwrap_or_default(),
                 if diagnostics.is_empty() { String::new() } else { format!(". Diagnostics: {diagnostics}") }
             );
@@ -1490,13 +1371,10 @@ impl Core {
         fx: &mut impl Effects,
     ) -> bool {
         let (resource, priority) = (ask.capability, ask.priority);
-        let epoch = self.cfg.epoch;
-        let Some(app) = self.apps.get_mut(&app_id) else { return false };
-        let Some(attempt) = app.attempts.last_mut() else { return false };
         let Some(http) = self.cluster.node(node_id).map(|n| n.http_address().to_owned()) else { return false };
-        let id = ContainerId { attempt: attempt.id, epoch, seq: app.next_container_seq };
-        app.next_container_seq += 1;
-        let token = container_token(&self.container_signer, &self.cfg, id, node_id, &app.user, resource, now);
+        let Some(app) = self.apps.get_mut(app_id) else { return false };
+        let Some(id) = app.next_container_id(self.cfg.epoch) else { return false };
+        let token = container_token(&self.container_signer, &self.cfg, id, node_id, app.user(), resource, now);
         // The container, and an AM's attempt, move through their lifecycles before anything else
         // changes: if either cannot, nothing is allocated (the scheduler is told so and moves on).
         let rc = RmContainer::new(
@@ -1508,13 +1386,7 @@ impl Core {
             now,
             token.clone(),
             ContainerState::Allocated,
-        )
-        .and_then(|rc| {
-            if is_am {
-                transition(&mut attempt.state, AttemptState::Allocated, &attempt.id)?;
-            }
-            Ok(rc)
-        });
+        );
         let rc = match rc {
             Ok(rc) => rc,
             Err(e) => {
@@ -1523,25 +1395,25 @@ impl Core {
             }
         };
         if is_am {
-            app.am_ask_since = None;
-            if app.state == AppState::Accepted {
-                app.diagnostics.clear(); // it held the reason the AM was waiting
-            }
-            attempt.am_container = Some(id);
-            attempt.node_id = Some(node_id.clone());
-            attempt.node_http_address = http.clone();
-            attempt.last_heartbeat = now;
-            self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt.id);
-            fx.persist(StoreOp::PutAttempt(attempt_record(attempt)));
-            let mut launch_context = app.launch_context.clone();
+            let record = match app.am_allocated(id, node_id, &http, now) {
+                Some(Ok(record)) => record,
+                Some(Err(e)) => {
+                    self.internal_error(&format!("cannot allocate an AM container to {app_id}"), &e.into(), fx);
+                    return false;
+                }
+                None => return false,
+            };
+            self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, id.attempt);
+            fx.persist(StoreOp::PutAttempt(record));
+            let mut launch_context = app.launch_context().clone();
             let env = &mut launch_context.environment;
             env.insert(am_env::RM_ADDRESSES.into(), self.cfg.rm_addresses.join(","));
-            let am_token = AmToken { attempt_id: attempt.id, key_id: self.cfg.am_token_key.key_id };
+            let am_token = AmToken { attempt_id: id.attempt, key_id: self.cfg.am_token_key.key_id };
             env.insert(am_env::AM_TOKEN.into(), token::sign(&am_token, &self.cfg.am_token_key));
             env.insert(am_env::APPLICATION_ID.into(), app_id.to_string());
-            env.insert(am_env::APP_ATTEMPT_ID.into(), attempt.id.to_string());
-            env.insert(am_env::MAX_APP_ATTEMPTS.into(), app.max_attempts.to_string());
-            env.insert(am_env::APP_SUBMIT_TIME.into(), app.submit_time.to_string());
+            env.insert(am_env::APP_ATTEMPT_ID.into(), id.attempt.to_string());
+            env.insert(am_env::MAX_APP_ATTEMPTS.into(), app.max_attempts().to_string());
+            env.insert(am_env::APP_SUBMIT_TIME.into(), app.submit_time().to_string());
             fx.launch_am(AmLaunch {
                 container_id: id,
                 node_http_address: http,
@@ -1549,11 +1421,9 @@ impl Core {
                 launch_context,
             });
         } else {
-            if app.state == AppState::Running {
-                app.diagnostics.clear(); // it held why pending containers waited
-            }
+            app.task_allocated();
             self.sessions.deliver_allocated(
-                attempt.id,
+                id.attempt,
                 weft_common::protocol::Container {
                     id,
                     node_id: node_id.clone(),
@@ -1578,24 +1448,11 @@ impl Core {
     fn add_container(&mut self, rc: RmContainer) {
         let (id, resource) = (rc.id(), rc.resource());
         let http = self.cluster.node(rc.node_id()).map(|n| n.http_address().to_owned()).unwrap_or_default();
-        if let Some(app) = self.apps.get_mut(&id.app()) {
-            app.used += resource;
-            if let Some(leaf) = app.queue_index {
-                self.hierarchy.charge(leaf, &app.user, resource, rc.is_am());
+        if let Some(app) = self.apps.get_mut(id.app()) {
+            if let Some(leaf) = app.queue_index() {
+                self.hierarchy.charge(leaf, app.user(), resource, rc.is_am());
             }
-            app.containers.insert(id);
-            let history = ContainerHistory {
-                id,
-                node_id: rc.node_id().clone(),
-                node_http_address: http,
-                resource,
-                priority: rc.priority(),
-                allocated_at: rc.allocated_at(),
-                finished_at: None,
-                exit_status: None,
-                diagnostics: String::new(),
-            };
-            app.container_history.insert(id, history);
+            app.container_added(&rc, http);
         }
         self.cluster.add_container(rc);
     }
@@ -1605,7 +1462,7 @@ impl Core {
     fn headroom(&self, app: ApplicationId) -> Resource {
         let h = &self.hierarchy;
         let free = h.tree().cluster.saturating_sub(h.usage(0).used);
-        match self.apps.get(&app).and_then(|a| a.queue_index.map(|q| (q, &a.user))) {
+        match self.apps.get(app).and_then(|a| a.queue_index().map(|q| (q, a.user()))) {
             Some((leaf, user)) => {
                 let room = h.headroom(leaf, user);
                 Resource::new(free.memory_mb.min(room.memory_mb), free.vcores.min(room.vcores))
@@ -1648,16 +1505,16 @@ impl Core {
 
         for attempt in self.am_expiry.pop_due(now) {
             let Some(current) =
-                self.apps.get(&attempt.app).filter(|a| !a.state.is_final()).and_then(|a| a.current_attempt())
+                self.apps.get(attempt.app).filter(|a| !a.state().is_final()).and_then(|a| a.current_attempt())
             else {
                 continue;
             };
             let live =
-                matches!(current.state, AttemptState::Allocated | AttemptState::Launched | AttemptState::Running);
-            if current.id != attempt || !live {
+                matches!(current.state(), AttemptState::Allocated | AttemptState::Launched | AttemptState::Running);
+            if current.id() != attempt || !live {
                 continue;
             }
-            let due = current.last_heartbeat + self.cfg.am_expiry_ms + 1;
+            let due = current.last_heartbeat() + self.cfg.am_expiry_ms + 1;
             if due > now {
                 self.am_expiry.push(due, attempt);
                 continue;
@@ -1673,8 +1530,8 @@ impl Core {
         }
 
         for app in self.draining_apps.pop_due(now) {
-            let Some(a) = self.apps.get(&app).filter(|a| a.state.is_final()) else { continue };
-            let leftovers: Vec<ContainerId> = a.containers.iter().copied().collect();
+            let Some(a) = self.apps.get(app).filter(|a| a.state().is_final()) else { continue };
+            let leftovers: Vec<ContainerId> = a.containers().iter().copied().collect();
             for id in leftovers {
                 let exit = exit_status::KILLED_AFTER_APP_COMPLETION;
                 self.complete_container(
@@ -1771,94 +1628,4 @@ impl Hasher for IdHasher {
     fn write_u32(&mut self, n: u32) {
         self.write_u64(u64::from(n));
     }
-}
-
-pub fn app_record(app: &App) -> AppRecord {
-    AppRecord {
-        id: app.id,
-        user: app.user.clone(),
-        queue: app.queue.clone(),
-        name: app.name.clone(),
-        application_type: app.application_type.clone(),
-        tags: app.tags.clone(),
-        priority: app.priority,
-        max_attempts: app.max_attempts,
-        am_resource: app.am_resource,
-        launch_context: app.launch_context.clone(),
-        submit_time: app.submit_time,
-        finish_time: app.finish_time,
-        // NEW_SAVING is what the store sees of a fresh submit: durable from then on.
-        state: if app.state == AppState::NewSaving { AppState::Submitted } else { app.state },
-        final_status: app.final_status,
-        diagnostics: app.diagnostics.clone(),
-    }
-}
-
-pub fn attempt_record(a: &Attempt) -> AttemptRecord {
-    AttemptRecord {
-        id: a.id,
-        state: a.state,
-        am_container: a.am_container,
-        node_id: a.node_id.clone(),
-        node_http_address: a.node_http_address.clone(),
-        start_time: a.start_time,
-        finish_time: a.finish_time,
-        diagnostics: a.diagnostics.clone(),
-        am_exit_status: a.am_exit_status,
-    }
-}
-
-fn app_from_record(r: AppRecord) -> App {
-    App {
-        id: r.id,
-        user: r.user,
-        name: r.name,
-        queue: r.queue,
-        queue_index: None,
-        application_type: r.application_type,
-        tags: r.tags,
-        priority: r.priority,
-        max_attempts: r.max_attempts,
-        am_resource: r.am_resource,
-        launch_context: r.launch_context,
-        submit_time: r.submit_time,
-        launch_time: None,
-        finish_time: r.finish_time,
-        state: r.state,
-        final_status: r.final_status,
-        diagnostics: r.diagnostics,
-        progress: if r.state.is_final() { 1.0 } else { 0.0 },
-        attempts: Vec::new(),
-        am_ask_since: None,
-        asks: BTreeMap::new(),
-        containers: BTreeSet::new(),
-        used: Resource::ZERO,
-        next_container_seq: 1,
-        memory_seconds: 0,
-        vcore_seconds: 0,
-        saving_reply: None,
-        container_history: BTreeMap::new(),
-    }
-}
-
-/// NEW or SUBMITTED → SCHEDULED: the attempt wants its AM container.
-fn schedule_attempt(attempt: &mut Attempt) -> Result<(), lifecycle::IllegalTransition> {
-    if attempt.state == AttemptState::New {
-        transition(&mut attempt.state, AttemptState::Submitted, &attempt.id)?;
-    }
-    transition(&mut attempt.state, AttemptState::Scheduled, &attempt.id)
-}
-
-fn attempt_from_record(r: AttemptRecord) -> Attempt {
-    let mut a = Attempt::new(r.id, r.start_time);
-    a.state = r.state;
-    a.am_container = r.am_container;
-    a.node_id = r.node_id;
-    a.node_http_address = r.node_http_address;
-    a.finish_time = r.finish_time;
-    a.diagnostics = r.diagnostics;
-    a.am_exit_status = r.am_exit_status;
-    a.counts_as_failure =
-        r.state == AttemptState::Failed && r.am_exit_status.is_none_or(exit_status::counts_as_attempt_failure);
-    a
 }

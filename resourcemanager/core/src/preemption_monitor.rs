@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use weft_common::states::exit_status;
 use weft_common::{ContainerId, Millis, NodeId, Resource};
 
+use super::apps::App;
 use super::effects::{Effects, Observation};
-use super::model::App;
 use super::preemption::{
     Calculator, CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueSnapshot, Victim,
     compute_fair_shares, plan_capacity, plan_fair,
@@ -24,8 +24,8 @@ use crate::queues::{QueueSettings, ResourceCalculator, SchedulerMode};
 
 /// What an app still wants: its outstanding asks, plus its AM container if that is waiting.
 fn app_pending(app: &App) -> Resource {
-    let asks = app.asks.iter().fold(Resource::ZERO, |sum, (k, a)| sum + k.capability.times(u64::from(a.count)));
-    if app.am_ask_since.is_some() { asks + app.am_resource } else { asks }
+    let asks = app.asks().iter().fold(Resource::ZERO, |sum, (k, a)| sum + k.capability.times(u64::from(a.count)));
+    if app.am_ask_since().is_some() { asks + app.am_resource() } else { asks }
 }
 
 /// A container chosen for preemption, and when its AM was told.
@@ -85,8 +85,8 @@ impl Core {
     fn pending_per_queue(&self, roll_up: bool) -> Vec<Resource> {
         let tree = self.hierarchy.tree();
         let mut pending = vec![Resource::ZERO; tree.queues.len()];
-        for app in self.apps.values().filter(|a| a.has_demand()) {
-            let Some(leaf) = app.queue_index else { continue };
+        for app in self.apps.iter().filter(|a| a.has_demand()) {
+            let Some(leaf) = app.queue_index() else { continue };
             let wanted = app_pending(app);
             let mut q = Some(leaf);
             while let Some(i) = q {
@@ -101,14 +101,14 @@ impl Core {
         self.cluster
             .containers()
             .filter_map(|c| {
-                let app = self.apps.get(&c.id().app())?;
+                let app = self.apps.get(c.id().app())?;
                 Some(ContainerSnapshot {
                     id: c.id(),
-                    queue: app.queue_index?,
-                    app: app.id,
-                    app_priority: app.priority,
+                    queue: app.queue_index()?,
+                    app: app.id(),
+                    app_priority: app.priority(),
                     // Submission order across RM incarnations: later submit time, then sequence.
-                    app_order: (app.submit_time << 16) | u64::from(app.id.seq & 0xffff),
+                    app_order: (app.submit_time() << 16) | u64::from(app.id().seq & 0xffff),
                     priority: c.priority(),
                     is_am: c.is_am(),
                     resource: c.resource(),
@@ -220,15 +220,15 @@ impl Core {
         let mut apps = Vec::new();
         let mut app_clocks = BTreeMap::new();
         let mut by_leaf: BTreeMap<QueueIndex, Vec<&App>> = BTreeMap::new();
-        for app in self.apps.values().filter(|a| !a.state.is_final()) {
-            if let Some(leaf) = app.queue_index {
+        for app in self.apps.iter().filter(|a| !a.state().is_final()) {
+            if let Some(leaf) = app.queue_index() {
                 by_leaf.entry(leaf).or_default().push(app);
             }
         }
         for (leaf, leaf_apps) in by_leaf {
             let specs: Vec<(f64, Resource, Resource, Resource)> = leaf_apps
                 .iter()
-                .map(|a| (1.0, Resource::ZERO, tree.queues[leaf].maximum, a.used + app_pending(a)))
+                .map(|a| (1.0, Resource::ZERO, tree.queues[leaf].maximum, a.used() + app_pending(a)))
                 .collect();
             let app_shares = compute_fair_shares(shares.get(leaf).copied().unwrap_or_default(), &specs, calc);
             let threshold = match &tree.queues[leaf].settings {
@@ -236,28 +236,28 @@ impl Core {
                 _ => 0.5,
             };
             for (app, share) in leaf_apps.into_iter().zip(app_shares) {
-                let demand = app.used + app_pending(app);
+                let demand = app.used() + app_pending(app);
                 let target = Resource::new(
                     (share.memory_mb as f64 * threshold) as u64,
                     (f64::from(share.vcores) * threshold) as u32,
                 );
                 let floor = Resource::new(target.memory_mb.min(demand.memory_mb), target.vcores.min(demand.vcores));
-                let below = calc.resource_share(app.used, tree.cluster) < calc.resource_share(floor, tree.cluster);
-                let since = self.starvation.apps.get(&app.id).copied().unwrap_or(now);
+                let below = calc.resource_share(app.used(), tree.cluster) < calc.resource_share(floor, tree.cluster);
+                let since = self.starvation.apps.get(&app.id()).copied().unwrap_or(now);
                 if below {
-                    app_clocks.insert(app.id, since);
+                    app_clocks.insert(app.id(), since);
                 }
                 let incoming = self
                     .preemption_marks
                     .iter()
-                    .filter(|(_, m)| m.for_app == Some(app.id))
+                    .filter(|(_, m)| m.for_app == Some(app.id()))
                     .filter_map(|(c, _)| self.cluster.container(c))
                     .fold(Resource::ZERO, |sum, c| sum + c.resource());
                 apps.push(FairAppSnapshot {
-                    id: app.id,
+                    id: app.id(),
                     queue: leaf,
                     fair_share: share,
-                    usage: app.used,
+                    usage: app.used(),
                     demand,
                     below_fair_share_for_ms: if below { now - since } else { 0 },
                     incoming,
@@ -294,7 +294,7 @@ impl Core {
     fn mark(&mut self, victims: Vec<Victim>, queue_paths: &[String], now: Millis, fx: &mut impl Effects) {
         let mut told: BTreeMap<ApplicationId, ()> = BTreeMap::new();
         for victim in victims {
-            if self.apps.get(&victim.container.app()).and_then(|a| a.current_attempt()).is_none() {
+            if self.apps.get(victim.container.app()).and_then(|a| a.current_attempt()).is_none() {
                 continue;
             }
             tracing::info!(

@@ -92,8 +92,8 @@ fn a_new_incarnation_keeps_running_attempts_and_adopts_their_containers() {
     // The active dies; the standby takes over.
     let mut env = take_over(&mut store, 60_000);
     let a = env.app(app);
-    assert_eq!((a.state, a.attempts.len()), (AppState::Accepted, 1), "no new attempt");
-    assert_eq!(a.attempts[0].state, AttemptState::Allocated);
+    assert_eq!((a.state(), a.attempts().len()), (AppState::Accepted, 1), "no new attempt");
+    assert_eq!(a.attempts()[0].state(), AttemptState::Allocated);
     assert!(env.core.recovering(), "waits for the known node");
     assert_eq!(env.core.cluster_used(), Resource::ZERO);
 
@@ -108,7 +108,7 @@ fn a_new_incarnation_keeps_running_attempts_and_adopts_their_containers() {
     register(&mut env, &node, Resource::new(4096, 4), [vec![am.clone()], alive.clone()].concat());
     assert!(!env.core.recovering(), "every known node is back");
     assert_eq!(env.core.cluster_used(), used_before - Resource::new(512, 1));
-    assert_eq!(env.app(app).used, used_before - Resource::new(512, 1));
+    assert_eq!(env.app(app).used(), used_before - Resource::new(512, 1));
     assert!(env.core.container(&launch.container_id).is_some_and(|c| c.is_am()));
 
     let mut finished = done(workers[2], 0);
@@ -120,7 +120,7 @@ fn a_new_incarnation_keeps_running_attempts_and_adopts_their_containers() {
     let req = env.req();
     env.step(Event::AmRegister { req, attempt, request: RegisterAmRequest::default() });
     assert!(matches!(env.fx.take_reply(req), Reply::AmRegister(Ok(_))));
-    assert_eq!(env.app(app).state, AppState::Running);
+    assert_eq!(env.app(app).state(), AppState::Running);
     let response =
         env.allocate(attempt, AllocateRequest { asks: vec![ask(1, 512, 1)], ..Default::default() }).unwrap().unwrap();
     let completed: Vec<ContainerId> = response.completed.iter().map(|c| c.container_id).collect();
@@ -145,7 +145,7 @@ fn scheduling_resumes_when_known_nodes_are_back_or_after_two_heartbeats() {
         persist(&mut store, &mut env);
 
         let mut env = take_over(&mut store, 60_000);
-        assert_eq!(env.app(app).attempts[0].state, AttemptState::Scheduled);
+        assert_eq!(env.app(app).attempts()[0].state(), AttemptState::Scheduled);
         register(&mut env, &n1, Resource::new(4096, 4), vec![]);
         assert!(env.fx.take_launches().is_empty(), "n2 has not reported yet");
         env.advance(1_000);
@@ -174,7 +174,7 @@ fn containers_of_finished_attempts_are_cleaned_up_and_lost_nodes_forgotten() {
     persist(&mut store, &mut env);
 
     let mut env = take_over(&mut store, 60_000);
-    assert_eq!(env.app(app).state, AppState::Killed);
+    assert_eq!(env.app(app).state(), AppState::Killed);
     let am = report(launch.container_id, Resource::new(256, 1), NmContainerState::Running);
     register(&mut env, &node, Resource::new(4096, 4), vec![am.clone()]);
     assert_eq!(env.core.cluster_used(), Resource::ZERO, "not adopted");
@@ -255,8 +255,8 @@ fn recovery_moves_stored_states_only_along_the_lifecycle_edges() {
     state.attempts[0].state = AttemptState::New;
     let (env, recovered) = recover_state(state);
     recovered.unwrap();
-    assert_eq!(env.app(app).state, AppState::Accepted);
-    assert_eq!(env.app(app).attempts[0].state, AttemptState::Scheduled);
+    assert_eq!(env.app(app).state(), AppState::Accepted);
+    assert_eq!(env.app(app).attempts()[0].state(), AttemptState::Scheduled);
 
     // No edge leads from NEW to ACCEPTED: a damaged store fails the recovery with the illegal
     // transition rather than being taken at its word.

@@ -20,12 +20,10 @@ use std::ops::Bound;
 use weft_common::protocol::ANY;
 use weft_common::{ApplicationId, Millis, NodeId, Resource};
 
-use weft_common::states::AppState;
-
+use super::apps::App;
 use super::cluster::{Node, Placement};
 use super::effects::Effects;
 use super::hierarchy::Blocked;
-use super::model::App;
 use super::pending::{OrderKey, PendingEntry};
 use super::{Ask, AskKey, Core, GangReservation};
 use crate::queues::{OrderingPolicy, QueueIndex, QueueSettings, ResourceCalculator, SchedulingPolicy};
@@ -92,17 +90,17 @@ impl Core {
             if !self.cluster.largest_free().is_some_and(fits) {
                 continue;
             }
-            let Some(user) = self.apps.get(&app).map(|a| &a.user) else { continue };
-            if limited_users.contains(user) {
+            let Some(user) = self.apps.get(app).map(|a| a.user()) else { continue };
+            if limited_users.iter().any(|u| u == user) {
                 continue;
             }
             if self.serve_app(leaf, app, now, fx) {
                 return Some(app);
             }
-            if let Some(a) = self.apps.get(&app)
-                && self.hierarchy.at_user_limit(leaf, &a.user)
+            if let Some(a) = self.apps.get(app)
+                && self.hierarchy.at_user_limit(leaf, a.user())
             {
-                limited_users.push(a.user.clone());
+                limited_users.push(a.user().to_owned());
             }
         }
     }
@@ -113,37 +111,37 @@ impl Core {
         let cluster = tree.cluster;
         let share = |dominant: bool| {
             let share = if dominant {
-                app.used.dominant_share(&cluster)
+                app.used().dominant_share(&cluster)
             } else {
-                app.used.memory_mb as f64 / cluster.memory_mb.max(1) as f64
+                app.used().memory_mb as f64 / cluster.memory_mb.max(1) as f64
             };
-            OrderKey::share(share, app.submit_time)
+            OrderKey::share(share, app.submit_time())
         };
         match &tree.queues[leaf].settings {
             QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => {
                 share(tree.resource_calculator == ResourceCalculator::Dominant)
             }
             QueueSettings::Fair(f) => match f.scheduling_policy {
-                SchedulingPolicy::Fifo => OrderKey::submission(app.submit_time),
+                SchedulingPolicy::Fifo => OrderKey::submission(app.submit_time()),
                 SchedulingPolicy::Fair => share(false),
                 SchedulingPolicy::Drf => share(true),
             },
-            _ => OrderKey::fifo(app.priority, app.submit_time),
+            _ => OrderKey::fifo(app.priority(), app.submit_time()),
         }
     }
 
     /// What the pending index should hold for `app`.
     pub(super) fn pending_entry(&self, app: &App) -> Option<PendingEntry> {
-        let leaf = app.queue_index.filter(|_| app.has_demand())?;
+        let leaf = app.queue_index().filter(|_| app.has_demand())?;
         let mut smallest: Option<Resource> = None;
         let mut consider = |r: Resource| {
             smallest =
                 Some(smallest.map_or(r, |s| Resource::new(s.memory_mb.min(r.memory_mb), s.vcores.min(r.vcores))));
         };
-        if app.am_ask_since.is_some() {
-            consider(app.am_resource);
+        if app.am_ask_since().is_some() {
+            consider(app.am_resource());
         }
-        for (key, ask) in &app.asks {
+        for (key, ask) in app.asks() {
             consider(if ask.gang { Resource::ZERO } else { key.capability });
         }
         Some(PendingEntry { leaf, key: self.order_key(app, leaf), smallest: smallest.unwrap_or(Resource::ZERO) })
@@ -152,14 +150,14 @@ impl Core {
     /// Brings `app`'s pending-index entry up to date; call after anything that changes an app's
     /// demand, usage, priority or queue.
     pub(super) fn sync_pending(&mut self, app: ApplicationId) {
-        let entry = self.apps.get(&app).and_then(|a| self.pending_entry(a));
+        let entry = self.apps.get(app).and_then(|a| self.pending_entry(a));
         self.pending.set(app, entry);
     }
 
     pub(super) fn rebuild_pending(&mut self) {
         self.pending.clear();
         let entries: Vec<(ApplicationId, PendingEntry)> =
-            self.apps.values().filter_map(|a| Some((a.id, self.pending_entry(a)?))).collect();
+            self.apps.iter().filter_map(|a| Some((a.id(), self.pending_entry(a)?))).collect();
         for (app, entry) in entries {
             self.pending.set(app, Some(entry));
         }
@@ -168,26 +166,26 @@ impl Core {
 
     /// Tries one unit for `app`: its AM container if it has none, else its asks by priority.
     fn serve_app(&mut self, leaf: QueueIndex, app_id: ApplicationId, now: Millis, fx: &mut impl Effects) -> bool {
-        let Some(app) = self.apps.get(&app_id) else { return false };
-        if let Some(asked_at) = app.am_ask_since {
-            let r = app.am_resource;
-            if let Some(Blocked(why)) = self.hierarchy.blocked(leaf, &app.user, r, true) {
+        let Some(app) = self.apps.get(app_id) else { return false };
+        if let Some(asked_at) = app.am_ask_since() {
+            let r = app.am_resource();
+            if let Some(Blocked(why)) = self.hierarchy.blocked(leaf, &app.user(), r, true) {
                 self.set_waiting_reason(app_id, why);
                 return false;
             }
             let Some(node) = self.place(r, &Placement::Anywhere, now) else {
-                self.set_waiting_reason(app_id, waiting_for_am_node(r));
+                self.set_waiting_reason(app_id, super::apps::waiting_for_am_node(r));
                 return false;
             };
             let am_ask = AskKey { priority: 0, resource_name: ANY.to_owned(), capability: r };
             return self.allocate_container(app_id, &node, &am_ask, true, asked_at, now, fx);
         }
         let mut after = Bound::Unbounded;
-        while let Some((key, ask)) = self.apps.get(&app_id).and_then(|a| {
-            a.asks.range::<AskKey, _>((after.as_ref(), Bound::Unbounded)).next().map(|(k, a)| (k.clone(), a.clone()))
+        while let Some((key, ask)) = self.apps.get(app_id).and_then(|a| {
+            a.asks().range::<AskKey, _>((after.as_ref(), Bound::Unbounded)).next().map(|(k, a)| (k.clone(), a.clone()))
         }) {
             let wanted = if ask.gang { key.capability.times(u64::from(ask.count)) } else { key.capability };
-            let held_back = self.apps.get(&app_id).and_then(|a| self.hierarchy.blocked(leaf, &a.user, wanted, false));
+            let held_back = self.apps.get(app_id).and_then(|a| self.hierarchy.blocked(leaf, &a.user(), wanted, false));
             let within_limits = held_back.is_none();
             if let Some(Blocked(why)) = held_back {
                 self.set_waiting_reason(app_id, format!("pending containers wait: {why}"));
@@ -204,13 +202,8 @@ impl Core {
                 0
             };
             if granted > 0 {
-                if let Some(app) = self.apps.get_mut(&app_id) {
-                    match app.asks.get_mut(&key) {
-                        Some(a) if a.count > granted => a.count -= granted,
-                        _ => {
-                            app.asks.remove(&key);
-                        }
-                    }
+                if let Some(app) = self.apps.get_mut(app_id) {
+                    app.ask_granted(&key, granted);
                 }
                 self.sync_pending(app_id);
                 return true;
@@ -220,14 +213,10 @@ impl Core {
         false
     }
 
-    /// Tells users why an application waits: for its ApplicationMaster container (ACCEPTED), or
-    /// for more containers because a queue limit holds them back (RUNNING). Cleared when the
-    /// application gets what it waited for.
+    /// Tells users why an application waits (see [`App::set_waiting_reason`]).
     fn set_waiting_reason(&mut self, app: ApplicationId, why: String) {
-        if let Some(app) = self.apps.get_mut(&app)
-            && matches!(app.state, AppState::Accepted | AppState::Running)
-        {
-            app.diagnostics = why;
+        if let Some(app) = self.apps.get_mut(app) {
+            app.set_waiting_reason(why);
         }
     }
 
@@ -272,7 +261,7 @@ impl Core {
     fn refresh_gang_reservation(&mut self, now: Millis) {
         let Some(r) = &self.gang_reservation else { return };
         let still_wanted =
-            self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
+            self.apps.get(r.app).and_then(|a| a.asks().get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
         if !still_wanted {
             self.gang_reservation = None;
         } else if now.saturating_sub(r.since) > self.cfg.gang_reservation_timeout_ms {
@@ -313,7 +302,7 @@ impl Core {
     /// The waiting gang's container size and where it may go now, if a gang holds the reservation.
     fn reserved_gang(&self, now: Millis) -> Option<(Resource, Placement)> {
         let r = self.gang_reservation.as_ref()?;
-        let placement = match self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)) {
+        let placement = match self.apps.get(r.app).and_then(|a| a.asks().get(&r.key)) {
             Some(ask) => self.allowed_placement(&r.key, ask, now),
             None => Placement::Anywhere,
         };
@@ -378,10 +367,6 @@ impl Core {
         }
         None
     }
-}
-
-pub(super) fn waiting_for_am_node(am: Resource) -> String {
-    format!("waiting for a node with room for the ApplicationMaster container ({am})")
 }
 
 /// How many containers of `r` fit into `free`.

@@ -48,7 +48,7 @@ fn start_am(env: &mut Env, app: ApplicationId) {
 
 /// Containers (the AM included) an app holds.
 fn held(env: &Env, app: ApplicationId) -> usize {
-    env.app(app).containers.len()
+    env.app(app).containers().len()
 }
 
 const SLOT: u64 = 1024;
@@ -70,8 +70,8 @@ fn capacity_70_30_b_reaches_its_guarantee_as_a_gives_back_and_a_keeps_the_rest()
     assert_eq!(r.allocated.len(), 9);
     assert_eq!(held(&env, a), 10);
     let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
-    assert_eq!(env.app(b).state, AppState::Accepted);
-    assert!(env.app(b).diagnostics.contains("waiting for a node"), "{}", env.app(b).diagnostics);
+    assert_eq!(env.app(b).state(), AppState::Accepted);
+    assert!(env.app(b).diagnostics().contains("waiting for a node"), "{}", env.app(b).diagnostics());
 
     // A's containers finish one by one while A still wants more: each freed slot goes to the
     // queue furthest below its guarantee.
@@ -103,7 +103,7 @@ fn fair_weights_1_1_2_converge_to_25_25_50() {
     env.add_node("ams", 3 * SLOT, 3);
     let apps: Vec<ApplicationId> =
         ["u1", "u2", "u3"].iter().map(|u| submit_as(&mut env, u, None, slot()).unwrap()).collect();
-    assert_eq!(env.app(apps[2]).queue, "root.u3", "the user rule placed it");
+    assert_eq!(env.app(apps[2]).queue(), "root.u3", "the user rule placed it");
     for app in &apps {
         start_am(&mut env, *app);
         allocate_now(&mut env, *app, vec![ask(1, SLOT, 100)]);
@@ -133,7 +133,7 @@ fn drf_gives_memory_heavy_and_cpu_heavy_apps_equal_dominant_shares() {
     let cluster = Resource::new(180 * 1024, 90);
     env.add_node("n1", cluster.memory_mb, cluster.vcores);
     let cluster = cluster + Resource::new(256, 2);
-    let (ua, ub) = (env.app(a).used, env.app(b).used);
+    let (ua, ub) = (env.app(a).used(), env.app(b).used());
     let (da, db) = (ua.dominant_share(&cluster), ub.dominant_share(&cluster));
     // CPU runs out first. Until then dominant shares stay within one task of each other; at
     // the end, only A's 1-vcore tasks still fit the last vcores.
@@ -160,7 +160,7 @@ fn user_limit_factor_1_caps_a_single_user_at_the_queue_guarantee_and_2_lets_it_d
         start_am(&mut env, app);
         allocate_now(&mut env, app, vec![ask(1, SLOT, 50)]);
         assert_eq!(held(&env, app), expected, "user-limit-factor {factor} on an idle cluster");
-        let diagnostics = &env.app(app).diagnostics;
+        let diagnostics = &env.app(app).diagnostics();
         if factor == 1 {
             assert!(diagnostics.contains("pending containers wait: user ann reached the user limit"), "{diagnostics}");
         }
@@ -198,18 +198,18 @@ fn am_limit_holds_apps_in_accepted_and_says_which_limit() {
     let third = submit_as(&mut env, "ann", None, half).unwrap();
     assert_eq!(env.fx.take_launches().len(), 2, "1 GiB of AMs fit the 10% limit");
     let app = env.app(third);
-    assert_eq!(app.state, AppState::Accepted);
+    assert_eq!(app.state(), AppState::Accepted);
     assert!(
-        app.diagnostics.contains("AM resource limit") && app.diagnostics.contains("max-am-resource-percent"),
+        app.diagnostics().contains("AM resource limit") && app.diagnostics().contains("max-am-resource-percent"),
         "{}",
-        app.diagnostics
+        app.diagnostics()
     );
     // When an AM ends, the waiting app starts and its diagnostics clear.
     let req = env.req();
     env.step(Event::Kill { req, app: first, diagnostics: None });
     let _ = env.fx.take_reply(req);
     assert_eq!(env.fx.take_launches().len(), 1);
-    assert_eq!(env.app(third).diagnostics, "");
+    assert_eq!(env.app(third).diagnostics(), "");
     let _ = (second, env.stops());
 }
 
@@ -221,10 +221,10 @@ fn max_parallel_apps_queue_and_user_limits_hold_apps_with_diagnostics() {
     env.add_node("n1", 10 * SLOT, 100);
     let _bo1 = submit_as(&mut env, "bo", None, slot()).unwrap();
     let bo2 = submit_as(&mut env, "bo", None, slot()).unwrap();
-    assert!(env.app(bo2).diagnostics.contains("user bo runs the maximum of 1"), "{}", env.app(bo2).diagnostics);
+    assert!(env.app(bo2).diagnostics().contains("user bo runs the maximum of 1"), "{}", env.app(bo2).diagnostics());
     let _ann1 = submit_as(&mut env, "ann", None, slot()).unwrap();
     let ann2 = submit_as(&mut env, "ann", None, slot()).unwrap();
-    assert!(env.app(ann2).diagnostics.contains("max-parallel-apps"), "{}", env.app(ann2).diagnostics);
+    assert!(env.app(ann2).diagnostics().contains("max-parallel-apps"), "{}", env.app(ann2).diagnostics());
     assert_eq!(env.fx.take_launches().len(), 2);
 }
 
@@ -255,7 +255,7 @@ fn placement_rules_map_users_and_groups_and_can_reject() {
         "scheduler: capacity\nusers:\n  gil: {groups: [ops]}\nplacement-rules:\n  - specified\n  - map-user: {user: cy, queue: root.b}\n  - map-group: {group: ops, queue: root.b}\n  - user\n  - reject\nqueues:\n  a: {capacity: 50%}\n  b: {capacity: 25%}\n  ann: {capacity: 25%}\n",
     );
     env.add_node("n1", 10 * SLOT, 100);
-    let queue_of = |env: &Env, id| env.app(id).queue.clone();
+    let queue_of = |env: &Env, id| env.app(id).queue().to_owned();
     let id = submit_as(&mut env, "zed", Some("a"), slot()).unwrap();
     assert_eq!(queue_of(&env, id), "a", "specified");
     let id = submit_as(&mut env, "cy", None, slot()).unwrap();
@@ -280,7 +280,7 @@ fn queue_max_capacity_limits_elasticity() {
     assert_eq!(held(&env, app), 6, "capped at the 60% maximum");
     assert_eq!(r.allocated.len(), 5);
     assert_eq!(r.limit, Resource::ZERO, "headroom is the queue's, not the idle cluster's 4 slots");
-    let attempt = env.app(app).current_attempt().unwrap().id;
+    let attempt = env.app(app).current_attempt().unwrap().id();
     let _ = env.allocate(attempt, AllocateRequest { response_id: response_id(&env, attempt), ..Default::default() });
     env.fx.replies.clear();
 }
@@ -300,7 +300,7 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
     start_am(&mut env, a);
     let a_first = allocate_now(&mut env, a, vec![ask(1, SLOT, 9)]);
     assert_eq!(held(&env, a), 10, "A fills the idle cluster");
-    let a_am = env.app(a).current_attempt().unwrap().am_container.unwrap();
+    let a_am = env.app(a).current_attempt().unwrap().am_container().unwrap();
     let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
 
     // Step time (heartbeats keep the node and A's AM alive) until B holds its 30%.
@@ -325,7 +325,7 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
             );
             preempted.push(done.container_id);
         }
-        if !b_started && env.app(b).current_attempt().is_some_and(|t| t.am_container.is_some()) {
+        if !b_started && env.app(b).current_attempt().is_some_and(|t| t.am_container().is_some()) {
             start_am(&mut env, b);
             b_started = true;
         }
@@ -399,7 +399,7 @@ fn preempted_space_is_freed_on_one_node_so_a_larger_container_fits() {
     assert_eq!(held(&env, a), 10);
     let b = submit_as(&mut env, "bo", Some("b"), Resource::new(2 * SLOT, 1)).unwrap();
     let started = env.now;
-    while env.app(b).current_attempt().is_some_and(|t| t.am_container.is_none()) && env.now - started < 60_000 {
+    while env.app(b).current_attempt().is_some_and(|t| t.am_container().is_none()) && env.now - started < 60_000 {
         env.advance(1_000);
         for n in [&n1, &n2] {
             let reports = env.core.node(n).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
@@ -408,7 +408,7 @@ fn preempted_space_is_freed_on_one_node_so_a_larger_container_fits() {
         // A keeps wanting more, as a real AM replacing lost work would.
         allocate_now(&mut env, a, vec![ask(1, SLOT, 20)]);
     }
-    assert!(env.app(b).current_attempt().unwrap().am_container.is_some(), "B's 2-slot AM found room");
+    assert!(env.app(b).current_attempt().unwrap().am_container().is_some(), "B's 2-slot AM found room");
     assert!(env.now - started <= 15_000 + 2 * 3_000, "within one grace period and a round or two");
     env.fx.replies.clear();
     let _ = env.fx.take_launches();
@@ -440,7 +440,7 @@ fn reload_applies_valid_changes_with_apps_running_and_refuses_removing_busy_queu
     let a = tree.find("root.a").unwrap();
     assert_eq!(tree.queues[a].guaranteed, Resource::new(5 * SLOT, 50), "new capacity in force");
     assert_eq!(env.core.hierarchy().usage(a).used, Resource::new(4 * SLOT, 4), "running app kept its usage");
-    assert_eq!(env.app(app).state, AppState::Running);
+    assert_eq!(env.app(app).state(), AppState::Running);
 
     // Removing queue a, which holds the app, is refused and nothing changes.
     let without_a = "scheduler: capacity\nqueues:\n  b: {capacity: 60%}\n  c: {capacity: 40%}\n";
@@ -453,7 +453,7 @@ fn reload_applies_valid_changes_with_apps_running_and_refuses_removing_busy_queu
     let stopped = changed.replace("a: {capacity: 50%}", "a: {capacity: 50%, state: stopped}");
     reload(&mut env, &stopped, None).unwrap();
     assert_eq!(submit_as(&mut env, "ann", Some("a"), slot()), Err(CoreError::QueueStopped("root.a".into())));
-    assert_eq!(env.app(app).state, AppState::Running);
+    assert_eq!(env.app(app).state(), AppState::Running);
     let _ = env.stops();
 }
 
@@ -512,7 +512,7 @@ queues:
     let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
     start_am(&mut env, a);
     allocate_now(&mut env, a, vec![ask(1, SLOT, 9)]);
-    let a_am = env.app(a).current_attempt().unwrap().am_container.unwrap();
+    let a_am = env.app(a).current_attempt().unwrap().am_container().unwrap();
     assert_eq!(held(&env, a), 10, "a fills the idle cluster");
     let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
     let started = env.now;
@@ -527,7 +527,7 @@ queues:
             assert_eq!(done.exit_status, exit_status::PREEMPTED);
             first_kill.get_or_insert(env.now - started);
         }
-        if !b_running && env.app(b).current_attempt().is_some_and(|t| t.am_container.is_some()) {
+        if !b_running && env.app(b).current_attempt().is_some_and(|t| t.am_container().is_some()) {
             start_am(&mut env, b);
             allocate_now(&mut env, b, vec![ask(1, SLOT, 2)]);
             b_running = true;
@@ -572,7 +572,7 @@ fn user_rule_with_create_makes_a_weight_1_queue_under_a_weight_parent_and_reuses
     allocate_now(&mut env, web_app, vec![ask(1, SLOT, 2)]);
 
     let first = submit_as(&mut env, "zoe", None, slot()).unwrap();
-    assert_eq!(env.app(first).queue, "zoe", "capacity mode shows the leaf name");
+    assert_eq!(env.app(first).queue(), "zoe", "capacity mode shows the leaf name");
     let tree = env.core.hierarchy().tree();
     let zoe = tree.find("root.users.zoe").expect("created and visible like any queue");
     let created = &tree.queues[zoe];
@@ -581,9 +581,9 @@ fn user_rule_with_create_makes_a_weight_1_queue_under_a_weight_parent_and_reuses
         matches!(&created.settings, crate::queues::QueueSettings::Capacity(c) if c.capacity == crate::queues::Capacity::Weight(1.0))
     );
     assert_eq!(created.guaranteed, Resource::new(5 * SLOT, 5), "1w of 2w in root.users' 10 slots");
-    assert_eq!(env.app(first).queue_index, Some(zoe));
+    assert_eq!(env.app(first).queue_index(), Some(zoe));
     let web = tree.find("root.web").unwrap();
-    assert_eq!(env.app(web_app).queue_index, Some(web), "the app in root.web follows its queue's new index");
+    assert_eq!(env.app(web_app).queue_index(), Some(web), "the app in root.web follows its queue's new index");
     assert_eq!(env.core.hierarchy().usage(web).used, Resource::new(3 * SLOT, 3));
     let created_queues: Vec<&str> = env.core.hierarchy().created_queues().iter().map(String::as_str).collect();
     assert_eq!(created_queues, ["root.users.zoe"]);
@@ -593,19 +593,19 @@ fn user_rule_with_create_makes_a_weight_1_queue_under_a_weight_parent_and_reuses
     allocate_now(&mut env, first, vec![ask(1, SLOT, 2)]);
     let queues_before = env.core.hierarchy().tree().queues.len();
     let second = submit_as(&mut env, "zoe", None, slot()).unwrap();
-    assert_eq!(env.app(second).queue_index, Some(zoe));
+    assert_eq!(env.app(second).queue_index(), Some(zoe));
     assert_eq!(env.core.hierarchy().tree().queues.len(), queues_before);
     let usage = env.core.hierarchy().usage(zoe);
     assert_eq!((usage.apps, usage.used), (2, Resource::new(3 * SLOT, 3)), "the second AM waits for the AM limit");
-    assert!(env.app(second).diagnostics.contains("queue root.users.zoe's AM resource limit"));
+    assert!(env.app(second).diagnostics().contains("queue root.users.zoe's AM resource limit"));
     allocate_now(&mut env, web_app, vec![ask(1, SLOT, 1)]);
     assert_eq!(env.core.hierarchy().usage(web).used, Resource::new(4 * SLOT, 4));
 
     // Existing queues win; a dot in a user name becomes `_dot_`, as in YARN.
     let ann = submit_as(&mut env, "ann", None, slot()).unwrap();
-    assert_eq!(env.app(ann).queue, "ann");
+    assert_eq!(env.app(ann).queue(), "ann");
     let dotted = submit_as(&mut env, "john.doe", None, slot()).unwrap();
-    assert_eq!(env.app(dotted).queue, "john_dot_doe");
+    assert_eq!(env.app(dotted).queue(), "john_dot_doe");
     assert!(env.core.hierarchy().tree().find("root.users.john_dot_doe").is_some());
     env.fx.replies.clear();
     let _ = env.fx.take_launches();
@@ -628,11 +628,11 @@ queues:
     );
     env.add_node("n1", 10 * SLOT, 10);
     let zoe = submit_as(&mut env, "zoe", None, slot()).unwrap();
-    assert_eq!(env.app(zoe).queue, "root.eng.zoe");
+    assert_eq!(env.app(zoe).queue(), "root.eng.zoe");
     let max = submit_as(&mut env, "max", None, slot()).unwrap();
-    assert_eq!(env.app(max).queue, "root.eng.max", "the created group parent takes more users");
+    assert_eq!(env.app(max).queue(), "root.eng.max", "the created group parent takes more users");
     let olga = submit_as(&mut env, "olga", None, slot()).unwrap();
-    assert_eq!(env.app(olga).queue, "root.ops.olga", "under an existing childless `type: parent`");
+    assert_eq!(env.app(olga).queue(), "root.ops.olga", "under an existing childless `type: parent`");
     let created: Vec<&str> = env.core.hierarchy().created_queues().iter().map(String::as_str).collect();
     assert_eq!(created, ["root.eng", "root.eng.max", "root.eng.zoe", "root.ops.olga"]);
 
@@ -687,17 +687,17 @@ queues:
     env.add_node("n1", 10 * SLOT, 10);
     // root.groups.eng's children use percentages, so it takes no created queues: fall through.
     let zoe = submit_as(&mut env, "zoe", None, slot()).unwrap();
-    assert_eq!(env.app(zoe).queue, "default");
+    assert_eq!(env.app(zoe).queue(), "default");
     // A missing group parent is created under root.groups, which does take created queues.
     let lee = submit_as(&mut env, "lee", None, slot()).unwrap();
-    assert_eq!(env.app(lee).queue, "lee");
+    assert_eq!(env.app(lee).queue(), "lee");
     assert!(env.core.hierarchy().tree().find("root.groups.qa.lee").is_some());
     // The leaf name deb is taken (root.other.deb), so root.groups.ops.deb cannot exist: fall through.
     let deb = submit_as(&mut env, "deb", None, slot()).unwrap();
-    assert_eq!(env.app(deb).queue, "default");
+    assert_eq!(env.app(deb).queue(), "default");
     // A user name that cannot be a queue name falls through too.
     let spaced = submit_as(&mut env, "bad user", None, slot()).unwrap();
-    assert_eq!(env.app(spaced).queue, "default");
+    assert_eq!(env.app(spaced).queue(), "default");
 
     // The created queue inherits the parent's ACL, checked before anything is created.
     let queues_before = env.core.hierarchy().tree().queues.len();
@@ -706,7 +706,7 @@ queues:
     assert_eq!(env.core.hierarchy().tree().queues.len(), queues_before, "a refused submission creates nothing");
     // `specified` with create: a missing queue under a parent that takes created queues ...
     let max = submit_as(&mut env, "max", Some("root.groups.ops.batch"), slot()).unwrap();
-    assert_eq!(env.app(max).queue, "batch");
+    assert_eq!(env.app(max).queue(), "batch");
     // ... but an unknown name it cannot create is rejected, not sent elsewhere.
     let typo = submit_as(&mut env, "zoe", Some("root.groups.eng.typo"), slot()).unwrap_err();
     assert_eq!(typo, CoreError::UnknownQueue("root.groups.eng.typo".into()));
@@ -758,7 +758,7 @@ fn reloads_keep_busy_created_queues_and_drop_idle_ones() {
     let tree = env.core.hierarchy().tree();
     let zoe = tree.find("root.users.zoe").expect("kept while busy");
     assert!(tree.find("root.users.ivy").is_none());
-    assert_eq!(env.app(app).queue_index, Some(zoe));
+    assert_eq!(env.app(app).queue_index(), Some(zoe));
     assert_eq!(env.core.hierarchy().usage(zoe).used, Resource::new(3 * SLOT, 3));
     let created: Vec<&str> = env.core.hierarchy().created_queues().iter().map(String::as_str).collect();
     assert_eq!(created, ["root.users.zoe"]);
@@ -779,7 +779,7 @@ fn reloads_keep_busy_created_queues_and_drop_idle_ones() {
     assert_eq!(plan.removed, vec!["root.users.zoe".to_owned()]);
     assert!(env.core.hierarchy().tree().find("root.users.zoe").is_none());
     assert!(env.core.hierarchy().created_queues().is_empty());
-    assert_eq!(env.app(app).queue_index, None, "a finished app of a removed queue keeps only its name");
+    assert_eq!(env.app(app).queue_index(), None, "a finished app of a removed queue keeps only its name");
     let _ = env.stops();
 }
 
@@ -814,9 +814,9 @@ fn restart_creates_the_queue_of_an_unfinished_app_again_or_fails_the_app_without
     // The rule that created root.users.zoe still would: it is created again.
     let core = restarted(CREATING_CAPACITY, 2_000, state.clone());
     let recovered = core.app(app).unwrap();
-    assert_eq!(recovered.state, AppState::Accepted, "{}", recovered.diagnostics);
+    assert_eq!(recovered.state(), AppState::Accepted, "{}", recovered.diagnostics());
     let zoe = core.hierarchy().tree().find("root.users.zoe").expect("created again");
-    assert_eq!(recovered.queue_index, Some(zoe));
+    assert_eq!(recovered.queue_index(), Some(zoe));
     assert_eq!(core.hierarchy().usage(zoe).apps, 1);
     assert!(core.hierarchy().created_queues().contains("root.users.zoe"));
 
@@ -824,8 +824,8 @@ fn restart_creates_the_queue_of_an_unfinished_app_again_or_fails_the_app_without
     let no_create = CREATING_CAPACITY.replace("  - user: {parent: root.users, create: true}\n", "");
     let core = restarted(&no_create, 3_000, state);
     let failed = core.app(app).unwrap();
-    assert_eq!(failed.state, AppState::Failed);
-    assert_eq!(failed.diagnostics, "queue zoe no longer exists after the ResourceManager restarted");
+    assert_eq!(failed.state(), AppState::Failed);
+    assert_eq!(failed.diagnostics(), "queue zoe no longer exists after the ResourceManager restarted");
 }
 
 #[test]
@@ -844,7 +844,7 @@ queues:
     let (app, state) = state_with_one_running_app(weights, "zoe");
     let core = restarted(weights, 2_000, state);
     let tree = core.hierarchy().tree();
-    assert_eq!(core.app(app).unwrap().queue_index, tree.find("root.users.zoe"));
+    assert_eq!(core.app(app).unwrap().queue_index(), tree.find("root.users.zoe"));
     assert!(tree.find("root.zoe").is_none());
 
     // Fair mode records the full path, created again with its created group parent.
@@ -856,8 +856,8 @@ placement-rules:
 ";
     let (app, state) = state_with_one_running_app(fair, "zoe");
     let core = restarted(fair, 2_000, state);
-    assert_eq!(core.app(app).unwrap().queue, "root.eng.zoe");
-    assert_eq!(core.app(app).unwrap().queue_index, core.hierarchy().tree().find("root.eng.zoe"));
+    assert_eq!(core.app(app).unwrap().queue(), "root.eng.zoe");
+    assert_eq!(core.app(app).unwrap().queue_index(), core.hierarchy().tree().find("root.eng.zoe"));
     let created: Vec<&str> = core.hierarchy().created_queues().iter().map(String::as_str).collect();
     assert_eq!(created, ["root.eng", "root.eng.zoe"]);
 }

@@ -209,7 +209,7 @@ fn submit_is_acknowledged_after_persisting_and_launches_the_am_with_credentials(
     let mut env = Env::new();
     let node = env.add_node("n1", 4096, 4);
     let id = env.submit();
-    assert_eq!(env.app(id).state, AppState::Accepted);
+    assert_eq!(env.app(id).state(), AppState::Accepted);
     let attempt_write = env.fx.take_persisted();
     assert!(attempt_write.iter().any(|op| matches!(op, StoreOp::PutAttempt(a) if a.state == AttemptState::Scheduled)));
     assert!(attempt_write.iter().any(|op| matches!(op, StoreOp::PutAttempt(a) if a.state == AttemptState::Allocated)));
@@ -246,7 +246,7 @@ fn asks_are_served_at_once_spread_over_nodes_and_replace_earlier_asks() {
     assert!(r.allocated.iter().all(|c| c.resource == Resource::new(128, 1)), "rounded up to the minimum allocation");
     let on = |n: &NodeId| r.allocated.iter().filter(|c| &c.node_id == n).count();
     assert!(on(&n1) >= 1 && on(&n2) >= 1, "spread over both nodes: {:?}", r.allocated);
-    assert!(env.app(id).asks.is_empty());
+    assert!(env.app(id).asks().is_empty());
 
     // Replace semantics: 3 outstanding then 1 outstanding leaves 1.
     env.core.handle(Event::Tick, env.now, &mut env.fx);
@@ -337,7 +337,7 @@ fn invalid_asks_and_foreign_releases_are_rejected_without_changing_anything() {
         .unwrap()
         .unwrap_err();
     assert!(matches!(err, CoreError::ResourceAboveMaximum { .. }), "{err}");
-    assert!(env.app(a).asks.is_empty(), "a rejected request changes nothing");
+    assert!(env.app(a).asks().is_empty(), "a rejected request changes nothing");
     let err = env
         .allocate(att_a, AllocateRequest { response_id: 0, releases: vec![lb.container_id], ..Default::default() })
         .unwrap()
@@ -388,9 +388,9 @@ fn am_failure_starts_a_new_attempt_until_max_attempts_then_fails_the_app() {
     env.heartbeat(&node, vec![done(launch.container_id, 1)]);
     assert_eq!(env.stops(), vec![worker], "the failed attempt's containers are stopped");
     let app = env.app(id);
-    assert_eq!(app.attempts[0].state, AttemptState::Failed);
-    assert!(app.attempts[0].diagnostics.contains("exited with exitCode: 1"), "{}", app.attempts[0].diagnostics);
-    assert_eq!(app.state, AppState::Accepted);
+    assert_eq!(app.attempts()[0].state(), AttemptState::Failed);
+    assert!(app.attempts()[0].diagnostics().contains("exited with exitCode: 1"), "{}", app.attempts()[0].diagnostics());
+    assert_eq!(app.state(), AppState::Accepted);
     let launch2 = env.fx.take_launches().pop().expect("second attempt's AM launched");
     assert_eq!(launch2.container_id.attempt.attempt, 2);
     // The old attempt is told to shut down.
@@ -399,9 +399,9 @@ fn am_failure_starts_a_new_attempt_until_max_attempts_then_fails_the_app() {
 
     env.heartbeat(&node, vec![done(launch2.container_id, 137)]);
     let app = env.app(id);
-    assert_eq!(app.state, AppState::Failed);
-    assert_eq!(app.final_status, FinalStatus::Failed);
-    assert!(app.diagnostics.contains("failed 2 times"), "{}", app.diagnostics);
+    assert_eq!(app.state(), AppState::Failed);
+    assert_eq!(app.final_status(), FinalStatus::Failed);
+    assert!(app.diagnostics().contains("failed 2 times"), "{}", app.diagnostics());
     assert!(env.fx.take_launches().is_empty());
     assert_eq!(env.core.cluster_used(), Resource::ZERO);
     env.fx.assert_drained();
@@ -486,8 +486,8 @@ fn lost_node_aborts_its_containers_tells_the_am_and_does_not_count_am_loss() {
         }
     }
     let a = env.app(app2);
-    assert!(!a.attempts[0].counts_as_failure);
-    assert_eq!(a.attempts.len(), 2, "new attempt after the AM's node was lost");
+    assert!(!a.attempts()[0].counts_as_failure());
+    assert_eq!(a.attempts().len(), 2, "new attempt after the AM's node was lost");
     let _ = env.fx.take_launches();
     let _ = env.stops();
 }
@@ -502,8 +502,8 @@ fn silent_am_fails_its_attempt() {
         env.heartbeat(&node, vec![running(launch.container_id)]);
     }
     let app = env.app(id);
-    assert_eq!(app.attempts[0].state, AttemptState::Failed);
-    assert!(app.attempts[0].diagnostics.contains("timed out"));
+    assert_eq!(app.attempts()[0].state(), AttemptState::Failed);
+    assert!(app.attempts()[0].diagnostics().contains("timed out"));
     assert_eq!(env.stops(), vec![launch.container_id], "the silent AM is stopped");
     assert_eq!(env.fx.take_launches().len(), 1);
     // The NM still reporting the old AM as running is told to clean it up.
@@ -536,8 +536,8 @@ fn kill_stops_everything_and_is_idempotent() {
     assert_eq!(r.am_command, Some(AmCommand::Shutdown));
     assert_eq!(env.stops(), vec![launch.container_id]);
     let app = env.app(id);
-    assert_eq!((app.state, app.final_status), (AppState::Killed, FinalStatus::Killed));
-    assert_eq!(app.attempts[0].state, AttemptState::Killed);
+    assert_eq!((app.state(), app.final_status()), (AppState::Killed, FinalStatus::Killed));
+    assert_eq!(app.attempts()[0].state(), AttemptState::Killed);
     assert!(env.fx.take_persisted().iter().any(|op| matches!(op, StoreOp::PutApp(r) if r.state == AppState::Killed)));
     let req = env.req();
     env.step(Event::Kill { req, app: id, diagnostics: None });
@@ -566,8 +566,8 @@ fn finish_unregisters_stops_workers_and_reaps_a_lingering_am() {
     assert!(matches!(env.fx.take_reply(req), Reply::AmFinish(Ok(r)) if r.is_unregistered));
     assert_eq!(env.stops(), vec![r.allocated[0].id]);
     let app = env.app(id);
-    assert_eq!((app.state, app.final_status), (AppState::Finished, FinalStatus::Succeeded));
-    assert_eq!(app.attempts[0].state, AttemptState::Finished);
+    assert_eq!((app.state(), app.final_status()), (AppState::Finished, FinalStatus::Succeeded));
+    assert_eq!(app.attempts()[0].state(), AttemptState::Finished);
     // Repeating finish (the AM polls) is fine.
     let req = env.req();
     env.step(Event::AmFinish { req, attempt, request });
@@ -746,19 +746,19 @@ fn work_conserving(core: &Core, now: Millis) -> Result<(), String> {
         return Ok(());
     }
     for app in core.apps().filter(|a| a.has_demand()) {
-        let wanted: Vec<(Resource, Option<(&AskKey, &Ask)>)> = match app.am_ask_since {
-            Some(_) => vec![(app.am_resource, None)],
-            None => app.asks.iter().filter(|(_, a)| !a.gang).map(|(k, a)| (k.capability, Some((k, a)))).collect(),
+        let wanted: Vec<(Resource, Option<(&AskKey, &Ask)>)> = match app.am_ask_since() {
+            Some(_) => vec![(app.am_resource(), None)],
+            None => app.asks().iter().filter(|(_, a)| !a.gang).map(|(k, a)| (k.capability, Some((k, a)))).collect(),
         };
-        let is_am = app.am_ask_since.is_some();
-        let leaf = app.queue_index.expect("a queued app");
+        let is_am = app.am_ask_since().is_some();
+        let leaf = app.queue_index().expect("a queued app");
         for (r, locality) in wanted {
-            if core.hierarchy().blocked(leaf, &app.user, r, is_am).is_some() {
+            if core.hierarchy().blocked(leaf, &app.user(), r, is_am).is_some() {
                 continue; // held back by a queue limit, not idle capacity
             }
             let allowed = |n: &Node| locality.is_none_or(|(key, ask)| locality_admits(core, key, ask, n, now));
             if let Some(n) = core.nodes().find(|n| n.state().is_usable() && n.free().fits(&r) && allowed(n)) {
-                return Err(format!("{} waits for {r} while {} has {} free", app.id, n.id(), n.free()));
+                return Err(format!("{} waits for {r} while {} has {} free", app.id(), n.id(), n.free()));
             }
         }
     }
@@ -846,7 +846,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                     let live: Vec<ContainerId> =
                         env.core.live_containers().filter(|c| !c.is_am()).map(|c| c.id()).collect();
                     if let Some(&c) = live.get(i % live.len().max(1)) {
-                        let a = env.app(c.app()).current_attempt().map(|a| (a.id, response_id(&env, a.id)));
+                        let a = env.app(c.app()).current_attempt().map(|a| (a.id(), response_id(&env, a.id())));
                         if let Some((att, rid)) = a {
                             let req = env.req();
                             env.step(Event::Allocate {
@@ -866,7 +866,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                 }
                 Op::Finish(i) => {
                     if let Some(&id) = apps.get(i) {
-                        if let Some(att) = env.app(id).current_attempt().map(|a| a.id) {
+                        if let Some(att) = env.app(id).current_attempt().map(|a| a.id()) {
                             let req = env.req();
                             env.step(Event::AmFinish {
                                 req,
@@ -956,7 +956,8 @@ pub(super) fn response_id(env: &Env, attempt: AttemptId) -> u64 {
 
 /// Registers the app's AM (if not yet) and sends one allocate with `request`.
 fn send_ask(env: &mut Env, app: ApplicationId, request: ResourceRequest) {
-    let Some((attempt, response_id)) = env.app(app).current_attempt().map(|a| (a.id, response_id(env, a.id))) else {
+    let Some((attempt, response_id)) = env.app(app).current_attempt().map(|a| (a.id(), response_id(env, a.id())))
+    else {
         return;
     };
     let req = env.req();
@@ -975,7 +976,7 @@ pub(super) fn gang(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
 
 /// Sends one allocate for `attempt` with the attempt's current response id.
 pub(super) fn allocate_now(env: &mut Env, app: ApplicationId, asks: Vec<ResourceRequest>) -> AllocateResponse {
-    let id = env.app(app).current_attempt().unwrap().id;
+    let id = env.app(app).current_attempt().unwrap().id();
     let response_id = response_id(env, id);
     env.allocate(id, AllocateRequest { response_id, asks, ..Default::default() }).unwrap().unwrap()
 }
@@ -996,7 +997,7 @@ fn a_gang_waits_while_nine_of_ten_fit_then_gets_all_ten_at_once() {
     // A small ask may not take capacity the gang needs (its AM would eat two gang slots).
     let small = env.submit();
     assert!(env.fx.take_launches().is_empty(), "held back for the gang");
-    assert_eq!(env.app(small).state, AppState::Accepted);
+    assert_eq!(env.app(small).state(), AppState::Accepted);
 
     // One container frees up: the gang gets all ten in one response.
     env.heartbeat(&node, vec![done(held, 0)]);
@@ -1017,7 +1018,7 @@ fn two_gangs_never_deadlock_and_are_never_partially_allocated() {
     let (g2, _) = env.running_app();
     assert!(allocate_now(&mut env, g1, vec![gang(1, 128, 6)]).allocated.is_empty());
     assert!(allocate_now(&mut env, g2, vec![gang(1, 128, 6)]).allocated.is_empty());
-    let count = |env: &Env, app| env.app(app).containers.len() - 1; // minus the AM
+    let count = |env: &Env, app| env.app(app).containers().len() - 1; // minus the AM
     for (i, c) in held.iter().enumerate() {
         env.heartbeat(&node, vec![done(*c, 0)]);
         let (a, b) = (count(&env, g1), count(&env, g2));
@@ -1027,7 +1028,7 @@ fn two_gangs_never_deadlock_and_are_never_partially_allocated() {
     assert_eq!(count(&env, g1), 6, "the first gang, holding the reservation, went first");
     // Gang 1 finishes; gang 2 follows.
     let g1_containers: Vec<ContainerId> =
-        env.app(g1).containers.iter().copied().filter(|c| !env.core.container(c).unwrap().is_am()).collect();
+        env.app(g1).containers().iter().copied().filter(|c| !env.core.container(c).unwrap().is_am()).collect();
     env.heartbeat(&node, g1_containers.iter().map(|c| done(*c, 0)).collect());
     assert_eq!(count(&env, g2), 6);
     env.fx.replies.clear();
@@ -1054,7 +1055,7 @@ fn a_gang_that_cannot_fit_yields_its_reservation_so_small_asks_are_not_starved()
     }
     assert!(env.core.gang_reservation().is_none(), "the reservation timed out");
     assert_eq!(env.fx.take_launches().len(), 1, "the small app's AM now runs");
-    assert_eq!(env.app(small).attempts[0].state, AttemptState::Allocated);
+    assert_eq!(env.app(small).attempts()[0].state(), AttemptState::Allocated);
     env.fx.replies.clear();
 }
 
@@ -1068,7 +1069,7 @@ pub(super) fn local_ask(priority: i32, memory_mb: u64, n: u32, resource_name: &s
 /// How many non-AM containers `app` has on each node.
 fn workers_by_node(env: &Env, app: ApplicationId) -> BTreeMap<NodeId, usize> {
     let mut by_node = BTreeMap::new();
-    for c in env.app(app).containers.iter().filter_map(|c| env.core.container(c)).filter(|c| !c.is_am()) {
+    for c in env.app(app).containers().iter().filter_map(|c| env.core.container(c)).filter(|c| !c.is_am()) {
         *by_node.entry(c.node_id().clone()).or_default() += 1;
     }
     by_node
@@ -1131,7 +1132,7 @@ fn a_host_ask_waits_for_its_full_host_then_relaxes_to_the_rack_then_anywhere() {
     assert_eq!(env.app(app).pending_containers(), 1, "still within the rack delay");
     env.advance(1);
     assert_eq!(workers_by_node(&env, app), [(n1, 1), (n2, 2), (n3, 1)].into());
-    assert!(env.app(app).asks.is_empty());
+    assert!(env.app(app).asks().is_empty());
     assert_eq!(allocate_now(&mut env, app, vec![]).allocated.len(), 3, "delivered to the AM");
 }
 
@@ -1149,7 +1150,7 @@ fn a_host_ask_without_relax_locality_never_leaves_its_host() {
     // Its host frees up: the ask is served there.
     env.heartbeat(&n1, vec![done(filler, 0)]);
     assert_eq!(workers_by_node(&env, app), [(n1, 1)].into());
-    assert!(env.app(app).asks.is_empty());
+    assert!(env.app(app).asks().is_empty());
 }
 
 #[test]

@@ -179,7 +179,7 @@ impl RmMetrics {
 
     pub(super) fn refresh(&self, core: &Core) {
         for state in AppState::ALL {
-            let n = core.apps().filter(|a| a.state == *state).count();
+            let n = core.apps().filter(|a| a.state() == *state).count();
             self.apps.get_or_create(&StateLabel { state: state.to_string() }).set(n as i64);
         }
         for state in NodeState::ALL {

@@ -258,7 +258,7 @@ struct PriorityBody {
 
 async fn get_app_queue(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_app_id(&id)?;
-    let queue = s.core.inspect(move |core| core.app(id).map(|a| a.queue.clone())).await?;
+    let queue = s.core.inspect(move |core| core.app(id).map(|a| a.queue().to_owned())).await?;
     Ok(json(QueueBody { queue: queue.ok_or(CoreError::UnknownApp(id))? }))
 }
 
@@ -281,7 +281,7 @@ async fn put_app_queue(
 
 async fn get_app_priority(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_app_id(&id)?;
-    let priority = s.core.inspect(move |core| core.app(id).map(|a| a.priority)).await?;
+    let priority = s.core.inspect(move |core| core.app(id).map(|a| a.priority())).await?;
     Ok(json(PriorityBody { priority: priority.ok_or(CoreError::UnknownApp(id))? }))
 }
 
@@ -388,18 +388,18 @@ impl AppFilter {
     /// `queue`: the queue the `queue` parameter names (resolved by the caller).
     fn matches(&self, app: &weft_rm_core::App, queue: Option<(&QueueTree, QueueIndex)>) -> bool {
         let in_range = |t: u64, (b, e): (u64, u64)| t >= b && t <= e;
-        self.states.as_ref().is_none_or(|s| s.contains(&app.state))
-            && self.final_status.is_none_or(|f| f == app.final_status)
-            && self.user.as_ref().is_none_or(|u| u == &app.user)
-            && self.types.as_ref().is_none_or(|t| t.contains(&app.application_type.to_ascii_lowercase()))
-            && self.tags.as_ref().is_none_or(|t| app.tags.iter().any(|tag| t.contains(&tag.to_ascii_lowercase())))
-            && self.name.as_ref().is_none_or(|n| n == &app.name)
-            && in_range(app.submit_time, self.started)
-            && (self.finished == (0, u64::MAX) || app.finish_time.is_some_and(|f| in_range(f, self.finished)))
+        self.states.as_ref().is_none_or(|s| s.contains(&app.state()))
+            && self.final_status.is_none_or(|f| f == app.final_status())
+            && self.user.as_ref().is_none_or(|u| u == app.user())
+            && self.types.as_ref().is_none_or(|t| t.contains(&app.application_type().to_ascii_lowercase()))
+            && self.tags.as_ref().is_none_or(|t| app.tags().iter().any(|tag| t.contains(&tag.to_ascii_lowercase())))
+            && self.name.as_ref().is_none_or(|n| n == app.name())
+            && in_range(app.submit_time(), self.started)
+            && (self.finished == (0, u64::MAX) || app.finish_time().is_some_and(|f| in_range(f, self.finished)))
             // YARN: the queue filter lists the unfinished apps currently in that queue (or, for
             // a parent queue, in any queue below it).
             && queue.is_none_or(|(tree, q)| {
-                !app.state.is_final() && app.queue_index.is_some_and(|leaf| tree.is_within(leaf, q))
+                !app.state().is_final() && app.queue_index().is_some_and(|leaf| tree.is_within(leaf, q))
             })
     }
 }
@@ -470,7 +470,7 @@ async fn get_app(
 
 async fn get_app_state(State(s): State<ServerState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_app_id(&id)?;
-    let state = s.core.inspect(move |core| core.app(id).map(|a| a.state)).await?;
+    let state = s.core.inspect(move |core| core.app(id).map(|a| a.state())).await?;
     Ok(json(AppStateBody { state: state.ok_or(CoreError::UnknownApp(id))?, diagnostics: None }))
 }
 
@@ -545,7 +545,7 @@ async fn attempt_containers(
         .core
         .inspect(move |core| {
             core.app(id).map(|a| {
-                a.container_history
+                a.container_history()
                     .values()
                     .filter(|c| c.id.attempt == attempt)
                     .map(|c| views::container_info(c, now))

@@ -127,10 +127,10 @@ impl<'a> Snapshot<'a> {
 fn queue_activity(core: &Core, tree: &QueueTree) -> Vec<QueueActivity> {
     let mut activity = vec![QueueActivity::default(); tree.queues.len()];
     for app in core.apps() {
-        let Some(entry) = app.queue_index.and_then(|leaf| activity.get_mut(leaf)) else { continue };
+        let Some(entry) = app.queue_index().and_then(|leaf| activity.get_mut(leaf)) else { continue };
         // A finished app may still hold its draining AM container, which its queue still pays for.
-        entry.containers += app.containers.len() as u64;
-        if !app.state.is_final() {
+        entry.containers += app.containers().len() as u64;
+        if !app.state().is_final() {
             entry.pending += pending_resource(app);
             entry.pending_containers += app.pending_containers();
         }
@@ -146,8 +146,9 @@ fn queue_activity(core: &Core, tree: &QueueTree) -> Vec<QueueActivity> {
 }
 
 fn pending_resource(app: &App) -> Resource {
-    let asks = app.asks.iter().fold(Resource::ZERO, |sum, (key, ask)| sum + key.capability.times(u64::from(ask.count)));
-    if app.am_ask_since.is_some() { asks + app.am_resource } else { asks }
+    let asks =
+        app.asks().iter().fold(Resource::ZERO, |sum, (key, ask)| sum + key.capability.times(u64::from(ask.count)));
+    if app.am_ask_since().is_some() { asks + app.am_resource() } else { asks }
 }
 
 /// A fraction as YARN's 0–100 percentage, rounded to 4 decimals so binary noise
@@ -645,7 +646,7 @@ queues:
         let first = env.submit("alice", "etl", Resource::new(1024, 1));
         assert_eq!(env.run(first, vec![ask(2048, 2)]), 2);
         let second = env.submit("alice", "etl", Resource::new(8192, 1));
-        assert_eq!(env.core.app(second).map(|a| a.state), Some(AppState::Accepted));
+        assert_eq!(env.core.app(second).map(|a| a.state()), Some(AppState::Accepted));
         env
     }
 

@@ -11,11 +11,11 @@ use weft_rm_core::{App, ContainerHistory, Core, Node};
 
 pub(super) fn app_info(core: &Core, app: &App, now: Millis) -> AppInfo {
     let attempt = app.current_attempt();
-    let am_container = attempt.and_then(|a| a.am_container);
-    let am_http = attempt.map(|a| a.node_http_address.clone()).unwrap_or_default();
-    let finished = app.state.is_final();
+    let am_container = attempt.and_then(|a| a.am_container());
+    let am_http = attempt.map(|a| a.node_http_address().to_owned()).unwrap_or_default();
+    let finished = app.state().is_final();
     let total = core.cluster_capacity();
-    let live: Vec<_> = app.containers.iter().filter_map(|c| core.container(c)).collect();
+    let live: Vec<_> = app.containers().iter().filter_map(|c| core.container(c)).collect();
     // Resource-seconds of live containers accrue until now.
     let (live_mem_s, live_vcore_s) = live.iter().fold((0, 0), |(m, v), c| {
         let secs = now.saturating_sub(c.allocated_at()) / 1000;
@@ -24,60 +24,60 @@ pub(super) fn app_info(core: &Core, app: &App, now: Millis) -> AppInfo {
     let usage =
         |r: Resource| if total.memory_mb == 0 { 0.0 } else { 100.0 * r.memory_mb as f64 / total.memory_mb as f64 };
     AppInfo {
-        id: app.id,
-        user: app.user.clone(),
-        name: app.name.clone(),
-        queue: app.queue.clone(),
-        state: app.state,
-        final_status: app.final_status,
-        progress: if finished { 100.0 } else { app.progress * 100.0 },
-        tracking_ui: match app.state {
+        id: app.id(),
+        user: app.user().to_owned(),
+        name: app.name().to_owned(),
+        queue: app.queue().to_owned(),
+        state: app.state(),
+        final_status: app.final_status(),
+        progress: if finished { 100.0 } else { app.progress() * 100.0 },
+        tracking_ui: match app.state() {
             AppState::Running => "ApplicationMaster",
             s if s.is_final() => "History",
             _ => "UNASSIGNED",
         }
         .into(),
-        tracking_url: attempt.map(|a| a.tracking_url.clone()).unwrap_or_default(),
-        diagnostics: if app.diagnostics.is_empty() {
-            attempt.map(|a| a.diagnostics.clone()).unwrap_or_default()
+        tracking_url: attempt.map(|a| a.tracking_url().to_owned()).unwrap_or_default(),
+        diagnostics: if app.diagnostics().is_empty() {
+            attempt.map(|a| a.diagnostics().to_owned()).unwrap_or_default()
         } else {
-            app.diagnostics.clone()
+            app.diagnostics().to_owned()
         },
         cluster_id: core.config().cluster_ts,
-        application_type: app.application_type.clone(),
-        application_tags: app.tags.join(","),
-        priority: app.priority,
-        started_time: app.submit_time,
-        launch_time: app.launch_time.unwrap_or(0),
-        finished_time: app.finish_time.unwrap_or(0),
-        elapsed_time: app.finish_time.unwrap_or(now).saturating_sub(app.submit_time),
+        application_type: app.application_type().to_owned(),
+        application_tags: app.tags().join(","),
+        priority: app.priority(),
+        started_time: app.submit_time(),
+        launch_time: app.launch_time().unwrap_or(0),
+        finished_time: app.finish_time().unwrap_or(0),
+        elapsed_time: app.finish_time().unwrap_or(now).saturating_sub(app.submit_time()),
         am_container_logs: match (am_container, am_http.is_empty()) {
             (Some(c), false) => format!("{am_http}/ws/v1/node/containers/{c}/logs"),
             _ => String::new(),
         },
         am_host_http_address: am_http.trim_start_matches("http://").to_owned(),
         am_rpc_address: attempt
-            .filter(|a| !a.host.is_empty())
-            .map(|a| format!("{}:{}", a.host, a.rpc_port))
+            .filter(|a| !a.host().is_empty())
+            .map(|a| format!("{}:{}", a.host(), a.rpc_port()))
             .unwrap_or_default(),
-        allocated_mb: app.used.memory_mb as i64,
-        allocated_vcores: i64::from(app.used.vcores),
+        allocated_mb: app.used().memory_mb as i64,
+        allocated_vcores: i64::from(app.used().vcores),
         reserved_mb: 0,
         reserved_vcores: 0,
         running_containers: if finished { -1 } else { live.len() as i64 },
-        memory_seconds: app.memory_seconds + live_mem_s,
-        vcore_seconds: app.vcore_seconds + live_vcore_s,
-        queue_usage_percentage: usage(app.used),
-        cluster_usage_percentage: usage(app.used),
+        memory_seconds: app.memory_seconds() + live_mem_s,
+        vcore_seconds: app.vcore_seconds() + live_vcore_s,
+        queue_usage_percentage: usage(app.used()),
+        cluster_usage_percentage: usage(app.used()),
         preempted_resource_mb: 0,
         preempted_resource_vcores: 0,
         num_non_am_container_preempted: 0,
         num_am_container_preempted: 0,
         log_aggregation_status: "DISABLED".into(),
         unmanaged_application: false,
-        max_app_attempts: app.max_attempts,
+        max_app_attempts: app.max_attempts(),
         resource_requests: app
-            .asks
+            .asks()
             .iter()
             .map(|(k, a)| ResourceRequestInfo {
                 capability: ResourceInfo { memory: k.capability.memory_mb, virtual_cores: k.capability.vcores },
@@ -91,25 +91,25 @@ pub(super) fn app_info(core: &Core, app: &App, now: Millis) -> AppInfo {
 }
 
 pub(super) fn attempt_infos(app: &App) -> Vec<AppAttemptInfo> {
-    app.attempts
+    app.attempts()
         .iter()
         .map(|a| AppAttemptInfo {
-            id: a.id.attempt,
-            app_attempt_id: a.id.to_string(),
-            node_id: a.node_id.as_ref().map(ToString::to_string).unwrap_or_default(),
-            node_http_address: a.node_http_address.trim_start_matches("http://").to_owned(),
-            start_time: a.start_time,
-            finished_time: a.finish_time.unwrap_or(0),
-            container_id: a.am_container.map(|c| c.to_string()).unwrap_or_default(),
-            logs_link: match a.am_container {
-                Some(c) if !a.node_http_address.is_empty() => {
-                    format!("{}/ws/v1/node/containers/{c}/logs", a.node_http_address)
+            id: a.id().attempt,
+            app_attempt_id: a.id().to_string(),
+            node_id: a.node_id().map(ToString::to_string).unwrap_or_default(),
+            node_http_address: a.node_http_address().trim_start_matches("http://").to_owned(),
+            start_time: a.start_time(),
+            finished_time: a.finish_time().unwrap_or(0),
+            container_id: a.am_container().map(|c| c.to_string()).unwrap_or_default(),
+            logs_link: match a.am_container() {
+                Some(c) if !a.node_http_address().is_empty() => {
+                    format!("{}/ws/v1/node/containers/{c}/logs", a.node_http_address())
                 }
                 _ => String::new(),
             },
             blacklisted_nodes: String::new(),
-            app_attempt_state: a.state,
-            diagnostics: a.diagnostics.clone(),
+            app_attempt_state: a.state(),
+            diagnostics: a.diagnostics().to_owned(),
         })
         .collect()
 }
@@ -163,7 +163,7 @@ pub(super) fn node_info(node: &Node) -> NodeInfo {
 
 pub(super) fn cluster_metrics(core: &Core) -> ClusterMetrics {
     let counters = core.counters();
-    let count_apps = |s: AppState| core.apps().filter(|a| a.state == s).count() as u64;
+    let count_apps = |s: AppState| core.apps().filter(|a| a.state() == s).count() as u64;
     let count_nodes = |s: NodeState| core.nodes().filter(|n| n.state() == s).count() as u64;
     let total = core.cluster_capacity();
     let used = core.cluster_used();

@@ -26,6 +26,7 @@ pub mod queues;
 pub mod records;
 pub mod scheduler;
 pub mod sessions;
+pub mod timers;
 
 #[cfg(test)]
 mod recovery_tests;
@@ -37,7 +38,6 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher;
 
-use weft_common::deadlines::Deadlines;
 use weft_common::protocol::{
     AllocateRequest, AllocateResponse, AmCommand, ContainerReport, ContainerStatus, FinishAmRequest, FinishAmResponse,
     NodeAction, NodeHeartbeatRequest, NodeHeartbeatResponse, RegisterAmRequest, RegisterAmResponse,
@@ -247,13 +247,8 @@ pub struct Core {
     cluster: cluster::Cluster,
     /// Apps with demand, per leaf, in serving order.
     pending: pending::PendingIndex,
-    /// What a `Tick` may have to act on, and from when (see [`Deadlines`]).
-    node_expiry: Deadlines<NodeId>,
-    am_expiry: Deadlines<AttemptId>,
-    allocation_expiry: Deadlines<ContainerId>,
-    /// Finished apps whose AM container may outstay its grace period.
-    draining_apps: Deadlines<ApplicationId>,
-    long_polls: Deadlines<ApplicationId>,
+    /// What a `Tick` may have to act on, and from when (see [`timers`]).
+    timers: timers::Timers,
     counters: Counters,
     gang_reservation: Option<GangReservation>,
     /// The gang whose reservation last timed out, and until when it may not reserve again.
@@ -280,15 +275,11 @@ impl Core {
         Ok(Self {
             container_signer: token::Signer::new(&cfg.container_token_key),
             cluster: cluster::Cluster::new(cfg.min_allocation),
+            timers: timers::Timers::new(&cfg),
             cfg,
             hierarchy,
             apps: apps::AppTable::default(),
             pending: Default::default(),
-            node_expiry: Default::default(),
-            am_expiry: Default::default(),
-            allocation_expiry: Default::default(),
-            draining_apps: Default::default(),
-            long_polls: Default::default(),
             counters: Counters::default(),
             gang_reservation: None,
             gang_yielding: None,
@@ -437,7 +428,7 @@ impl Core {
                 // never does, AM expiry fails the attempt as usual.
                 Some((attempt, _)) => {
                     app.resume_waiting_for_registration(now)?;
-                    self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt);
+                    self.timers.watch_am(attempt, now);
                     self.sessions.open(attempt);
                     self.apps.insert_recovered(app);
                 }
@@ -827,7 +818,7 @@ impl Core {
             .collect();
         self.kill_containers(victims, &format!("Container killed because application {id} is {state}"), now, fx);
         if self.apps.get(id).is_some_and(|a| !a.containers().is_empty()) {
-            self.draining_apps.push(now + self.cfg.finished_app_container_grace_ms + 1, id);
+            self.timers.watch_draining(id, now);
         }
         match state {
             AppState::Finished => self.counters.apps_completed += 1,
@@ -1018,7 +1009,7 @@ impl Core {
             Some(sessions::Answer::Now(resp)) => fx.reply(req, Reply::Allocate(Ok(resp))),
             Some(sessions::Answer::Parked) => {
                 if let Some(deadline) = deadline {
-                    self.long_polls.push(deadline, id.app);
+                    self.timers.watch_long_poll(id.app, deadline);
                 }
             }
             // The attempt ended while its asks were served.
@@ -1106,7 +1097,7 @@ impl Core {
         }
         self.cluster.register_node(&req.node_id, req.http_address, req.total, req.version, &rack, now)?;
         self.resize_cluster();
-        self.node_expiry.push(now + self.cfg.nm_expiry_ms + 1, req.node_id.clone());
+        self.timers.watch_node(req.node_id.clone(), now);
         let node_id = self.cluster.registered_id(&req.node_id).unwrap_or_else(|| req.node_id.clone());
         for report in req.containers.iter().filter(|c| c.state != NmContainerState::Complete) {
             self.adopt_container(&node_id, report, now, fx);
@@ -1403,7 +1394,7 @@ impl Core {
                 }
                 None => return false,
             };
-            self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, id.attempt);
+            self.timers.watch_am(id.attempt, now);
             fx.persist(StoreOp::PutAttempt(record));
             let mut launch_context = app.launch_context().clone();
             let env = &mut launch_context.environment;
@@ -1438,7 +1429,7 @@ impl Core {
         fx.observe(Observation::ContainerAllocated { wait_ms: now.saturating_sub(asked_at), is_am });
         self.counters.containers_allocated += 1;
         self.add_container(rc);
-        self.allocation_expiry.push(now + self.cfg.container_allocation_expiry_ms + 1, id);
+        self.timers.watch_allocation(id, now);
         self.sync_pending(app_id);
         true
     }
@@ -1490,20 +1481,20 @@ impl Core {
         if self.recovery.is_none() {
             self.preemption_tick(now, fx);
         }
-        for id in self.node_expiry.pop_due(now) {
+        for id in self.timers.due_nodes(now) {
             let Some(node) = self.cluster.node(&id) else { continue };
             if !matches!(node.state(), NodeState::Running | NodeState::Unhealthy) {
                 continue; // registering again queues a new deadline
             }
-            let due = node.last_heartbeat() + self.cfg.nm_expiry_ms + 1;
-            if due > now {
-                self.node_expiry.push(due, id);
+            if self.timers.node_expires(node.last_heartbeat()) > now {
+                let last_heartbeat = node.last_heartbeat();
+                self.timers.watch_node(id, last_heartbeat);
             } else {
                 self.node_lost(&id, now, fx);
             }
         }
 
-        for attempt in self.am_expiry.pop_due(now) {
+        for attempt in self.timers.due_ams(now) {
             let Some(current) =
                 self.apps.get(attempt.app).filter(|a| !a.state().is_final()).and_then(|a| a.current_attempt())
             else {
@@ -1514,9 +1505,9 @@ impl Core {
             if current.id() != attempt || !live {
                 continue;
             }
-            let due = current.last_heartbeat() + self.cfg.am_expiry_ms + 1;
-            if due > now {
-                self.am_expiry.push(due, attempt);
+            if self.timers.am_expires(current.last_heartbeat()) > now {
+                let last_heartbeat = current.last_heartbeat();
+                self.timers.watch_am(attempt, last_heartbeat);
                 continue;
             }
             // Failing the attempt stops its AM container too, so two AMs never run at once.
@@ -1529,7 +1520,7 @@ impl Core {
             }
         }
 
-        for app in self.draining_apps.pop_due(now) {
+        for app in self.timers.due_draining(now) {
             let Some(a) = self.apps.get(app).filter(|a| a.state().is_final()) else { continue };
             let leftovers: Vec<ContainerId> = a.containers().iter().copied().collect();
             for id in leftovers {
@@ -1545,7 +1536,7 @@ impl Core {
             }
         }
 
-        for id in self.allocation_expiry.pop_due(now) {
+        for id in self.timers.due_allocations(now) {
             if self.cluster.container(&id).is_some_and(|c| c.state() == ContainerState::Allocated) {
                 let exit = exit_status::ABORTED;
                 self.complete_container(id, exit, "Container expired since it was unused", now, fx, Some(exit));
@@ -1553,7 +1544,7 @@ impl Core {
         }
 
         let nodes = self.usable_nodes();
-        for id in self.long_polls.pop_due(now) {
+        for id in self.timers.due_long_polls(now) {
             if !self.sessions.poll_due(id, now) {
                 continue;
             }

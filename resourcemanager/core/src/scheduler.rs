@@ -169,7 +169,7 @@ impl Core {
         let Some(app) = self.apps.get(app_id) else { return false };
         if let Some(asked_at) = app.am_ask_since() {
             let r = app.am_resource();
-            if let Some(Blocked(why)) = self.hierarchy.blocked(leaf, &app.user(), r, true) {
+            if let Some(Blocked(why)) = self.hierarchy.blocked(leaf, app.user(), r, true) {
                 self.set_waiting_reason(app_id, why);
                 return false;
             }
@@ -185,7 +185,7 @@ impl Core {
             a.asks().range::<AskKey, _>((after.as_ref(), Bound::Unbounded)).next().map(|(k, a)| (k.clone(), a.clone()))
         }) {
             let wanted = if ask.gang { key.capability.times(u64::from(ask.count)) } else { key.capability };
-            let held_back = self.apps.get(app_id).and_then(|a| self.hierarchy.blocked(leaf, &a.user(), wanted, false));
+            let held_back = self.apps.get(app_id).and_then(|a| self.hierarchy.blocked(leaf, a.user(), wanted, false));
             let within_limits = held_back.is_none();
             if let Some(Blocked(why)) = held_back {
                 self.set_waiting_reason(app_id, format!("pending containers wait: {why}"));

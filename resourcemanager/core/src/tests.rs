@@ -753,7 +753,7 @@ fn work_conserving(core: &Core, now: Millis) -> Result<(), String> {
         let is_am = app.am_ask_since().is_some();
         let leaf = app.queue_index().expect("a queued app");
         for (r, locality) in wanted {
-            if core.hierarchy().blocked(leaf, &app.user(), r, is_am).is_some() {
+            if core.hierarchy().blocked(leaf, app.user(), r, is_am).is_some() {
                 continue; // held back by a queue limit, not idle capacity
             }
             let allowed = |n: &Node| locality.is_none_or(|(key, ask)| locality_admits(core, key, ask, n, now));
@@ -925,7 +925,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                 let key =
                     AskKey { priority: c.priority(), resource_name: resource_name.clone(), capability: c.resource() };
                 let ask = Ask { count: 1, relax_locality: *relax_locality, gang: false, since: *since };
-                let node = env.core.node(&c.node_id()).expect("a container's node is known");
+                let node = env.core.node(c.node_id()).expect("a container's node is known");
                 prop_assert!(
                     locality_admits(&env.core, &key, &ask, node, env.now),
                     "{} on {} (rack {}) for {key:?} {ask:?} at {}",

@@ -642,3 +642,40 @@ async fn am_finish(State(s): State<ServerState>, headers: HeaderMap, body: Bytes
     let request = parse_body(&body)?;
     answer!(s, AmFinish, move |req| Event::AmFinish { req, attempt, request })
 }
+
+#[cfg(test)]
+mod tests {
+    use weft_common::AttemptId;
+    use weft_rm_core::lifecycle::IllegalTransition;
+
+    use super::*;
+
+    #[test]
+    fn core_errors_are_answered_with_a_yarn_status_and_exception_and_their_stable_code() {
+        let attempt = AttemptId::new(ApplicationId::new(1_700_000_000_000, 1), 1);
+        let illegal = IllegalTransition {
+            machine: "attempt",
+            subject: attempt.to_string(),
+            from: "FINISHED".into(),
+            to: "RUNNING".into(),
+        };
+        for (error, status, exception, code) in [
+            (
+                CoreError::AmNotRegistered(attempt),
+                409,
+                "ApplicationMasterNotRegisteredException",
+                "WEFT-AM-NOT-REGISTERED",
+            ),
+            (CoreError::UnknownApp(attempt.app), 404, "NotFoundException", "WEFT-APP-NOT-FOUND"),
+            (CoreError::AdminDenied("bob".into()), 403, "ForbiddenException", "WEFT-QUEUE-ADMIN-DENIED"),
+            (CoreError::IllegalTransition(illegal), 500, "YarnRuntimeException", "WEFT-INTERNAL"),
+        ] {
+            let message = error.to_string();
+            let api = ApiError::from(error);
+            let e = &api.body.remote_exception;
+            assert_eq!((api.status.as_u16(), e.exception.as_str(), e.code.as_str()), (status, exception, code));
+            assert_eq!(e.message, message);
+            assert!(!e.hint.is_empty(), "{code} has no hint");
+        }
+    }
+}

@@ -17,7 +17,7 @@ impl Core {
                 return Err(format!("{} is missing from its app", c.id()));
             }
         }
-        if !self.pending.stale {
+        if !self.pending.is_stale() {
             let mut expected = 0;
             for app in self.apps.iter() {
                 let want = self.pending_entry(app);

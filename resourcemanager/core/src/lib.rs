@@ -5,8 +5,17 @@
 //! container stops) through [`Effects`]. It never awaits, reads a clock, opens a socket or takes a
 //! lock, so the RM server, the simulator and unit tests run the same code.
 //!
+//! `Core` drives parts that each own their state: the application table ([`apps`]), the cluster
+//! of nodes and live containers ([`cluster`]), the AM sessions ([`sessions`]), the deadline
+//! queues ([`timers`]), the pending index ([`pending`]) and the queue hierarchy ([`hierarchy`]).
+//!
 //! Architecture Invariant: every state change of an app, attempt, container or node goes through
-//! [`lifecycle::transition`] with that lifecycle's edge table.
+//! [`lifecycle::transition`] with that lifecycle's edge table, inside the part that owns the
+//! object; an illegal one is returned as [`CoreError::IllegalTransition`] or, where nobody can
+//! be answered, logged and counted in [`Counters::internal_errors`].
+//!
+//! Architecture Invariant: a part's fields are private; everything else changes its state only
+//! through its methods.
 //!
 //! Architecture Invariant: after every [`Core::handle`], [`Core::check_invariants`] holds (it runs
 //! automatically in debug builds and tests).
@@ -441,7 +450,7 @@ impl Core {
             self.recovery = Some(RecoveryWait { awaiting: known.clone(), until });
             tracing::info!(nodes = known.len(), until, "scheduling paused until the known NodeManagers re-register");
         }
-        self.pending.stale = true;
+        self.pending.mark_stale();
         self.after_step(now, fx);
         Ok(())
     }
@@ -680,7 +689,7 @@ impl Core {
     /// every app and preemption mark at its queue's new index (`moved[old]`); marks of queues
     /// that are gone are dropped.
     fn remap_queue_indices(&mut self, moved: &[Option<QueueIndex>]) {
-        self.pending.stale = true;
+        self.pending.mark_stale();
         for app in self.apps.iter_mut() {
             app.remap_queue(moved);
         }
@@ -1470,7 +1479,7 @@ impl Core {
     /// share may change.
     fn resize_cluster(&mut self) {
         self.hierarchy.resize(self.cluster.capacity());
-        self.pending.stale = true;
+        self.pending.mark_stale();
     }
 
     // -----------------------------------------------------------------------------------------

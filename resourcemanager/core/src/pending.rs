@@ -67,7 +67,7 @@ pub struct PendingIndex {
     leaves: BTreeMap<QueueIndex, Leaf>,
     entries: HashMap<ApplicationId, PendingEntry>,
     /// Keys may be out of date (the cluster size or the queue tree changed): rebuild before use.
-    pub stale: bool,
+    stale: bool,
 }
 
 pub(super) fn add_one<K: Ord>(set: &mut BTreeMap<K, u32>, k: K) {
@@ -110,9 +110,24 @@ impl PendingIndex {
         }
     }
 
-    pub fn clear(&mut self) {
+    /// The cluster size or the queue tree changed: orderings and leaves may be out of date
+    /// until [`PendingIndex::rebuild`].
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// Replaces every entry with `entries`; the index is up to date again.
+    pub fn rebuild(&mut self, entries: impl IntoIterator<Item = (ApplicationId, PendingEntry)>) {
         self.leaves.clear();
         self.entries.clear();
+        for (app, entry) in entries {
+            self.set(app, Some(entry));
+        }
+        self.stale = false;
     }
 
     pub fn is_empty(&self) -> bool {

@@ -51,7 +51,7 @@ impl Core {
 
     fn schedule_pass(&mut self, now: Millis, fx: &mut impl Effects) {
         self.refresh_gang_reservation(now);
-        if self.pending.stale {
+        if self.pending.is_stale() {
             self.rebuild_pending();
         }
         let mut exhausted = BTreeSet::new();
@@ -155,13 +155,9 @@ impl Core {
     }
 
     pub(super) fn rebuild_pending(&mut self) {
-        self.pending.clear();
         let entries: Vec<(ApplicationId, PendingEntry)> =
             self.apps.iter().filter_map(|a| Some((a.id(), self.pending_entry(a)?))).collect();
-        for (app, entry) in entries {
-            self.pending.set(app, Some(entry));
-        }
-        self.pending.stale = false;
+        self.pending.rebuild(entries);
     }
 
     /// Tries one unit for `app`: its AM container if it has none, else its asks by priority.

@@ -7,11 +7,13 @@
 //! AM registers again. A session opens when its attempt starts (or is recovered) and closes
 //! when the attempt ends.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 
 use weft_common::protocol::{AllocateResponse, AmCommand, Container, ContainerStatus, PreemptionMessage};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, Resource};
 
+use crate::IdHasher;
 use crate::effects::ReqId;
 
 /// The AM side of one live attempt.
@@ -100,7 +102,8 @@ pub(crate) enum Answer {
 /// Every open AM session, by application (only an app's current attempt has one).
 #[derive(Debug, Default)]
 pub struct AmSessions {
-    by_app: BTreeMap<ApplicationId, AmSession>,
+    /// Looked up on every allocation and completion; never iterated in an order that matters.
+    by_app: HashMap<ApplicationId, AmSession, BuildHasherDefault<IdHasher>>,
 }
 
 impl AmSessions {

@@ -52,13 +52,6 @@ impl Resource {
             vcores: up(u64::from(self.vcores), u64::from(step.vcores)) as u32,
         }
     }
-
-    /// Dominant share of `self` relative to `total` (0.0..=1.0 when it fits).
-    pub fn dominant_share(&self, total: &Resource) -> f64 {
-        let m = if total.memory_mb == 0 { 0.0 } else { self.memory_mb as f64 / total.memory_mb as f64 };
-        let c = if total.vcores == 0 { 0.0 } else { f64::from(self.vcores) / f64::from(total.vcores) };
-        m.max(c)
-    }
 }
 
 impl Add for Resource {

@@ -1622,11 +1622,7 @@ impl Engine {
             Vec::new()
         };
         let calculator = self.calculator;
-        let share = |r: Resource| match calculator {
-            ResourceCalculator::Dominant => r.dominant_share(&cluster),
-            ResourceCalculator::Memory if cluster.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => r.memory_mb as f64 / cluster.memory_mb as f64,
-        };
+        let share = |r: Resource| calculator.share(r, cluster);
         let rows: Vec<(String, bool, Resource, Resource, Resource, Resource)> = tree
             .queues
             .iter()

@@ -21,7 +21,7 @@ use std::fmt;
 use weft_common::Resource;
 
 use super::error::CoreError;
-use super::preemption::{Calculator, compute_fair_shares};
+use super::preemption::compute_fair_shares;
 use crate::queues::{
     CapacitySettings, DynamicRule, PlacementRule, QueueConfig, QueueIndex, QueueSettings, QueueState, QueueTree,
     QueuesConfig, ReloadPlan, ResourceCalculator, SchedulerMode, SchedulingPolicy, diff,
@@ -165,19 +165,12 @@ impl Hierarchy {
 
     /// `used` fits within `limit` for the dimensions the resource calculator counts.
     fn within(&self, used: Resource, limit: Resource) -> bool {
-        match self.calculator() {
-            ResourceCalculator::Dominant => limit.fits(&used),
-            ResourceCalculator::Memory => used.memory_mb <= limit.memory_mb,
-        }
+        self.calculator().fits(used, limit)
     }
 
     /// Share of `total` that `r` is, by the resource calculator.
     fn share(&self, r: Resource, total: Resource) -> f64 {
-        match self.calculator() {
-            ResourceCalculator::Dominant => r.dominant_share(&total),
-            ResourceCalculator::Memory if total.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => r.memory_mb as f64 / total.memory_mb as f64,
-        }
+        self.calculator().share(r, total)
     }
 
     /// The ancestors of `queue` and the queue itself, root first.
@@ -708,14 +701,8 @@ impl Hierarchy {
                             Some(QueueSettings::Fair(parent)) => parent.scheduling_policy,
                             _ => SchedulingPolicy::Fair,
                         };
-                        let weighted = |u: Resource, w: f64| {
-                            let share = match policy {
-                                SchedulingPolicy::Drf => u.dominant_share(&cluster),
-                                _ if cluster.memory_mb == 0 => 0.0,
-                                _ => u.memory_mb as f64 / cluster.memory_mb as f64,
-                            };
-                            share / w.max(f64::MIN_POSITIVE)
-                        };
+                        let weighted =
+                            |u: Resource, w: f64| policy.calculator().share(u, cluster) / w.max(f64::MIN_POSITIVE);
                         by(weighted(ua, fa.weight), weighted(ub, fb.weight))
                     }
                 }
@@ -875,10 +862,7 @@ impl Hierarchy {
         if self.tree.scheduler != SchedulerMode::Fair {
             return Vec::new();
         }
-        let calculator = match self.calculator() {
-            ResourceCalculator::Dominant => Calculator::Dominant,
-            ResourceCalculator::Memory => Calculator::Memory,
-        };
+        let calculator = self.calculator();
         let mut shares = vec![Resource::ZERO; self.tree.queues.len()];
         shares[0] = self.tree.cluster;
         // Parents come before their children, so each parent's share is known when it is split.

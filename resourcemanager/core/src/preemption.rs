@@ -8,7 +8,7 @@
 //!
 //! ## Resource dimensions and the DRF choice
 //! Shares are water-filled **per dimension** (memory and vcores separately), for both
-//! calculators; the [`Calculator`] only decides which dimensions count when deciding what is
+//! calculators; the [`ResourceCalculator`] only decides which dimensions count when deciding what is
 //! over, owed and covered. Why not one water-filling over dominant shares, scaled back to a
 //! resource:
 //! - per dimension keeps `ideal <= maximum` and `sum(children) <= parent` exact in every
@@ -22,8 +22,8 @@
 //!   resource type.
 //!
 //! Where a single number is needed (ordering starved apps, attributing victims, "is this app below
-//! its fair share") the calculator's `Calculator::share` is used: the dominant share for
-//! [`Calculator::Dominant`], the memory share for [`Calculator::Memory`].
+//! its fair share") [`ResourceCalculator::share`] is used: the dominant share for
+//! [`ResourceCalculator::Dominant`], the memory share for [`ResourceCalculator::Memory`].
 
 mod fair;
 
@@ -36,6 +36,8 @@ use std::collections::BTreeSet;
 use weft_common::{ApplicationId, ContainerId, Resource};
 
 pub use fair::{FairAppSnapshot, FairKnobs, FairPlan, FairQueueSnapshot, Starvation, compute_fair_shares, plan_fair};
+
+use crate::queues::{Amounts, Dim, ResourceCalculator, amounts};
 
 /// Below this, floating-point amounts (MB, vcores) count as zero.
 const EPSILON: f64 = 1e-6;
@@ -94,16 +96,6 @@ impl Default for CapacityKnobs {
     }
 }
 
-/// How multi-dimensional resources are compared (see the module docs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Calculator {
-    /// Dominant Resource Fairness over memory and vcores: Weft's default.
-    #[default]
-    Dominant,
-    /// Memory only, like YARN's DefaultResourceCalculator: vcores are never owed or compared.
-    Memory,
-}
-
 /// What [`plan_capacity`] decided. Vectors are indexed like the input queues.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PreemptionPlan {
@@ -129,85 +121,11 @@ pub struct Victim {
     pub reason: String,
 }
 
-/// The resource dimensions the planners know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dim {
-    Memory,
-    Vcores,
-}
-
-impl Dim {
-    const ALL: [Dim; 2] = [Dim::Memory, Dim::Vcores];
-
-    fn index(self) -> usize {
-        match self {
-            Dim::Memory => 0,
-            Dim::Vcores => 1,
-        }
-    }
-
-    fn of(self, r: Resource) -> u64 {
-        match self {
-            Dim::Memory => r.memory_mb,
-            Dim::Vcores => u64::from(r.vcores),
-        }
-    }
-
-    fn set(self, r: &mut Resource, value: u64) {
-        match self {
-            Dim::Memory => r.memory_mb = value,
-            Dim::Vcores => r.vcores = u32::try_from(value).unwrap_or(u32::MAX),
-        }
-    }
-}
-
-/// Memory (MB) and vcores as floats, indexed by [`Dim::index`]: the water-filling works in these.
-type Amounts = [f64; 2];
-
-fn amounts(r: Resource) -> Amounts {
-    [r.memory_mb as f64, f64::from(r.vcores)]
-}
-
-impl Calculator {
-    /// The dimensions that count: what can be over, owed or covered.
-    fn dims(self) -> &'static [Dim] {
-        match self {
-            Calculator::Dominant => &Dim::ALL,
-            Calculator::Memory => &[Dim::Memory],
-        }
-    }
-
-    /// `r` as one number relative to `cluster`: the largest share over the counted dimensions.
-    fn share(self, r: Amounts, cluster: Resource) -> f64 {
-        self.dims()
-            .iter()
-            .map(|d| {
-                let total = d.of(cluster);
-                if total == 0 { 0.0 } else { r[d.index()] / total as f64 }
-            })
-            .fold(0.0, f64::max)
-    }
-
-    pub fn resource_share(self, r: Resource, cluster: Resource) -> f64 {
-        self.share(amounts(r), cluster)
-    }
-
-    /// YARN's `isUsageBelowShare`: compares by `Calculator::share`.
+/// The planners' comparisons, on top of the calculator's `share`, `counted` and `is_covered`.
+impl ResourceCalculator {
+    /// YARN's `isUsageBelowShare`: compares by [`ResourceCalculator::share`].
     fn is_below(self, usage: Resource, share: Resource, cluster: Resource) -> bool {
-        self.resource_share(usage, cluster) < self.resource_share(share, cluster)
-    }
-
-    /// `r` with the dimensions that don't count zeroed.
-    fn counted(self, r: Resource) -> Resource {
-        let mut out = Resource::ZERO;
-        for d in self.dims() {
-            d.set(&mut out, d.of(r));
-        }
-        out
-    }
-
-    fn is_covered(self, owed: Resource) -> bool {
-        self.dims().iter().all(|d| d.of(owed) == 0)
+        self.share(usage, cluster) < self.share(share, cluster)
     }
 
     /// Taking `c` reduces something still owed.
@@ -218,7 +136,7 @@ impl Calculator {
     /// The dimension `c` is largest in (relative to the cluster) is still owed: taking `c` frees
     /// mostly what is wanted, so a cpu-heavy queue gives back cpu-heavy containers first.
     fn dominant_is_owed(self, c: Resource, owed: Resource, cluster: Resource) -> bool {
-        let top = self.resource_share(c, cluster);
+        let top = self.share(c, cluster);
         self.dims().iter().any(|d| {
             let total = d.of(cluster);
             let share = if total == 0 { 0.0 } else { d.of(c) as f64 / total as f64 };
@@ -235,7 +153,7 @@ impl Calculator {
 fn select_covering<'a>(
     order: &[&'a ContainerSnapshot],
     mut owed: Resource,
-    calc: Calculator,
+    calc: ResourceCalculator,
     cluster: Resource,
     mut take: impl FnMut(&ContainerSnapshot) -> bool,
 ) -> Vec<&'a ContainerSnapshot> {
@@ -447,7 +365,7 @@ pub fn plan_capacity(
     containers: &[ContainerSnapshot],
     already_marked: &BTreeSet<ContainerId>,
     knobs: &CapacityKnobs,
-    calc: Calculator,
+    calc: ResourceCalculator,
 ) -> PreemptionPlan {
     let n = queues.len();
     let tree = QueueTree::new(queues);
@@ -472,7 +390,7 @@ pub fn plan_capacity(
     let mut smallest_share = vec![f64::INFINITY; n];
     let mut marked = vec![Resource::ZERO; n];
     for c in containers.iter().filter(|c| tree.is_leaf(c.queue)) {
-        let share = calc.resource_share(c.resource, cluster);
+        let share = calc.share(c.resource, cluster);
         smallest_share[c.queue] = smallest_share[c.queue].min(share);
         if already_marked.contains(&c.id) {
             marked[c.queue] += c.resource;
@@ -494,7 +412,7 @@ pub fn plan_capacity(
             }
         }
         // Any kill would leave the queue further below its ideal than it is above it now.
-        if calc.share(excess, cluster) < smallest_share[q] {
+        if calc.share_of_amounts(excess, cluster) < smallest_share[q] {
             owes[q] = Resource::ZERO;
         }
     }
@@ -557,18 +475,14 @@ pub fn plan_capacity(
 struct Attribution {
     deficit: Vec<Resource>,
     unmet: Vec<Resource>,
-    calc: Calculator,
+    calc: ResourceCalculator,
     cluster: Resource,
 }
 
 impl Attribution {
     fn claim(&mut self, from: usize, resource: Resource) -> Option<usize> {
-        let key = |i: usize| {
-            (
-                self.calc.resource_share(self.unmet[i], self.cluster),
-                self.calc.resource_share(self.deficit[i], self.cluster),
-            )
-        };
+        let key =
+            |i: usize| (self.calc.share(self.unmet[i], self.cluster), self.calc.share(self.deficit[i], self.cluster));
         let mut best: Option<(usize, (f64, f64))> = None;
         for i in (0..self.deficit.len()).filter(|&i| i != from && !self.calc.is_covered(self.deficit[i])) {
             let k = key(i);

@@ -16,7 +16,7 @@ use weft_common::{ContainerId, Millis, NodeId, Resource};
 use super::effects::{Effects, Observation};
 use super::model::App;
 use super::preemption::{
-    Calculator, CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueSnapshot, Victim,
+    CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueSnapshot, Victim,
     compute_fair_shares, plan_capacity, plan_fair,
 };
 use super::{ApplicationId, Core, QueueIndex};
@@ -117,11 +117,8 @@ impl Core {
             .collect()
     }
 
-    fn calculator(&self) -> Calculator {
-        match self.hierarchy.tree().resource_calculator {
-            ResourceCalculator::Dominant => Calculator::Dominant,
-            ResourceCalculator::Memory => Calculator::Memory,
-        }
+    fn calculator(&self) -> ResourceCalculator {
+        self.hierarchy.tree().resource_calculator
     }
 
     fn capacity_round(&mut self, now: Millis, fx: &mut impl Effects) {
@@ -199,7 +196,7 @@ impl Core {
                 min_resources.memory_mb.min(demand[i].memory_mb),
                 min_resources.vcores.min(demand[i].vcores),
             );
-            let below = calc.resource_share(usage, tree.cluster) < calc.resource_share(floor, tree.cluster);
+            let below = calc.share(usage, tree.cluster) < calc.share(floor, tree.cluster);
             let since = self.starvation.queues.get(&q.path).copied().unwrap_or(now);
             if below {
                 queue_clocks.insert(q.path.clone(), since);
@@ -242,7 +239,7 @@ impl Core {
                     (f64::from(share.vcores) * threshold) as u32,
                 );
                 let floor = Resource::new(target.memory_mb.min(demand.memory_mb), target.vcores.min(demand.vcores));
-                let below = calc.resource_share(app.used, tree.cluster) < calc.resource_share(floor, tree.cluster);
+                let below = calc.share(app.used, tree.cluster) < calc.share(floor, tree.cluster);
                 let since = self.starvation.apps.get(&app.id).copied().unwrap_or(now);
                 if below {
                     app_clocks.insert(app.id, since);

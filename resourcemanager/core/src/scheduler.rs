@@ -137,22 +137,13 @@ impl Core {
     fn order_key(&self, app: &App, leaf: QueueIndex) -> OrderKey {
         let tree = self.hierarchy.tree();
         let cluster = tree.cluster;
-        let share = |dominant: bool| {
-            let share = if dominant {
-                app.used.dominant_share(&cluster)
-            } else {
-                app.used.memory_mb as f64 / cluster.memory_mb.max(1) as f64
-            };
-            OrderKey::share(share, app.submit_time)
-        };
+        let share =
+            |calculator: ResourceCalculator| OrderKey::share(calculator.share(app.used, cluster), app.submit_time);
         match &tree.queues[leaf].settings {
-            QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => {
-                share(tree.resource_calculator == ResourceCalculator::Dominant)
-            }
+            QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => share(tree.resource_calculator),
             QueueSettings::Fair(f) => match f.scheduling_policy {
                 SchedulingPolicy::Fifo => OrderKey::submission(app.submit_time),
-                SchedulingPolicy::Fair => share(false),
-                SchedulingPolicy::Drf => share(true),
+                policy => share(policy.calculator()),
             },
             _ => OrderKey::fifo(app.priority, app.submit_time),
         }

@@ -7,7 +7,7 @@ use weft_common::{ApplicationId, Resource};
 
 use super::tests::{Env, allocate_now, ask, config, done};
 use super::*;
-use crate::queues::QueuesConfig;
+use crate::queues::{QueuesConfig, ResourceCalculator};
 
 fn env_with(queues_yaml: &str) -> Env {
     let mut cfg = config();
@@ -134,7 +134,8 @@ fn drf_gives_memory_heavy_and_cpu_heavy_apps_equal_dominant_shares() {
     env.add_node("n1", cluster.memory_mb, cluster.vcores);
     let cluster = cluster + Resource::new(256, 2);
     let (ua, ub) = (env.app(a).used, env.app(b).used);
-    let (da, db) = (ua.dominant_share(&cluster), ub.dominant_share(&cluster));
+    let drf = ResourceCalculator::Dominant;
+    let (da, db) = (drf.share(ua, cluster), drf.share(ub, cluster));
     // CPU runs out first. Until then dominant shares stay within one task of each other; at
     // the end, only A's 1-vcore tasks still fit the last vcores.
     let (a_tasks, b_tasks) = (ua.vcores - 1, (ub.vcores - 1) / 3);

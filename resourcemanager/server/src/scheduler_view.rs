@@ -8,7 +8,7 @@ use weft_common::Resource;
 
 use weft_rm_core::queues::{
     Capacity, CapacitySettings, FairSettings, OrderingPolicy, QueueIndex, QueueSettings, QueueState, QueueTree,
-    ResourceCalculator, ResourceLimit, SchedulerMode, SchedulingPolicy,
+    ResourceLimit, SchedulerMode, SchedulingPolicy,
 };
 use weft_rm_core::{App, Core};
 
@@ -106,11 +106,7 @@ impl<'a> Snapshot<'a> {
 
     /// `r / of` as the configured resource calculator compares resources (0 when `of` is empty).
     fn share(&self, r: Resource, of: Resource) -> f64 {
-        match self.tree.resource_calculator {
-            ResourceCalculator::Dominant => r.dominant_share(&of),
-            ResourceCalculator::Memory if of.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => r.memory_mb as f64 / of.memory_mb as f64,
-        }
+        self.tree.resource_calculator.share(r, of)
     }
 
     fn instantaneous_fair_shares(&self) -> Vec<Resource> {

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use weft_common::{ApplicationId, ContainerId, Resource};
 
-use super::{Calculator, ContainerSnapshot, Dim, EPSILON, Victim, select_covering};
+use super::{ContainerSnapshot, EPSILON, Victim, select_covering};
+use crate::queues::{Dim, ResourceCalculator};
 
 /// `yarn.scheduler.fair.preemption.*` that apply cluster-wide.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -88,7 +89,7 @@ pub struct FairPlan {
 /// `children` are `(weight, min share, max share, demand)`. Instantaneous shares pass the real
 /// demand; steady shares pass `demand = max`. Solved exactly (the sum is piecewise linear in R)
 /// rather than by 25 bisection steps. Each dimension is computed on its own (YARN's `drf` policy
-/// does the same); with [`Calculator::Memory`] only memory is shared and vcores stay 0, as with
+/// does the same); with [`ResourceCalculator::Memory`] only memory is shared and vcores stay 0, as with
 /// YARN's `fair` policy. A weight of 0 (or negative, or not a number) pins a child at its min
 /// share. Shares are whole units; the units lost to rounding down go to the largest fractions,
 /// so they add up to min(total, what the children can take). If min shares alone exceed the
@@ -96,7 +97,7 @@ pub struct FairPlan {
 pub fn compute_fair_shares(
     total: Resource,
     children: &[(f64, Resource, Resource, Resource)],
-    calc: Calculator,
+    calc: ResourceCalculator,
 ) -> Vec<Resource> {
     let mut shares = vec![Resource::ZERO; children.len()];
     for d in calc.dims() {
@@ -169,7 +170,7 @@ fn scaled(r: Resource, factor: f64) -> Resource {
 
 /// The queue's min(min share, demand) − usage once it has been below that for its timeout. Like
 /// YARN, starved as soon as any dimension is short.
-fn min_share_gap(q: &FairQueueSnapshot, calc: Calculator) -> Resource {
+fn min_share_gap(q: &FairQueueSnapshot, calc: ResourceCalculator) -> Resource {
     match q.min_share_timeout_ms {
         Some(timeout) if q.below_min_share_for_ms >= timeout => {
             calc.counted(componentwise_min(q.min_share, q.demand).saturating_sub(q.usage))
@@ -180,7 +181,12 @@ fn min_share_gap(q: &FairQueueSnapshot, calc: Calculator) -> Resource {
 
 /// The app's min(threshold × fair share, demand) − usage once it has been below that for its
 /// queue's timeout. Like YARN, "below" compares with the calculator (dominant share for DRF).
-fn fair_share_gap(app: &FairAppSnapshot, q: &FairQueueSnapshot, calc: Calculator, cluster: Resource) -> Resource {
+fn fair_share_gap(
+    app: &FairAppSnapshot,
+    q: &FairQueueSnapshot,
+    calc: ResourceCalculator,
+    cluster: Resource,
+) -> Resource {
     match q.fair_share_timeout_ms {
         Some(timeout) if app.below_fair_share_for_ms >= timeout => {
             let target = componentwise_min(scaled(app.fair_share, q.fair_share_threshold.clamp(0.0, 1.0)), app.demand);
@@ -199,7 +205,7 @@ fn starved_apps(
     cluster: Resource,
     queues: &[FairQueueSnapshot],
     apps: &[FairAppSnapshot],
-    calc: Calculator,
+    calc: ResourceCalculator,
 ) -> Vec<Starvation> {
     let mut min_share_left: Vec<Resource> = queues.iter().map(|q| min_share_gap(q, calc)).collect();
     let mut oldest_first: Vec<&FairAppSnapshot> = apps.iter().filter(|a| a.queue < queues.len()).collect();
@@ -216,9 +222,7 @@ fn starved_apps(
         }
     }
     starved.sort_by(|a, b| {
-        calc.resource_share(b.wanted, cluster)
-            .total_cmp(&calc.resource_share(a.wanted, cluster))
-            .then(a.app.cmp(&b.app))
+        calc.share(b.wanted, cluster).total_cmp(&calc.share(a.wanted, cluster)).then(a.app.cmp(&b.app))
     });
     starved
 }
@@ -251,11 +255,11 @@ pub fn plan_fair(
     containers: &[ContainerSnapshot],
     already_marked: &BTreeSet<ContainerId>,
     knobs: &FairKnobs,
-    calc: Calculator,
+    calc: ResourceCalculator,
 ) -> FairPlan {
     let starved = starved_apps(cluster, queues, apps, calc);
     let allocated = containers.iter().fold(Resource::ZERO, |sum, c| sum + c.resource);
-    if starved.is_empty() || calc.resource_share(allocated, cluster) <= knobs.utilization_threshold {
+    if starved.is_empty() || calc.share(allocated, cluster) <= knobs.utilization_threshold {
         return FairPlan { starved, victims: Vec::new() };
     }
 
@@ -279,9 +283,7 @@ pub fn plan_fair(
         .partition(|c| c.is_am);
     order.sort_by_key(|c| (Reverse(c.priority), Reverse(c.id)));
     ams.sort_by(|a, b| {
-        calc.resource_share(b.resource, cluster)
-            .total_cmp(&calc.resource_share(a.resource, cluster))
-            .then(b.id.cmp(&a.id))
+        calc.share(b.resource, cluster).total_cmp(&calc.share(a.resource, cluster)).then(b.id.cmp(&a.id))
     });
     order.extend(ams);
 

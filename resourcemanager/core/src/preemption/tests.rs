@@ -63,7 +63,7 @@ fn ids(victims: &[Victim]) -> Vec<ContainerId> {
 }
 
 fn plan(queues: &[QueueSnapshot], containers: &[ContainerSnapshot], marked: &BTreeSet<ContainerId>) -> PreemptionPlan {
-    plan_capacity(units(100), queues, containers, marked, &CapacityKnobs::default(), Calculator::Dominant)
+    plan_capacity(units(100), queues, containers, marked, &CapacityKnobs::default(), ResourceCalculator::Dominant)
 }
 
 /// root, root.a (70%) using the whole cluster, root.b (30%) pending 30.
@@ -388,12 +388,12 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
     let mut containers: Vec<ContainerSnapshot> = (1..=9).map(|s| container(1, 1, s, 10, false, cpu_heavy)).collect();
     containers.extend((10..=13).map(|s| container(1, 1, s, 10, false, memory_heavy)));
     let qs = queues(Resource::new(49_000, 94), Resource::new(10_000, 50));
-    let drf = run(&qs, &containers, Calculator::Dominant);
+    let drf = run(&qs, &containers, ResourceCalculator::Dominant);
     assert_eq!(drf.ideal, vec![Resource::new(59_000, 100), Resource::new(49_000, 50), Resource::new(10_000, 50)]);
     assert_eq!(drf.to_preempt[1], Resource::new(0, 9));
     assert_eq!(ids(&drf.victims), vec![cid(1, 9)]);
     // Memory-only sees a under its ideal and preempts nothing.
-    let memory = run(&qs, &containers, Calculator::Memory);
+    let memory = run(&qs, &containers, ResourceCalculator::Memory);
     assert_eq!(memory.ideal, drf.ideal);
     assert_eq!(memory.to_preempt, vec![Resource::ZERO; 3]);
     assert_eq!(memory.victims, vec![]);
@@ -403,11 +403,11 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
     let mut containers: Vec<ContainerSnapshot> = (1..=9).map(|s| container(1, 1, s, 10, false, memory_heavy)).collect();
     containers.extend((10..=13).map(|s| container(1, 1, s, 10, false, cpu_heavy)));
     let qs = queues(Resource::new(94_000, 49), Resource::new(50_000, 10));
-    let drf = run(&qs, &containers, Calculator::Dominant);
+    let drf = run(&qs, &containers, ResourceCalculator::Dominant);
     assert_eq!(drf.ideal, vec![Resource::new(100_000, 59), Resource::new(50_000, 49), Resource::new(50_000, 10)]);
     assert_eq!(drf.to_preempt[1], Resource::new(8_800, 0));
     assert_eq!(ids(&drf.victims), vec![cid(1, 9)]);
-    let memory = run(&qs, &containers, Calculator::Memory);
+    let memory = run(&qs, &containers, ResourceCalculator::Memory);
     assert_eq!(memory.to_preempt[1], Resource::new(8_800, 0));
     assert_eq!(ids(&memory.victims), vec![cid(1, 13), cid(1, 12), cid(1, 11), cid(1, 10), cid(1, 9)]);
 }
@@ -521,7 +521,15 @@ fn min_share_case(below_ms: u64, victim_fair_share: u64) -> MinShareCase {
 }
 
 fn fair(case: &MinShareCase, cluster: Resource, marked: &BTreeSet<ContainerId>) -> FairPlan {
-    plan_fair(cluster, &case.queues, &case.apps, &case.containers, marked, &FairKnobs::default(), Calculator::Dominant)
+    plan_fair(
+        cluster,
+        &case.queues,
+        &case.apps,
+        &case.containers,
+        marked,
+        &FairKnobs::default(),
+        ResourceCalculator::Dominant,
+    )
 }
 
 #[test]
@@ -611,7 +619,7 @@ fn fair_share_starvation_uses_threshold_and_demand() {
         &containers,
         &BTreeSet::new(),
         &FairKnobs::default(),
-        Calculator::Dominant,
+        ResourceCalculator::Dominant,
     );
     assert_eq!(p.starved.len(), 1);
     assert_eq!(
@@ -635,7 +643,7 @@ fn fair_share_starvation_uses_threshold_and_demand() {
         &containers,
         &BTreeSet::new(),
         &FairKnobs::default(),
-        Calculator::Dominant,
+        ResourceCalculator::Dominant,
     );
     assert_eq!(p, FairPlan::default());
 }
@@ -660,7 +668,15 @@ fn fair_prefers_the_fewest_am_containers() {
         container(1, 3, 2, 10, false, units(10)),
     ];
     let run = |apps: &[FairAppSnapshot]| {
-        plan_fair(units(45), &queues, apps, &containers, &BTreeSet::new(), &FairKnobs::default(), Calculator::Dominant)
+        plan_fair(
+            units(45),
+            &queues,
+            apps,
+            &containers,
+            &BTreeSet::new(),
+            &FairKnobs::default(),
+            ResourceCalculator::Dominant,
+        )
     };
     // Wanting 10: the non-AM container covers it although both AMs are candidates.
     assert_eq!(ids(&run(&apps_wanting(10)).victims), vec![cid(3, 2)]);
@@ -673,17 +689,21 @@ fn fair_shares_by_weight() {
     let unbounded = units(1_000);
     let child = |w: f64| (w, Resource::ZERO, unbounded, unbounded);
     assert_eq!(
-        compute_fair_shares(units(100), &[child(1.0), child(1.0), child(2.0)], Calculator::Dominant),
+        compute_fair_shares(units(100), &[child(1.0), child(1.0), child(2.0)], ResourceCalculator::Dominant),
         vec![units(25), units(25), units(50)]
     );
     // Thirds: the unit lost to rounding goes to the first of the equal fractions.
     assert_eq!(
-        compute_fair_shares(Resource::new(100, 100), &[child(1.0), child(1.0), child(1.0)], Calculator::Dominant),
+        compute_fair_shares(
+            Resource::new(100, 100),
+            &[child(1.0), child(1.0), child(1.0)],
+            ResourceCalculator::Dominant
+        ),
         vec![Resource::new(34, 34), Resource::new(33, 33), Resource::new(33, 33)]
     );
     // Memory-only: vcores are not shared.
     assert_eq!(
-        compute_fair_shares(units(100), &[child(1.0), child(3.0)], Calculator::Memory),
+        compute_fair_shares(units(100), &[child(1.0), child(3.0)], ResourceCalculator::Memory),
         vec![Resource::new(25_600, 0), Resource::new(76_800, 0)]
     );
 }
@@ -693,7 +713,11 @@ fn fair_shares_honour_min_max_and_demand() {
     let big = units(1_000);
     // Min share 60 beats an equal split.
     assert_eq!(
-        compute_fair_shares(units(100), &[(1.0, units(60), big, big), (1.0, units(0), big, big)], Calculator::Dominant),
+        compute_fair_shares(
+            units(100),
+            &[(1.0, units(60), big, big), (1.0, units(0), big, big)],
+            ResourceCalculator::Dominant
+        ),
         vec![units(60), units(40)]
     );
     // Oversubscribed min shares: everyone gets their min share.
@@ -701,7 +725,7 @@ fn fair_shares_honour_min_max_and_demand() {
         compute_fair_shares(
             units(100),
             &[(1.0, units(70), big, big), (1.0, units(70), big, big)],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![units(70), units(70)]
     );
@@ -710,7 +734,7 @@ fn fair_shares_honour_min_max_and_demand() {
         compute_fair_shares(
             units(100),
             &[(1.0, units(0), units(10), big), (1.0, units(0), big, big), (1.0, units(0), big, big)],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![units(10), units(45), units(45)]
     );
@@ -723,7 +747,7 @@ fn fair_shares_honour_min_max_and_demand() {
                 (1.0, Resource::ZERO, big, Resource::new(5, 5)),
                 (1.0, Resource::ZERO, big, big)
             ],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![Resource::new(48, 48), Resource::new(5, 5), Resource::new(47, 47)]
     );
@@ -733,7 +757,7 @@ fn fair_shares_honour_min_max_and_demand() {
         compute_fair_shares(
             units(100),
             &[(1.0, units(30), big, units(20)), (2.0, units(0), big, units(10))],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![units(20), units(10)]
     );
@@ -742,7 +766,7 @@ fn fair_shares_honour_min_max_and_demand() {
         compute_fair_shares(
             units(100),
             &[(1.0, units(0), units(20), units(20)), (1.0, units(0), big, big)],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![units(20), units(80)]
     );
@@ -751,7 +775,7 @@ fn fair_shares_honour_min_max_and_demand() {
         compute_fair_shares(
             Resource::new(100, 100),
             &[(1.0, Resource::ZERO, Resource::new(1_000, 10), big), (1.0, Resource::ZERO, big, big)],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![Resource::new(50, 10), Resource::new(50, 90)]
     );
@@ -770,7 +794,7 @@ fn fair_shares_with_zero_weights() {
                 (1.0, units(0), big, big),
                 (0.0, units(0), big, big)
             ],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![units(10), units(45), units(45), units(0)]
     );
@@ -778,11 +802,11 @@ fn fair_shares_with_zero_weights() {
         compute_fair_shares(
             units(100),
             &[(f64::NAN, units(5), big, big), (-2.0, units(0), big, big)],
-            Calculator::Dominant
+            ResourceCalculator::Dominant
         ),
         vec![units(5), units(0)]
     );
-    assert_eq!(compute_fair_shares(units(100), &[], Calculator::Dominant), vec![]);
+    assert_eq!(compute_fair_shares(units(100), &[], ResourceCalculator::Dominant), vec![]);
 }
 
 // ---- Property test ----
@@ -794,7 +818,7 @@ struct Scenario {
     queues: Vec<QueueSnapshot>,
     containers: Vec<ContainerSnapshot>,
     marked: BTreeSet<ContainerId>,
-    calc: Calculator,
+    calc: ResourceCalculator,
 }
 
 /// (mem, vcores, is_am, app, priority, marked)
@@ -894,7 +918,7 @@ fn build_scenario((mem, vcores, parents, leaves, dominant, shuffle): ScenarioSpe
     for c in &mut containers {
         c.queue = position[c.queue];
     }
-    let calc = if dominant { Calculator::Dominant } else { Calculator::Memory };
+    let calc = if dominant { ResourceCalculator::Dominant } else { ResourceCalculator::Memory };
     Scenario { cluster, queues, containers, marked, calc }
 }
 
@@ -955,7 +979,7 @@ proptest! {
                 }
             }
         }
-        if s.calc == Calculator::Memory {
+        if s.calc == ResourceCalculator::Memory {
             prop_assert!(selected_memory <= cap.memory_mb + overshoot_memory);
         }
     }

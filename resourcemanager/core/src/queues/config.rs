@@ -15,6 +15,7 @@ use weft_common::Resource;
 use weft_common::config::{ConfigError, parse_yaml};
 
 use super::QueueConfigError;
+use super::calculator::ResourceCalculator;
 use super::validate;
 
 /// The whole queue configuration file.
@@ -73,16 +74,6 @@ impl fmt::Display for SchedulerMode {
             SchedulerMode::Fair => "fair",
         })
     }
-}
-
-/// How resources are compared (YARN's `resource-calculator`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResourceCalculator {
-    /// Dominant Resource Fairness over memory and vcores (Weft's default).
-    Dominant,
-    /// Memory only (YARN's `DefaultResourceCalculator`, the CS default; ignores CPU).
-    Memory,
 }
 
 /// Preemption monitor knobs with YARN's defaults. The capacity scheduler uses all but
@@ -322,6 +313,17 @@ pub enum SchedulingPolicy {
     Drf,
     /// Submission order; leaves only.
     Fifo,
+}
+
+impl SchedulingPolicy {
+    /// How the policy compares apps and child queues: `drf` by dominant share, the others by
+    /// memory.
+    pub fn calculator(self) -> ResourceCalculator {
+        match self {
+            SchedulingPolicy::Drf => ResourceCalculator::Dominant,
+            SchedulingPolicy::Fair | SchedulingPolicy::Fifo => ResourceCalculator::Memory,
+        }
+    }
 }
 
 /// An absolute amount in the YAML form `{memory-mb: 10240, vcores: 12}`.

@@ -73,6 +73,7 @@
 //! placement rules, and reports every problem at once, each naming the queue path, the field
 //! and (when parsed from a file) the file and line.
 
+mod calculator;
 mod config;
 mod diff;
 mod fair_share;
@@ -80,10 +81,12 @@ mod import_yarn;
 mod resolve;
 mod validate;
 
+pub use calculator::ResourceCalculator;
+pub(crate) use calculator::{Amounts, Dim, amounts};
 pub use config::{
     Acl, Capacity, DefaultRule, DynamicRule, MapGroupRule, MapUserRule, OrderingPolicy, PlacementRule,
-    PreemptionConfig, QueueConfig, QueueDefaults, QueueKind, QueueState, QueuesConfig, ResourceAmount,
-    ResourceCalculator, ResourceLimit, RootQueueConfig, SchedulerMode, SchedulingPolicy, SpecifiedRule, UserConfig,
+    PreemptionConfig, QueueConfig, QueueDefaults, QueueKind, QueueState, QueuesConfig, ResourceAmount, ResourceLimit,
+    RootQueueConfig, SchedulerMode, SchedulingPolicy, SpecifiedRule, UserConfig,
 };
 pub use diff::{QueueChange, ReloadPlan, diff};
 pub use fair_share::{Schedulable, compute_fair_shares};

@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 
 use weft_common::Resource;
 
+use super::calculator::ResourceCalculator;
 use super::config::{
     Acl, Capacity, OrderingPolicy, PlacementRule, PreemptionConfig, QueueConfig, QueueState, QueuesConfig,
-    ResourceCalculator, ResourceLimit, SchedulerMode, SchedulingPolicy, UserConfig,
+    ResourceLimit, SchedulerMode, SchedulingPolicy, UserConfig,
 };
 use super::fair_share::{Schedulable, compute_fair_shares};
 use super::validate::{Problems, accepts_dynamic_children, root_queue};
@@ -333,11 +334,7 @@ fn max_each(a: Resource, b: Resource) -> Resource {
 impl Builder<'_> {
     /// `guaranteed / cluster` as the resource calculator sees it.
     fn share_of_cluster(&self, guaranteed: Resource) -> f64 {
-        match self.config.resource_calculator {
-            ResourceCalculator::Dominant => guaranteed.dominant_share(&self.cluster),
-            ResourceCalculator::Memory if self.cluster.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => guaranteed.memory_mb as f64 / self.cluster.memory_mb as f64,
-        }
+        self.config.resource_calculator.share(guaranteed, self.cluster)
     }
 
     fn add_queue(&mut self, parent: Option<QueueIndex>, name: &str, q: &QueueConfig, share: Share) {

@@ -36,6 +36,16 @@ impl Resource {
         Resource { memory_mb: self.memory_mb.saturating_sub(o.memory_mb), vcores: self.vcores.saturating_sub(o.vcores) }
     }
 
+    /// The smaller amount in each dimension (`Ord::min` would compare memory first).
+    pub fn min_each(self, o: Resource) -> Resource {
+        Resource { memory_mb: self.memory_mb.min(o.memory_mb), vcores: self.vcores.min(o.vcores) }
+    }
+
+    /// The larger amount in each dimension.
+    pub fn max_each(self, o: Resource) -> Resource {
+        Resource { memory_mb: self.memory_mb.max(o.memory_mb), vcores: self.vcores.max(o.vcores) }
+    }
+
     /// `self * n`, used for "n containers of this size".
     pub fn times(self, n: u64) -> Resource {
         Resource { memory_mb: self.memory_mb * n, vcores: self.vcores * n as u32 }

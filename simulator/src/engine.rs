@@ -1611,11 +1611,7 @@ impl Engine {
         }
         let fair_shares = if tree.queues.iter().any(|q| matches!(q.settings, QueueSettings::Fair(_))) {
             let demand: Vec<Resource> = (0..tree.queues.len())
-                .map(|i| {
-                    let want = hierarchy.usage(i).used + pending[i];
-                    let max = tree.queues[i].maximum;
-                    Resource::new(want.memory_mb.min(max.memory_mb), want.vcores.min(max.vcores))
-                })
+                .map(|i| (hierarchy.usage(i).used + pending[i]).min_each(tree.queues[i].maximum))
                 .collect();
             hierarchy.instantaneous_fair_shares(&demand)
         } else {

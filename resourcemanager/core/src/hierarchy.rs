@@ -21,10 +21,10 @@ use std::fmt;
 use weft_common::Resource;
 
 use super::error::CoreError;
-use super::preemption::compute_fair_shares;
 use crate::queues::{
     CapacitySettings, DynamicRule, PlacementRule, QueueConfig, QueueIndex, QueueSettings, QueueState, QueueTree,
-    QueuesConfig, ReloadPlan, ResourceCalculator, SchedulerMode, SchedulingPolicy, diff,
+    QueuesConfig, ReloadPlan, ResourceCalculator, Schedulable, SchedulerMode, SchedulingPolicy, compute_fair_shares,
+    diff,
 };
 
 /// The most queues placement rules may create under one parent (YARN's
@@ -857,7 +857,8 @@ impl Hierarchy {
     /// YARN FS's instantaneous fair shares: root gets the cluster; at every parent, its share is
     /// split among the children that want or hold something, by weight within min and max, and
     /// never beyond what a child can use (`demand`, per queue, subtree totals, capped at the
-    /// queue maximum); idle queues get nothing. Fair mode only (empty otherwise).
+    /// queue maximum); idle queues get nothing. With `resource-calculator: memory` only memory is
+    /// shared (vcores stay 0, as with YARN's `fair` policy). Fair mode only (empty otherwise).
     pub fn instantaneous_fair_shares(&self, demand: &[Resource]) -> Vec<Resource> {
         if self.tree.scheduler != SchedulerMode::Fair {
             return Vec::new();
@@ -871,18 +872,22 @@ impl Hierarchy {
             if active.is_empty() {
                 continue;
             }
-            let specs: Vec<(f64, Resource, Resource, Resource)> = active
+            let schedulables: Vec<Schedulable> = active
                 .iter()
                 .map(|&child| {
-                    let (weight, min) = match &self.tree.queues[child].settings {
+                    let (weight, min_share) = match &self.tree.queues[child].settings {
                         QueueSettings::Fair(f) => (f.weight, f.min_resources),
                         _ => (1.0, Resource::ZERO),
                     };
-                    (weight, min, self.tree.queues[child].maximum, demand[child])
+                    Schedulable {
+                        weight,
+                        min_share,
+                        max_share: self.tree.queues[child].maximum.min_each(demand[child]),
+                    }
                 })
                 .collect();
-            for (child, share) in active.into_iter().zip(compute_fair_shares(shares[parent], &specs, calculator)) {
-                shares[child] = share;
+            for (child, share) in active.into_iter().zip(compute_fair_shares(shares[parent], &schedulables)) {
+                shares[child] = calculator.counted(share);
             }
         }
         shares

@@ -4,7 +4,8 @@
 //! snapshot, and turns a plan into YARN's two steps: tell the AM, kill after a grace period.
 //!
 //! - [`plan_capacity`]: the Capacity Scheduler's ProportionalCapacityPreemptionPolicy.
-//! - [`plan_fair`] and [`compute_fair_shares`]: the Fair Scheduler's starvation preemption.
+//! - [`plan_fair`]: the Fair Scheduler's starvation preemption, from the fair shares of
+//!   [`crate::queues::compute_fair_shares`].
 //!
 //! ## Resource dimensions and the DRF choice
 //! Shares are water-filled **per dimension** (memory and vcores separately), for both
@@ -35,7 +36,7 @@ use std::collections::BTreeSet;
 
 use weft_common::{ApplicationId, ContainerId, Resource};
 
-pub use fair::{FairAppSnapshot, FairKnobs, FairPlan, FairQueueSnapshot, Starvation, compute_fair_shares, plan_fair};
+pub use fair::{FairAppSnapshot, FairKnobs, FairPlan, FairQueueSnapshot, Starvation, plan_fair};
 
 use crate::queues::{Amounts, Dim, ResourceCalculator, amounts};
 

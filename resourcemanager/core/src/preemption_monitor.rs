@@ -17,10 +17,10 @@ use super::effects::{Effects, Observation};
 use super::model::App;
 use super::preemption::{
     CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueSnapshot, Victim,
-    compute_fair_shares, plan_capacity, plan_fair,
+    plan_capacity, plan_fair,
 };
 use super::{ApplicationId, Core, QueueIndex};
-use crate::queues::{QueueSettings, ResourceCalculator, SchedulerMode};
+use crate::queues::{QueueSettings, ResourceCalculator, Schedulable, SchedulerMode, compute_fair_shares};
 
 /// What an app still wants: its outstanding asks, plus its AM container if that is waiting.
 fn app_pending(app: &App) -> Resource {
@@ -173,8 +173,7 @@ impl Core {
         let demand: Vec<Resource> = (0..tree.queues.len())
             .map(|i| {
                 let wanted = self.hierarchy.usage(i).used + pending[i];
-                let max = tree.queues[i].maximum;
-                Resource::new(wanted.memory_mb.min(max.memory_mb), wanted.vcores.min(max.vcores))
+                wanted.min_each(tree.queues[i].maximum)
             })
             .collect();
         let shares = self.hierarchy.instantaneous_fair_shares(&demand);
@@ -192,10 +191,7 @@ impl Core {
                 ),
                 _ => (Resource::ZERO, None, None, 0.5),
             };
-            let floor = Resource::new(
-                min_resources.memory_mb.min(demand[i].memory_mb),
-                min_resources.vcores.min(demand[i].vcores),
-            );
+            let floor = min_resources.min_each(demand[i]);
             let below = calc.share(usage, tree.cluster) < calc.share(floor, tree.cluster);
             let since = self.starvation.queues.get(&q.path).copied().unwrap_or(now);
             if below {
@@ -223,11 +219,16 @@ impl Core {
             }
         }
         for (leaf, leaf_apps) in by_leaf {
-            let specs: Vec<(f64, Resource, Resource, Resource)> = leaf_apps
+            let schedulables: Vec<Schedulable> = leaf_apps
                 .iter()
-                .map(|a| (1.0, Resource::ZERO, tree.queues[leaf].maximum, a.used + app_pending(a)))
+                .map(|a| Schedulable {
+                    weight: 1.0,
+                    min_share: Resource::ZERO,
+                    max_share: tree.queues[leaf].maximum.min_each(a.used + app_pending(a)),
+                })
                 .collect();
-            let app_shares = compute_fair_shares(shares.get(leaf).copied().unwrap_or_default(), &specs, calc);
+            // The leaf's share only has the calculator's dimensions, so the apps' shares do too.
+            let app_shares = compute_fair_shares(shares.get(leaf).copied().unwrap_or_default(), &schedulables);
             let threshold = match &tree.queues[leaf].settings {
                 QueueSettings::Fair(f) => f.fair_share_preemption_threshold,
                 _ => 0.5,
@@ -238,7 +239,7 @@ impl Core {
                     (share.memory_mb as f64 * threshold) as u64,
                     (f64::from(share.vcores) * threshold) as u32,
                 );
-                let floor = Resource::new(target.memory_mb.min(demand.memory_mb), target.vcores.min(demand.vcores));
+                let floor = target.min_each(demand);
                 let below = calc.share(app.used, tree.cluster) < calc.share(floor, tree.cluster);
                 let since = self.starvation.apps.get(&app.id).copied().unwrap_or(now);
                 if below {

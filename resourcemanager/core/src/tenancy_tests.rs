@@ -115,6 +115,25 @@ fn fair_weights_1_1_2_converge_to_25_25_50() {
 }
 
 #[test]
+fn instantaneous_fair_shares_split_active_queues_by_weight_and_only_memory_with_the_memory_calculator() {
+    let cluster = Resource::new(102_400, 100);
+    for (calculator, vcores) in [("dominant", [25, 75]), ("memory", [0, 0])] {
+        let yaml = format!(
+            "scheduler: fair\nresource-calculator: {calculator}\nqueues:\n  a: {{weight: 1}}\n  b: {{weight: 3}}\n  idle: {{weight: 4}}\n"
+        );
+        let hierarchy = Hierarchy::new(QueuesConfig::parse(&yaml, "queues.yaml").unwrap(), cluster).unwrap();
+        let tree = hierarchy.tree();
+        let (a, b, idle) = (tree.find("a").unwrap(), tree.find("b").unwrap(), tree.find("idle").unwrap());
+        let mut demand = vec![cluster; tree.queues.len()];
+        demand[idle] = Resource::ZERO;
+        let shares = hierarchy.instantaneous_fair_shares(&demand);
+        assert_eq!(shares[a], Resource::new(25_600, vcores[0]), "{calculator}");
+        assert_eq!(shares[b], Resource::new(76_800, vcores[1]), "{calculator}");
+        assert_eq!(shares[idle], Resource::ZERO, "{calculator}");
+    }
+}
+
+#[test]
 fn drf_gives_memory_heavy_and_cpu_heavy_apps_equal_dominant_shares() {
     // The classic DRF example scaled 10×: 90 vcores and 180 GB; A's tasks <1 vcore, 4 GB>
     // (memory-dominant), B's <3 vcores, 1 GB> (CPU-dominant).

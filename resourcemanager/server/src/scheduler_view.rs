@@ -99,9 +99,7 @@ impl<'a> Snapshot<'a> {
     /// What the queue could use now: used + pending, capped at its maximum (as YARN's FS caps
     /// a queue's demand at its max share).
     fn demand(&self, index: QueueIndex) -> Resource {
-        let wanted = self.used(index) + self.activity[index].pending;
-        let maximum = self.tree.queues[index].maximum;
-        Resource::new(wanted.memory_mb.min(maximum.memory_mb), wanted.vcores.min(maximum.vcores))
+        (self.used(index) + self.activity[index].pending).min_each(self.tree.queues[index].maximum)
     }
 
     /// `r / of` as the configured resource calculator compares resources (0 when `of` is empty).

@@ -62,8 +62,9 @@
 //! it, absolute amounts as given (scaled down proportionally when siblings exceed their parent,
 //! as YARN does); `max-applications` defaults to `defaults.max-applications` × the absolute
 //! capacity; the AM limit is `max-am-resource-percent` of the guarantee, rounded up. Fair: steady
-//! fair shares from [`compute_fair_shares`] (YARN's `ComputeFairShares`; unlike YARN its sums
-//! never exceed the parent), AM limit `max-am-share` of it. Per-queue defaults such as
+//! fair shares from [`compute_fair_shares`] (YARN's `ComputeFairShares`, solved exactly and
+//! rounded by largest remainder, so they add up to exactly the parent's), AM limit `max-am-share`
+//! of it. The same function gives the instantaneous shares and the apps' shares within a leaf. Per-queue defaults such as
 //! `max-running-apps` don't apply to root, which would cap the whole cluster.
 //!
 //! # Guarantees

@@ -16,8 +16,8 @@ use weft_common::{ContainerId, Millis, NodeId, Resource};
 use super::effects::{Effects, Observation};
 use super::model::App;
 use super::preemption::{
-    CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueSnapshot, Victim,
-    plan_capacity, plan_fair,
+    CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueLoad, Victim, plan_capacity,
+    plan_fair,
 };
 use super::{ApplicationId, Core, QueueIndex};
 use crate::queues::{QueueSettings, ResourceCalculator, Schedulable, SchedulerMode, compute_fair_shares};
@@ -124,19 +124,8 @@ impl Core {
     fn capacity_round(&mut self, now: Millis, fx: &mut impl Effects) {
         let tree = self.hierarchy.tree();
         let pending = self.pending_per_queue(false);
-        let queues: Vec<QueueSnapshot> = tree
-            .queues
-            .iter()
-            .enumerate()
-            .map(|(i, q)| QueueSnapshot {
-                path: q.path.clone(),
-                parent: q.parent,
-                guaranteed: q.guaranteed,
-                maximum: q.maximum,
-                used: self.hierarchy.usage(i).used,
-                pending: pending[i],
-                preemption_disabled: !q.preemptible,
-            })
+        let load: Vec<QueueLoad> = (0..tree.queues.len())
+            .map(|i| QueueLoad { used: self.hierarchy.usage(i).used, pending: pending[i] })
             .collect();
         let containers = self.container_snapshots();
         let knobs = &tree.preemption;
@@ -146,8 +135,8 @@ impl Core {
             natural_termination_factor: knobs.natural_termination_factor,
         };
         let marked = self.preemption_marks.keys().copied().collect();
-        let plan =
-            plan_capacity(self.cluster_capacity(), &queues, &containers, &marked, &capacity_knobs, self.calculator());
+        let plan = plan_capacity(self.cluster_capacity(), tree, &load, &containers, &marked, &capacity_knobs);
+        let paths: Vec<String> = tree.queues.iter().map(|q| q.path.clone()).collect();
 
         // Pressure gone: forget marks in queues the plan no longer takes from.
         let relieved: Vec<ContainerId> = self
@@ -160,7 +149,7 @@ impl Core {
             self.unmark(c);
         }
         let victims = self.concentrate_on_one_node(plan.victims, &containers);
-        self.mark(victims, &queues.iter().map(|q| q.path.clone()).collect::<Vec<_>>(), now, fx);
+        self.mark(victims, &paths, now, fx);
     }
 
     /// YARN FS preemption: apps starved of their min share (queue) or fair share (app) for

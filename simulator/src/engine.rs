@@ -528,27 +528,15 @@ pub struct Engine {
 impl Engine {
     pub fn new(input: SimInput, outputs: Outputs) -> Result<Self, SimError> {
         let SimInput { scenario, queues, workload } = input;
-        let rm = &scenario.rm;
         let key = |key_id: u32, byte: &str| MasterKey { key_id, secret_hex: byte.repeat(32) };
         let calculator = queues.resource_calculator;
         let cfg = CoreConfig {
             cluster_ts: CLUSTER_TS,
             epoch: 1,
-            min_allocation: rm.minimum_allocation.into(),
-            max_allocation: rm.maximum_allocation.into(),
-            max_app_attempts: rm.max_attempts,
-            nm_heartbeat_interval_ms: rm.heartbeat_interval.0,
-            nm_expiry_ms: rm.nm_expiry.0,
-            am_expiry_ms: rm.am_expiry.0,
-            container_allocation_expiry_ms: rm.container_allocation_expiry.0,
-            finished_app_container_grace_ms: rm.finished_app_container_grace.0,
-            max_completed_apps: rm.max_completed_apps,
-            gang_reservation_timeout_ms: rm.gang_reservation_timeout.0,
-            node_locality_delay_ms: rm.node_locality_delay.0,
-            rack_locality_delay_ms: rm.rack_locality_delay.0,
             container_token_key: key(1, "5a"),
             am_token_key: key(2, "a5"),
             rm_addresses: vec!["http://weft-sim-rm:8088".into()],
+            settings: scenario.rm.core_settings(),
             queues,
         };
         let core = Core::new(cfg)?;

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, Vis
 use serde::{Deserialize, Serialize, Serializer};
 use weft_common::Resource;
 use weft_common::config::ConfigError;
+use weft_rm_core::{CoreSettings, DEFAULT_TICK_INTERVAL_MS};
 
 use crate::rng::Rng;
 
@@ -297,6 +298,12 @@ impl From<ResourceSpec> for Resource {
     }
 }
 
+impl From<Resource> for ResourceSpec {
+    fn from(r: Resource) -> ResourceSpec {
+        ResourceSpec { memory_mb: r.memory_mb, vcores: r.vcores }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Scenario {
@@ -355,7 +362,8 @@ impl Default for ClusterSpec {
     }
 }
 
-/// The ResourceManager settings the core uses (rm.yaml's, with the same defaults).
+/// The ResourceManager settings the core uses, rm.yaml's under the scenario's names. Whatever a
+/// scenario leaves out is the RM's default ([`CoreSettings::default`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RmSpec {
@@ -378,21 +386,42 @@ pub struct RmSpec {
 
 impl Default for RmSpec {
     fn default() -> Self {
+        let core = CoreSettings::default();
         Self {
             queues_file: None,
-            heartbeat_interval: Dur::secs(1),
-            nm_expiry: Dur::secs(30),
-            am_expiry: Dur::secs(60),
-            tick_interval: Dur::ms(100),
-            minimum_allocation: ResourceSpec { memory_mb: 128, vcores: 1 },
-            maximum_allocation: ResourceSpec { memory_mb: 8192, vcores: 4 },
-            max_attempts: 2,
-            max_completed_apps: 1000,
-            container_allocation_expiry: Dur::secs(600),
-            finished_app_container_grace: Dur::secs(10),
-            gang_reservation_timeout: Dur::secs(300),
-            node_locality_delay: Dur::secs(3),
-            rack_locality_delay: Dur::secs(3),
+            heartbeat_interval: Dur(core.nm_heartbeat_interval_ms),
+            nm_expiry: Dur(core.nm_expiry_ms),
+            am_expiry: Dur(core.am_expiry_ms),
+            tick_interval: Dur(DEFAULT_TICK_INTERVAL_MS),
+            minimum_allocation: core.min_allocation.into(),
+            maximum_allocation: core.max_allocation.into(),
+            max_attempts: core.max_app_attempts,
+            max_completed_apps: core.max_completed_apps,
+            container_allocation_expiry: Dur(core.container_allocation_expiry_ms),
+            finished_app_container_grace: Dur(core.finished_app_container_grace_ms),
+            gang_reservation_timeout: Dur(core.gang_reservation_timeout_ms),
+            node_locality_delay: Dur(core.node_locality_delay_ms),
+            rack_locality_delay: Dur(core.rack_locality_delay_ms),
+        }
+    }
+}
+
+impl RmSpec {
+    /// What the core takes from this section.
+    pub fn core_settings(&self) -> CoreSettings {
+        CoreSettings {
+            min_allocation: self.minimum_allocation.into(),
+            max_allocation: self.maximum_allocation.into(),
+            max_app_attempts: self.max_attempts,
+            nm_heartbeat_interval_ms: self.heartbeat_interval.0,
+            nm_expiry_ms: self.nm_expiry.0,
+            am_expiry_ms: self.am_expiry.0,
+            container_allocation_expiry_ms: self.container_allocation_expiry.0,
+            finished_app_container_grace_ms: self.finished_app_container_grace.0,
+            max_completed_apps: self.max_completed_apps,
+            gang_reservation_timeout_ms: self.gang_reservation_timeout.0,
+            node_locality_delay_ms: self.node_locality_delay.0,
+            rack_locality_delay_ms: self.rack_locality_delay.0,
         }
     }
 }
@@ -859,4 +888,34 @@ fn line_of(text: &str, field: &str) -> Option<usize> {
         }
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORKLOAD: &str = "workload: {trace: apps.jsonl}\n";
+
+    #[test]
+    fn an_empty_rm_section_gives_exactly_the_rms_default_core_settings() {
+        for rm in ["", "rm: {}\n"] {
+            let scenario = Scenario::parse(&format!("{rm}{WORKLOAD}"), "scenario.yaml").unwrap();
+            assert_eq!(scenario.rm.core_settings(), CoreSettings::default());
+            assert_eq!(scenario.rm.tick_interval, Dur(DEFAULT_TICK_INTERVAL_MS));
+        }
+    }
+
+    #[test]
+    fn an_rm_section_overrides_only_what_it_names_each_in_its_own_setting() {
+        let yaml =
+            "rm:\n  nm-expiry: 45s\n  node-locality-delay: 1s\n  maximum-allocation: {memory-mb: 4096, vcores: 2}\n";
+        let scenario = Scenario::parse(&format!("{yaml}{WORKLOAD}"), "scenario.yaml").unwrap();
+        let expected = CoreSettings {
+            nm_expiry_ms: 45_000,
+            node_locality_delay_ms: 1_000,
+            max_allocation: Resource::new(4096, 2),
+            ..CoreSettings::default()
+        };
+        assert_eq!(scenario.rm.core_settings(), expected);
+    }
 }

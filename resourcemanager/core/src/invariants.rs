@@ -48,7 +48,7 @@ impl Core {
                 if !node.total.fits(&node.used) {
                     return Err(format!("node {} is over capacity: {} of {}", node.id, node.used, node.total));
                 }
-                if node.free().fits(&self.cfg.min_allocation) {
+                if node.free().fits(&self.cfg.settings.min_allocation) {
                     indexed.insert((node.free().memory_mb, node.id.clone()));
                 }
             }

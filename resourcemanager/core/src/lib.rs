@@ -23,6 +23,9 @@ pub mod preemption_monitor;
 pub mod queues;
 pub mod records;
 pub mod scheduler;
+pub mod settings;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 #[cfg(test)]
 mod recovery_tests;
@@ -56,73 +59,27 @@ use crate::queues::QueueIndex;
 use crate::queues::{QueuesConfig, ReloadPlan, SchedulerMode};
 use crate::records::{AppRecord, AttemptRecord, NodeRecord, RecoveredState, StoreOp};
 pub use hierarchy::Hierarchy;
+pub use settings::{CoreSettings, DEFAULT_TICK_INTERVAL_MS};
 
 /// The queue every application lands in until hierarchical queues arrive.
 pub const DEFAULT_QUEUE: &str = "default";
 
-/// Settings the core needs; the server derives them from the RM config.
+/// Everything the core is configured with: who this RM incarnation is, its settings and the queue
+/// configuration. The server builds it in `RmConfig::core_config`, the simulator from its
+/// scenario, tests with [`CoreConfig::for_tests`].
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     /// Start time of this RM incarnation; the first part of every application id it issues.
     pub cluster_ts: Millis,
     /// State-store fencing epoch of this incarnation; prefixes container ids.
     pub epoch: u32,
-    pub min_allocation: Resource,
-    pub max_allocation: Resource,
-    /// Global maximum of AM attempts (per-app values above it are capped).
-    pub max_app_attempts: u32,
-    pub nm_heartbeat_interval_ms: u64,
-    /// A node silent for longer is LOST.
-    pub nm_expiry_ms: u64,
-    /// An AM silent for longer fails its attempt.
-    pub am_expiry_ms: u64,
-    /// An allocated container never reported by its NM is reclaimed after this long.
-    pub container_allocation_expiry_ms: u64,
-    /// Containers still alive this long after their app finished are stopped.
-    pub finished_app_container_grace_ms: u64,
-    /// Completed applications kept (in memory and in the store).
-    pub max_completed_apps: usize,
-    /// A gang holds its reservation at most this long before another waiting gang may take it.
-    pub gang_reservation_timeout_ms: u64,
-    /// A host ask may use only its host this long after it appeared, then its host's rack too
-    /// (delay scheduling; time-based, as Weft schedules per event rather than per heartbeat).
-    pub node_locality_delay_ms: u64,
-    /// A rack ask (or a host ask already relaxed to its rack) may use only that rack this much
-    /// longer before it may go anywhere.
-    pub rack_locality_delay_ms: u64,
     pub container_token_key: MasterKey,
     pub am_token_key: MasterKey,
     /// RM web addresses handed to AMs.
     pub rm_addresses: Vec<String>,
+    pub settings: CoreSettings,
     /// Scheduler mode and queue tree (the default: FIFO over one `root.default` queue).
     pub queues: QueuesConfig,
-}
-
-#[cfg(any(test, feature = "testkit"))]
-impl CoreConfig {
-    /// Small, fast-expiring settings with fixed keys for tests: FIFO over `root.default`.
-    pub fn for_tests() -> Self {
-        CoreConfig {
-            cluster_ts: 1_000,
-            epoch: 1,
-            min_allocation: Resource::new(128, 1),
-            max_allocation: Resource::new(4096, 4),
-            max_app_attempts: 2,
-            nm_heartbeat_interval_ms: 1_000,
-            nm_expiry_ms: 10_000,
-            am_expiry_ms: 20_000,
-            container_allocation_expiry_ms: 60_000,
-            finished_app_container_grace_ms: 5_000,
-            max_completed_apps: 100,
-            gang_reservation_timeout_ms: 60_000,
-            node_locality_delay_ms: 3_000,
-            rack_locality_delay_ms: 3_000,
-            container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
-            am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
-            rm_addresses: vec!["http://127.0.0.1:8088".into()],
-            queues: QueuesConfig { scheduler: SchedulerMode::Fifo, ..QueuesConfig::default() },
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -462,7 +419,7 @@ impl Core {
                     if let Some(attempt) = app.attempts.last_mut() {
                         attempt.last_heartbeat = now;
                     }
-                    self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt_id);
+                    self.am_expiry.push(now + self.cfg.settings.am_expiry_ms + 1, attempt_id);
                     self.apps.insert(id, app);
                 }
             }
@@ -470,7 +427,7 @@ impl Core {
         self.completed_order.make_contiguous().sort_by_key(|id| self.apps[id].finish_time);
         self.known_nodes = state.nodes.into_iter().map(|n| n.id).collect();
         if !self.known_nodes.is_empty() {
-            let until = now + 2 * self.cfg.nm_heartbeat_interval_ms;
+            let until = now + 2 * self.cfg.settings.nm_heartbeat_interval_ms;
             self.recovery = Some(RecoveryWait { awaiting: self.known_nodes.clone(), until });
             tracing::info!(
                 nodes = self.known_nodes.len(),
@@ -510,7 +467,10 @@ impl Core {
             Event::NewApplication { req } => {
                 let id = ApplicationId::new(self.cfg.cluster_ts, self.next_app_seq);
                 self.next_app_seq += 1;
-                let reply = NewApplication { application_id: id, maximum_resource_capability: self.cfg.max_allocation };
+                let reply = NewApplication {
+                    application_id: id,
+                    maximum_resource_capability: self.cfg.settings.max_allocation,
+                };
                 fx.reply(req, Reply::NewApplication(Ok(reply)));
             }
             Event::Submit { req, user, context } => {
@@ -641,10 +601,10 @@ impl Core {
             }
             local_resources.insert(entry.key.clone(), resource);
         }
-        let am_resource = self.normalize("resource", ctx.resource.unwrap_or(self.cfg.min_allocation))?;
+        let am_resource = self.normalize("resource", ctx.resource.unwrap_or(self.cfg.settings.min_allocation))?;
         let max_attempts = match ctx.max_app_attempts {
-            None | Some(0) => self.cfg.max_app_attempts,
-            Some(n) => n.min(self.cfg.max_app_attempts),
+            None | Some(0) => self.cfg.settings.max_app_attempts,
+            Some(n) => n.min(self.cfg.settings.max_app_attempts),
         };
         let launch_context = weft_common::protocol::ContainerLaunchContext {
             commands,
@@ -694,11 +654,11 @@ impl Core {
 
     /// Rounds a request up to the minimum allocation and rejects one above the maximum.
     fn normalize(&self, field: &'static str, r: Resource) -> Result<Resource, CoreError> {
-        let max = self.cfg.max_allocation;
+        let max = self.cfg.settings.max_allocation;
         if !max.fits(&r) {
             return Err(CoreError::ResourceAboveMaximum { field, requested: r, maximum: max });
         }
-        Ok(r.round_up_to(self.cfg.min_allocation))
+        Ok(r.round_up_to(self.cfg.settings.min_allocation))
     }
 
     fn reload_queues(&mut self, config: QueuesConfig, requested_by: Option<&str>) -> Result<ReloadPlan, CoreError> {
@@ -868,7 +828,7 @@ impl Core {
             .collect();
         self.kill_containers(victims, &format!("Container killed because application {id} is {state}"), now, fx);
         if self.apps.get(&id).is_some_and(|a| !a.containers.is_empty()) {
-            self.draining_apps.push(now + self.cfg.finished_app_container_grace_ms + 1, id);
+            self.draining_apps.push(now + self.cfg.settings.finished_app_container_grace_ms + 1, id);
         }
         match state {
             AppState::Finished => self.counters.apps_completed += 1,
@@ -883,7 +843,7 @@ impl Core {
     }
 
     fn retire_old_apps(&mut self, fx: &mut impl Effects) {
-        while self.completed_order.len() > self.cfg.max_completed_apps {
+        while self.completed_order.len() > self.cfg.settings.max_completed_apps {
             let Some(id) = self.completed_order.pop_front() else { break };
             // An app with containers still draining is kept until the next retirement.
             if self.apps.get(&id).is_some_and(|a| a.containers.is_empty()) {
@@ -1001,8 +961,8 @@ impl Core {
             attempt_id: id,
             queue: app.queue.clone(),
             user: app.user.clone(),
-            maximum_capability: self.cfg.max_allocation,
-            minimum_capability: self.cfg.min_allocation,
+            maximum_capability: self.cfg.settings.max_allocation,
+            minimum_capability: self.cfg.settings.min_allocation,
             containers_from_previous_attempts: Vec::new(),
         })
     }
@@ -1243,7 +1203,7 @@ impl Core {
         }
         self.resize_cluster();
         self.topology.place_node(&req.node_id, previous_rack.as_deref(), &rack);
-        self.node_expiry.push(now + self.cfg.nm_expiry_ms + 1, req.node_id.clone());
+        self.node_expiry.push(now + self.cfg.settings.nm_expiry_ms + 1, req.node_id.clone());
         let node_id = self.nodes.get_key_value(&req.node_id).map_or(req.node_id.clone(), |(id, _)| id.clone());
         for report in req.containers.iter().filter(|c| c.state != NmContainerState::Complete) {
             self.adopt_container(&node_id, report, now, fx);
@@ -1259,7 +1219,7 @@ impl Core {
         Ok(RegisterNodeResponse {
             action: NodeAction::Normal,
             container_token_keys: vec![self.cfg.container_token_key.clone()],
-            heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
+            heartbeat_interval_ms: self.cfg.settings.nm_heartbeat_interval_ms,
             rm_epoch: self.cfg.epoch,
             diagnostics: String::new(),
         })
@@ -1306,7 +1266,7 @@ impl Core {
             acked_completed: Vec::new(),
             applications_to_cleanup: Vec::new(),
             container_token_keys: None,
-            heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
+            heartbeat_interval_ms: self.cfg.settings.nm_heartbeat_interval_ms,
         };
         // NMs report every container on every heartbeat and nearly all reports say "still
         // running": those are settled against the node's own sets, without a lookup in the
@@ -1555,7 +1515,7 @@ impl Core {
             attempt.node_id = Some(node_id.clone());
             attempt.node_http_address = http.clone();
             attempt.last_heartbeat = now;
-            self.am_expiry.push(now + self.cfg.am_expiry_ms + 1, attempt.id);
+            self.am_expiry.push(now + self.cfg.settings.am_expiry_ms + 1, attempt.id);
             if let Err(e) = transition(&mut attempt.state, AttemptState::Allocated, &attempt.id) {
                 tracing::error!(error = %e, "AM container allocated for an attempt not waiting for one");
             }
@@ -1602,7 +1562,7 @@ impl Core {
             token,
         };
         self.add_container(rc, ContainerState::Allocated);
-        self.allocation_expiry.push(now + self.cfg.container_allocation_expiry_ms + 1, id);
+        self.allocation_expiry.push(now + self.cfg.settings.container_allocation_expiry_ms + 1, id);
         self.sync_pending(app_id);
     }
 
@@ -1651,7 +1611,7 @@ impl Core {
         let node = self.nodes.get_mut(id)?;
         if node.state.is_usable() {
             let free = node.free();
-            if free.fits(&self.cfg.min_allocation) {
+            if free.fits(&self.cfg.settings.min_allocation) {
                 self.free_index.remove(&(free.memory_mb, node.id.clone()));
             }
             pending::remove_one(&mut self.free_vcores, &free.vcores);
@@ -1661,7 +1621,7 @@ impl Core {
         let r = f(node);
         if node.state.is_usable() {
             let free = node.free();
-            if free.fits(&self.cfg.min_allocation) {
+            if free.fits(&self.cfg.settings.min_allocation) {
                 self.free_index.insert((free.memory_mb, node.id.clone()));
             }
             pending::add_one(&mut self.free_vcores, free.vcores);
@@ -1709,7 +1669,7 @@ impl Core {
             if !matches!(node.state, NodeState::Running | NodeState::Unhealthy) {
                 continue; // registering again queues a new deadline
             }
-            let due = node.last_heartbeat + self.cfg.nm_expiry_ms + 1;
+            let due = node.last_heartbeat + self.cfg.settings.nm_expiry_ms + 1;
             if due > now {
                 self.node_expiry.push(due, id);
             } else {
@@ -1728,7 +1688,7 @@ impl Core {
             if current.id != attempt || !live {
                 continue;
             }
-            let due = current.last_heartbeat + self.cfg.am_expiry_ms + 1;
+            let due = current.last_heartbeat + self.cfg.settings.am_expiry_ms + 1;
             if due > now {
                 self.am_expiry.push(due, attempt);
                 continue;
@@ -1736,7 +1696,7 @@ impl Core {
             // Failing the attempt stops its AM container too, so two AMs never run at once.
             let diag = format!(
                 "ApplicationMaster for attempt {attempt} timed out after {} ms without a heartbeat",
-                self.cfg.am_expiry_ms
+                self.cfg.settings.am_expiry_ms
             );
             if let Err(e) = self.fail_attempt(attempt.app, diag, None, now, fx) {
                 tracing::error!(%attempt, error = %e, "cannot expire attempt");
@@ -1786,7 +1746,7 @@ impl Core {
             tracing::error!(error = %e, "cannot mark node lost");
             return;
         }
-        tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.nm_expiry_ms);
+        tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.settings.nm_expiry_ms);
         let containers: Vec<ContainerId> =
             self.nodes.get(id).map(|n| n.containers.iter().copied().collect()).unwrap_or_default();
         for c in containers {
@@ -1815,7 +1775,7 @@ fn container_token(
         node_id: node_id.clone(),
         user: user.to_owned(),
         resource,
-        expires_at: now + cfg.container_allocation_expiry_ms,
+        expires_at: now + cfg.settings.container_allocation_expiry_ms,
         key_id: cfg.container_token_key.key_id,
         rm_epoch: id.epoch,
     })

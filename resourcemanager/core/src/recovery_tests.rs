@@ -181,7 +181,7 @@ fn containers_of_finished_attempts_are_cleaned_up_and_lost_nodes_forgotten() {
     assert_eq!(env.heartbeat(&node, vec![am]).containers_to_cleanup, vec![launch.container_id]);
 
     // A node that goes silent is lost and forgotten by the store.
-    env.advance(config().nm_expiry_ms + 1);
+    env.advance(config().settings.nm_expiry_ms + 1);
     assert!(env.fx.take_persisted().contains(&StoreOp::RemoveNode(node.clone())));
 }
 

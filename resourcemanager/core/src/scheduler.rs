@@ -293,9 +293,9 @@ impl Core {
             self.apps.get(&r.app).and_then(|a| a.asks.get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
         if !still_wanted {
             self.gang_reservation = None;
-        } else if now.saturating_sub(r.since) > self.cfg.gang_reservation_timeout_ms {
+        } else if now.saturating_sub(r.since) > self.cfg.settings.gang_reservation_timeout_ms {
             tracing::info!(app = %r.app, "gang reservation timed out; another waiting gang may take it");
-            self.gang_yielding = Some((r.app, r.key.clone(), now + self.cfg.gang_reservation_timeout_ms));
+            self.gang_yielding = Some((r.app, r.key.clone(), now + self.cfg.settings.gang_reservation_timeout_ms));
             self.gang_reservation = None;
         }
     }
@@ -307,7 +307,8 @@ impl Core {
             return Placement::Anywhere;
         }
         let waited = now.saturating_sub(ask.since);
-        let (node_delay, rack_delay) = (self.cfg.node_locality_delay_ms, self.cfg.rack_locality_delay_ms);
+        let (node_delay, rack_delay) =
+            (self.cfg.settings.node_locality_delay_ms, self.cfg.settings.rack_locality_delay_ms);
         if is_rack_name(name) {
             return if ask.relax_locality && waited >= rack_delay {
                 Placement::Anywhere

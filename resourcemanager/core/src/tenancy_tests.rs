@@ -12,7 +12,7 @@ use crate::queues::{QueuesConfig, ResourceCalculator};
 fn env_with(queues_yaml: &str) -> Env {
     let mut cfg = config();
     cfg.queues = QueuesConfig::parse(queues_yaml, "queues.yaml").expect("valid queue config");
-    cfg.max_allocation = Resource::new(65_536, 64);
+    cfg.settings.max_allocation = Resource::new(65_536, 64);
     Env::with_config(cfg)
 }
 

@@ -689,15 +689,15 @@ fn locality_admits(core: &Core, key: &AskKey, ask: &Ask, node: &Node, now: Milli
         return true;
     }
     if name.starts_with('/') {
-        return node.rack == name || (ask.relax_locality && waited >= cfg.rack_locality_delay_ms);
+        return node.rack == name || (ask.relax_locality && waited >= cfg.settings.rack_locality_delay_ms);
     }
     if is_the_host(node) {
         return true;
     }
-    if !ask.relax_locality || waited < cfg.node_locality_delay_ms {
+    if !ask.relax_locality || waited < cfg.settings.node_locality_delay_ms {
         return false;
     }
-    if waited >= cfg.node_locality_delay_ms + cfg.rack_locality_delay_ms {
+    if waited >= cfg.settings.node_locality_delay_ms + cfg.settings.rack_locality_delay_ms {
         return true;
     }
     // The host's rack; a host never seen has none, so its ask may go anywhere.
@@ -1002,7 +1002,7 @@ fn a_gang_that_cannot_fit_yields_its_reservation_so_small_asks_are_not_starved()
     let small = env.submit();
     assert!(env.fx.take_launches().is_empty(), "held back while the gang reserves");
     // Time passes with the node and the gang's AM alive.
-    let deadline = env.now + config().gang_reservation_timeout_ms + 1;
+    let deadline = env.now + config().settings.gang_reservation_timeout_ms + 1;
     while env.now < deadline {
         env.advance(1_000);
         let reports: Vec<ContainerReport> =

@@ -42,8 +42,8 @@ fn fifo_scheduler(core: &Core) -> Value {
         "capacity": 1.0,
         "usedCapacity": used_pct,
         "qstate": "RUNNING",
-        "minQueueMemoryCapacity": core.config().min_allocation.memory_mb,
-        "maxQueueMemoryCapacity": core.config().max_allocation.memory_mb,
+        "minQueueMemoryCapacity": core.config().settings.min_allocation.memory_mb,
+        "maxQueueMemoryCapacity": core.config().settings.max_allocation.memory_mb,
         "numNodes": core.nodes().filter(|n| n.state.is_usable()).count(),
         "usedNodeCapacity": used.memory_mb,
         "availNodeCapacity": total.saturating_sub(used).memory_mb,
@@ -496,7 +496,7 @@ mod tests {
 
     use super::*;
     use weft_rm_core::queues::QueuesConfig;
-    use weft_rm_core::{CoreConfig, Event, RecordingEffects, Reply, ReqId};
+    use weft_rm_core::{CoreConfig, CoreSettings, Event, RecordingEffects, Reply, ReqId};
 
     /// A core stepped by hand, as in the core's own tests.
     struct Env {
@@ -508,10 +508,11 @@ mod tests {
 
     impl Env {
         fn new(queues_yaml: &str) -> Self {
+            let for_tests = CoreConfig::for_tests();
             let config = CoreConfig {
-                max_allocation: Resource::new(65_536, 64),
+                settings: CoreSettings { max_allocation: Resource::new(65_536, 64), ..for_tests.settings },
                 queues: QueuesConfig::parse(queues_yaml, "queues.yaml").expect("valid queue config"),
-                ..CoreConfig::for_tests()
+                ..for_tests
             };
             Self { core: Core::new(config).unwrap(), fx: RecordingEffects::default(), now: 10_000, next_req: 0 }
         }

@@ -17,7 +17,6 @@ use weft_common::protocol::{
 };
 use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
 use weft_common::states::{NmContainerState, exit_status};
-use weft_common::token::MasterKey;
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 use weft_rm_core::queues::{QueuesConfig, SchedulerMode};
 use weft_rm_core::records::StoreOp;
@@ -181,26 +180,7 @@ pub struct Cluster {
 }
 
 pub fn core_config(queues: QueuesConfig) -> CoreConfig {
-    CoreConfig {
-        cluster_ts: 1_700_000_000_000,
-        epoch: 1,
-        min_allocation: Resource::new(128, 1),
-        max_allocation: Resource::new(8192, 4),
-        max_app_attempts: 2,
-        nm_heartbeat_interval_ms: 1_000,
-        nm_expiry_ms: 30_000,
-        am_expiry_ms: 60_000,
-        container_allocation_expiry_ms: 600_000,
-        finished_app_container_grace_ms: 5_000,
-        max_completed_apps: 1_000,
-        gang_reservation_timeout_ms: 60_000,
-        node_locality_delay_ms: 3_000,
-        rack_locality_delay_ms: 3_000,
-        container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
-        am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
-        rm_addresses: vec!["http://127.0.0.1:8088".into()],
-        queues,
-    }
+    CoreConfig { queues, ..CoreConfig::for_tests() }
 }
 
 pub fn ask(count: u32) -> ResourceRequest {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
-use weft_common::Resource;
 use weft_common::config::ConfigError;
+use weft_rm_core::queues::ResourceAmount;
 use weft_rm_core::{CoreSettings, DEFAULT_TICK_INTERVAL_MS};
 
 use crate::rng::Rng;
@@ -285,25 +285,6 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Dist<V> {
 // ---------------------------------------------------------------------------------------------
 // The scenario.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ResourceSpec {
-    pub memory_mb: u64,
-    pub vcores: u32,
-}
-
-impl From<ResourceSpec> for Resource {
-    fn from(r: ResourceSpec) -> Resource {
-        Resource::new(r.memory_mb, r.vcores)
-    }
-}
-
-impl From<Resource> for ResourceSpec {
-    fn from(r: Resource) -> ResourceSpec {
-        ResourceSpec { memory_mb: r.memory_mb, vcores: r.vcores }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Scenario {
@@ -351,14 +332,14 @@ fn default_duration() -> Dur {
 pub struct ClusterSpec {
     pub nodes: u32,
     /// Every node's resources.
-    pub node: ResourceSpec,
+    pub node: ResourceAmount,
     /// Nodes are spread over this many racks (`/rack1` …) round-robin.
     pub racks: u32,
 }
 
 impl Default for ClusterSpec {
     fn default() -> Self {
-        Self { nodes: 100, node: ResourceSpec { memory_mb: 65_536, vcores: 16 }, racks: 1 }
+        Self { nodes: 100, node: ResourceAmount { memory_mb: 65_536, vcores: 16 }, racks: 1 }
     }
 }
 
@@ -373,8 +354,8 @@ pub struct RmSpec {
     pub nm_expiry: Dur,
     pub am_expiry: Dur,
     pub tick_interval: Dur,
-    pub minimum_allocation: ResourceSpec,
-    pub maximum_allocation: ResourceSpec,
+    pub minimum_allocation: ResourceAmount,
+    pub maximum_allocation: ResourceAmount,
     pub max_attempts: u32,
     pub max_completed_apps: usize,
     pub container_allocation_expiry: Dur,
@@ -517,7 +498,7 @@ pub struct StreamSpec {
     #[serde(default)]
     pub max_apps: Option<u64>,
     #[serde(default = "default_am")]
-    pub am: ResourceSpec,
+    pub am: ResourceAmount,
     /// Run in order; a stage starts when every task of the previous one succeeded.
     pub stages: Vec<StageSpec>,
 }
@@ -526,8 +507,8 @@ fn default_users() -> Vec<String> {
     vec!["sim".into()]
 }
 
-fn default_am() -> ResourceSpec {
-    ResourceSpec { memory_mb: 1024, vcores: 1 }
+fn default_am() -> ResourceAmount {
+    ResourceAmount { memory_mb: 1024, vcores: 1 }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -573,7 +554,7 @@ pub struct StageSpec {
     pub count: Dist<u64>,
     /// Container size of every task of the stage, or…
     #[serde(default)]
-    pub size: Option<ResourceSpec>,
+    pub size: Option<ResourceAmount>,
     /// …sizes to choose from per app, by weight.
     #[serde(default)]
     pub sizes: Vec<SizeChoice>,
@@ -892,6 +873,8 @@ fn line_of(text: &str, field: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use weft_common::Resource;
+
     use super::*;
 
     const WORKLOAD: &str = "workload: {trace: apps.jsonl}\n";

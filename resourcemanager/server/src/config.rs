@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use weft_common::Resource;
 
-use weft_rm_core::queues::{QueueConfigError, QueuesConfig, SchedulerMode};
+use weft_rm_core::queues::{QueueConfigError, QueuesConfig, ResourceAmount, SchedulerMode};
 use weft_rm_core::records::MasterKeys;
 use weft_rm_core::{CoreConfig, CoreSettings, DEFAULT_TICK_INTERVAL_MS};
 
@@ -84,9 +84,9 @@ pub struct SchedulerConfig {
     /// How often the queues file is checked for changes (reloaded when it changed).
     pub queues_reload_interval_ms: u64,
     /// Requests are rounded up to multiples of this (YARN: 1024 MB / 1 vcore; Weft: 128 MB).
-    pub minimum_allocation: ResourceConfig,
+    pub minimum_allocation: ResourceAmount,
     /// Requests above this are rejected.
-    pub maximum_allocation: ResourceConfig,
+    pub maximum_allocation: ResourceAmount,
     /// How long the oldest waiting gang ask may hold capacity back before another gang's turn.
     pub gang_reservation_timeout_ms: u64,
     /// A host ask may use only its host this long, then its host's rack too. YARN counts missed
@@ -95,25 +95,6 @@ pub struct SchedulerConfig {
     /// A rack ask (or a host ask relaxed to its rack) may use only that rack this much longer,
     /// then any node (YARN: `rack-locality-additional-delay`, in missed heartbeats).
     pub rack_locality_delay_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ResourceConfig {
-    pub memory_mb: u64,
-    pub vcores: u32,
-}
-
-impl From<ResourceConfig> for Resource {
-    fn from(r: ResourceConfig) -> Self {
-        Resource::new(r.memory_mb, r.vcores)
-    }
-}
-
-impl From<Resource> for ResourceConfig {
-    fn from(r: Resource) -> Self {
-        ResourceConfig { memory_mb: r.memory_mb, vcores: r.vcores }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

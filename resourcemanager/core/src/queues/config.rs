@@ -326,7 +326,8 @@ impl SchedulingPolicy {
     }
 }
 
-/// An absolute amount in the YAML form `{memory-mb: 10240, vcores: 12}`.
+/// An amount in the YAML form `{memory-mb: 10240, vcores: 12}`: in queue files, rm.yaml and
+/// simulator scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ResourceAmount {
@@ -337,6 +338,12 @@ pub struct ResourceAmount {
 impl From<ResourceAmount> for Resource {
     fn from(r: ResourceAmount) -> Self {
         Resource::new(r.memory_mb, r.vcores)
+    }
+}
+
+impl From<Resource> for ResourceAmount {
+    fn from(r: Resource) -> Self {
+        ResourceAmount { memory_mb: r.memory_mb, vcores: r.vcores }
     }
 }
 

@@ -36,6 +36,16 @@ impl Resource {
         Resource { memory_mb: self.memory_mb.saturating_sub(o.memory_mb), vcores: self.vcores.saturating_sub(o.vcores) }
     }
 
+    /// The smaller amount in each dimension (`Ord::min` would compare memory first).
+    pub fn min_each(self, o: Resource) -> Resource {
+        Resource { memory_mb: self.memory_mb.min(o.memory_mb), vcores: self.vcores.min(o.vcores) }
+    }
+
+    /// The larger amount in each dimension.
+    pub fn max_each(self, o: Resource) -> Resource {
+        Resource { memory_mb: self.memory_mb.max(o.memory_mb), vcores: self.vcores.max(o.vcores) }
+    }
+
     /// `self * n`, used for "n containers of this size".
     pub fn times(self, n: u64) -> Resource {
         Resource { memory_mb: self.memory_mb * n, vcores: self.vcores * n as u32 }
@@ -51,13 +61,6 @@ impl Resource {
             memory_mb: up(self.memory_mb, step.memory_mb),
             vcores: up(u64::from(self.vcores), u64::from(step.vcores)) as u32,
         }
-    }
-
-    /// Dominant share of `self` relative to `total` (0.0..=1.0 when it fits).
-    pub fn dominant_share(&self, total: &Resource) -> f64 {
-        let m = if total.memory_mb == 0 { 0.0 } else { self.memory_mb as f64 / total.memory_mb as f64 };
-        let c = if total.vcores == 0 { 0.0 } else { f64::from(self.vcores) / f64::from(total.vcores) };
-        m.max(c)
     }
 }
 

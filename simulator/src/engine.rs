@@ -528,27 +528,15 @@ pub struct Engine {
 impl Engine {
     pub fn new(input: SimInput, outputs: Outputs) -> Result<Self, SimError> {
         let SimInput { scenario, queues, workload } = input;
-        let rm = &scenario.rm;
         let key = |key_id: u32, byte: &str| MasterKey { key_id, secret_hex: byte.repeat(32) };
         let calculator = queues.resource_calculator;
         let cfg = CoreConfig {
             cluster_ts: CLUSTER_TS,
             epoch: 1,
-            min_allocation: rm.minimum_allocation.into(),
-            max_allocation: rm.maximum_allocation.into(),
-            max_app_attempts: rm.max_attempts,
-            nm_heartbeat_interval_ms: rm.heartbeat_interval.0,
-            nm_expiry_ms: rm.nm_expiry.0,
-            am_expiry_ms: rm.am_expiry.0,
-            container_allocation_expiry_ms: rm.container_allocation_expiry.0,
-            finished_app_container_grace_ms: rm.finished_app_container_grace.0,
-            max_completed_apps: rm.max_completed_apps,
-            gang_reservation_timeout_ms: rm.gang_reservation_timeout.0,
-            node_locality_delay_ms: rm.node_locality_delay.0,
-            rack_locality_delay_ms: rm.rack_locality_delay.0,
             container_token_key: key(1, "5a"),
             am_token_key: key(2, "a5"),
             rm_addresses: vec!["http://weft-sim-rm:8088".into()],
+            settings: scenario.rm.core_settings(),
             queues,
         };
         let core = Core::new(cfg)?;
@@ -1611,22 +1599,14 @@ impl Engine {
         }
         let fair_shares = if tree.queues.iter().any(|q| matches!(q.settings, QueueSettings::Fair(_))) {
             let demand: Vec<Resource> = (0..tree.queues.len())
-                .map(|i| {
-                    let want = hierarchy.usage(i).used + pending[i];
-                    let max = tree.queues[i].maximum;
-                    Resource::new(want.memory_mb.min(max.memory_mb), want.vcores.min(max.vcores))
-                })
+                .map(|i| (hierarchy.usage(i).used + pending[i]).min_each(tree.queues[i].maximum))
                 .collect();
             hierarchy.instantaneous_fair_shares(&demand)
         } else {
             Vec::new()
         };
         let calculator = self.calculator;
-        let share = |r: Resource| match calculator {
-            ResourceCalculator::Dominant => r.dominant_share(&cluster),
-            ResourceCalculator::Memory if cluster.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => r.memory_mb as f64 / cluster.memory_mb as f64,
-        };
+        let share = |r: Resource| calculator.share(r, cluster);
         let rows: Vec<(String, bool, Resource, Resource, Resource, Resource)> = tree
             .queues
             .iter()

@@ -181,14 +181,6 @@ pub struct TargetCheck {
     pub ok: bool,
 }
 
-fn share_of(calculator: ResourceCalculator, used: weft_common::Resource, total: weft_common::Resource) -> f64 {
-    match calculator {
-        ResourceCalculator::Dominant => used.dominant_share(&total),
-        ResourceCalculator::Memory if total.memory_mb == 0 => 0.0,
-        ResourceCalculator::Memory => used.memory_mb as f64 / total.memory_mb as f64,
-    }
-}
-
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     if n == 0 { 0.0 } else { sum / n as f64 }
@@ -334,7 +326,7 @@ fn queue_report(
             if pending.is_zero() {
                 return false;
             }
-            let demand = share_of(calculator, q.used[i] + pending, samples[i].capacity);
+            let demand = calculator.share(q.used[i] + pending, samples[i].capacity);
             let target = q.guarantee_share[i].min(demand);
             q.used_share[i] < 0.95 * target - 1e-9
         })

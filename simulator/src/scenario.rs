@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserializer, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
-use weft_common::Resource;
 use weft_common::config::ConfigError;
+use weft_rm_core::queues::ResourceAmount;
+use weft_rm_core::{CoreSettings, DEFAULT_TICK_INTERVAL_MS};
 
 use crate::rng::Rng;
 
@@ -284,19 +285,6 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Dist<V> {
 // ---------------------------------------------------------------------------------------------
 // The scenario.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ResourceSpec {
-    pub memory_mb: u64,
-    pub vcores: u32,
-}
-
-impl From<ResourceSpec> for Resource {
-    fn from(r: ResourceSpec) -> Resource {
-        Resource::new(r.memory_mb, r.vcores)
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Scenario {
@@ -344,18 +332,19 @@ fn default_duration() -> Dur {
 pub struct ClusterSpec {
     pub nodes: u32,
     /// Every node's resources.
-    pub node: ResourceSpec,
+    pub node: ResourceAmount,
     /// Nodes are spread over this many racks (`/rack1` …) round-robin.
     pub racks: u32,
 }
 
 impl Default for ClusterSpec {
     fn default() -> Self {
-        Self { nodes: 100, node: ResourceSpec { memory_mb: 65_536, vcores: 16 }, racks: 1 }
+        Self { nodes: 100, node: ResourceAmount { memory_mb: 65_536, vcores: 16 }, racks: 1 }
     }
 }
 
-/// The ResourceManager settings the core uses (rm.yaml's, with the same defaults).
+/// The ResourceManager settings the core uses, rm.yaml's under the scenario's names. Whatever a
+/// scenario leaves out is the RM's default ([`CoreSettings::default`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct RmSpec {
@@ -365,8 +354,8 @@ pub struct RmSpec {
     pub nm_expiry: Dur,
     pub am_expiry: Dur,
     pub tick_interval: Dur,
-    pub minimum_allocation: ResourceSpec,
-    pub maximum_allocation: ResourceSpec,
+    pub minimum_allocation: ResourceAmount,
+    pub maximum_allocation: ResourceAmount,
     pub max_attempts: u32,
     pub max_completed_apps: usize,
     pub container_allocation_expiry: Dur,
@@ -378,21 +367,42 @@ pub struct RmSpec {
 
 impl Default for RmSpec {
     fn default() -> Self {
+        let core = CoreSettings::default();
         Self {
             queues_file: None,
-            heartbeat_interval: Dur::secs(1),
-            nm_expiry: Dur::secs(30),
-            am_expiry: Dur::secs(60),
-            tick_interval: Dur::ms(100),
-            minimum_allocation: ResourceSpec { memory_mb: 128, vcores: 1 },
-            maximum_allocation: ResourceSpec { memory_mb: 8192, vcores: 4 },
-            max_attempts: 2,
-            max_completed_apps: 1000,
-            container_allocation_expiry: Dur::secs(600),
-            finished_app_container_grace: Dur::secs(10),
-            gang_reservation_timeout: Dur::secs(300),
-            node_locality_delay: Dur::secs(3),
-            rack_locality_delay: Dur::secs(3),
+            heartbeat_interval: Dur(core.nm_heartbeat_interval_ms),
+            nm_expiry: Dur(core.nm_expiry_ms),
+            am_expiry: Dur(core.am_expiry_ms),
+            tick_interval: Dur(DEFAULT_TICK_INTERVAL_MS),
+            minimum_allocation: core.min_allocation.into(),
+            maximum_allocation: core.max_allocation.into(),
+            max_attempts: core.max_app_attempts,
+            max_completed_apps: core.max_completed_apps,
+            container_allocation_expiry: Dur(core.container_allocation_expiry_ms),
+            finished_app_container_grace: Dur(core.finished_app_container_grace_ms),
+            gang_reservation_timeout: Dur(core.gang_reservation_timeout_ms),
+            node_locality_delay: Dur(core.node_locality_delay_ms),
+            rack_locality_delay: Dur(core.rack_locality_delay_ms),
+        }
+    }
+}
+
+impl RmSpec {
+    /// What the core takes from this section.
+    pub fn core_settings(&self) -> CoreSettings {
+        CoreSettings {
+            min_allocation: self.minimum_allocation.into(),
+            max_allocation: self.maximum_allocation.into(),
+            max_app_attempts: self.max_attempts,
+            nm_heartbeat_interval_ms: self.heartbeat_interval.0,
+            nm_expiry_ms: self.nm_expiry.0,
+            am_expiry_ms: self.am_expiry.0,
+            container_allocation_expiry_ms: self.container_allocation_expiry.0,
+            finished_app_container_grace_ms: self.finished_app_container_grace.0,
+            max_completed_apps: self.max_completed_apps,
+            gang_reservation_timeout_ms: self.gang_reservation_timeout.0,
+            node_locality_delay_ms: self.node_locality_delay.0,
+            rack_locality_delay_ms: self.rack_locality_delay.0,
         }
     }
 }
@@ -488,7 +498,7 @@ pub struct StreamSpec {
     #[serde(default)]
     pub max_apps: Option<u64>,
     #[serde(default = "default_am")]
-    pub am: ResourceSpec,
+    pub am: ResourceAmount,
     /// Run in order; a stage starts when every task of the previous one succeeded.
     pub stages: Vec<StageSpec>,
 }
@@ -497,8 +507,8 @@ fn default_users() -> Vec<String> {
     vec!["sim".into()]
 }
 
-fn default_am() -> ResourceSpec {
-    ResourceSpec { memory_mb: 1024, vcores: 1 }
+fn default_am() -> ResourceAmount {
+    ResourceAmount { memory_mb: 1024, vcores: 1 }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -544,7 +554,7 @@ pub struct StageSpec {
     pub count: Dist<u64>,
     /// Container size of every task of the stage, or…
     #[serde(default)]
-    pub size: Option<ResourceSpec>,
+    pub size: Option<ResourceAmount>,
     /// …sizes to choose from per app, by weight.
     #[serde(default)]
     pub sizes: Vec<SizeChoice>,
@@ -859,4 +869,36 @@ fn line_of(text: &str, field: &str) -> Option<usize> {
         }
     }
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_common::Resource;
+
+    use super::*;
+
+    const WORKLOAD: &str = "workload: {trace: apps.jsonl}\n";
+
+    #[test]
+    fn an_empty_rm_section_gives_exactly_the_rms_default_core_settings() {
+        for rm in ["", "rm: {}\n"] {
+            let scenario = Scenario::parse(&format!("{rm}{WORKLOAD}"), "scenario.yaml").unwrap();
+            assert_eq!(scenario.rm.core_settings(), CoreSettings::default());
+            assert_eq!(scenario.rm.tick_interval, Dur(DEFAULT_TICK_INTERVAL_MS));
+        }
+    }
+
+    #[test]
+    fn an_rm_section_overrides_only_what_it_names_each_in_its_own_setting() {
+        let yaml =
+            "rm:\n  nm-expiry: 45s\n  node-locality-delay: 1s\n  maximum-allocation: {memory-mb: 4096, vcores: 2}\n";
+        let scenario = Scenario::parse(&format!("{yaml}{WORKLOAD}"), "scenario.yaml").unwrap();
+        let expected = CoreSettings {
+            nm_expiry_ms: 45_000,
+            node_locality_delay_ms: 1_000,
+            max_allocation: Resource::new(4096, 2),
+            ..CoreSettings::default()
+        };
+        assert_eq!(scenario.rm.core_settings(), expected);
+    }
 }

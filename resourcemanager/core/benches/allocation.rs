@@ -40,7 +40,8 @@ impl AllocateFixture {
         let mut background = common::submit_apps(&mut cluster, mode, 1)?;
         cluster.fill(&mut background, BACKGROUND_PER_APP)?;
         let am = cluster.submit("bench", mode.open_leaf())?;
-        let used = cluster.core.cluster_used().memory_mb as f64 / cluster.core.cluster_capacity().memory_mb as f64;
+        let used =
+            cluster.env.core.cluster_used().memory_mb as f64 / cluster.env.core.cluster_capacity().memory_mb as f64;
         ensure!(
             (0.25..0.75).contains(&used),
             "{}: cluster {:.0}% used, wanted a quarter to three quarters",
@@ -61,7 +62,7 @@ impl AllocateFixture {
         for _ in 0..iters {
             let (req, event) = self.cluster.allocate_event(&self.am, vec![ask(n)], Vec::new());
             let start = Instant::now();
-            self.cluster.core.handle(event, NOW, &mut self.cluster.fx);
+            self.cluster.env.core.handle(event, NOW, &mut self.cluster.env.fx);
             timed += start.elapsed();
             let response: AllocateResponse = self.cluster.allocate_reply(&mut self.am, req)?;
             ensure!(response.allocated.len() == n as usize, "asked {n}, got {}", response.allocated.len());
@@ -123,7 +124,7 @@ impl ReplaceFixture {
             let req = self.cluster.next_req();
             let event = weft_rm_core::Event::NodeHeartbeat { req, request };
             let start = Instant::now();
-            self.cluster.core.handle(event, NOW, &mut self.cluster.fx);
+            self.cluster.env.core.handle(event, NOW, &mut self.cluster.env.fx);
             timed += start.elapsed();
             self.cluster.take_reply(req)?;
             let on_node = self.cluster.containers_on(&node)?;

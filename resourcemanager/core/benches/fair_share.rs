@@ -44,8 +44,7 @@ fn demand(tree: &QueueTree, active: usize, per_leaf: Resource) -> Vec<Resource> 
         if !queue.is_leaf {
             demand[q] = queue.children.iter().fold(Resource::ZERO, |sum, &c| sum + demand[c]);
         }
-        let max = queue.maximum;
-        demand[q] = Resource::new(demand[q].memory_mb.min(max.memory_mb), demand[q].vcores.min(max.vcores));
+        demand[q] = demand[q].min_each(queue.maximum);
     }
     demand
 }

@@ -69,9 +69,9 @@ fn heartbeat(c: &mut Criterion) {
                 },
                 |request| {
                     let req = cluster.next_req();
-                    cluster.core.handle(Event::NodeHeartbeat { req, request }, NOW, &mut cluster.fx);
+                    cluster.env.core.handle(Event::NodeHeartbeat { req, request }, NOW, &mut cluster.env.fx);
                     // Handed back to criterion, which drops it outside the timing.
-                    std::mem::take(&mut cluster.fx.replies)
+                    std::mem::take(&mut cluster.env.fx.replies)
                 },
                 BatchSize::SmallInput,
             );

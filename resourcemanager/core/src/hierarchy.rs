@@ -21,10 +21,10 @@ use std::fmt;
 use weft_common::Resource;
 
 use super::error::CoreError;
-use super::preemption::{Calculator, compute_fair_shares};
 use crate::queues::{
     CapacitySettings, DynamicRule, PlacementRule, QueueConfig, QueueIndex, QueueSettings, QueueState, QueueTree,
-    QueuesConfig, ReloadPlan, ResourceCalculator, SchedulerMode, SchedulingPolicy, diff,
+    QueuesConfig, ReloadPlan, ResourceCalculator, Schedulable, SchedulerMode, SchedulingPolicy, compute_fair_shares,
+    diff,
 };
 
 /// The most queues placement rules may create under one parent (YARN's
@@ -165,19 +165,12 @@ impl Hierarchy {
 
     /// `used` fits within `limit` for the dimensions the resource calculator counts.
     fn within(&self, used: Resource, limit: Resource) -> bool {
-        match self.calculator() {
-            ResourceCalculator::Dominant => limit.fits(&used),
-            ResourceCalculator::Memory => used.memory_mb <= limit.memory_mb,
-        }
+        self.calculator().fits(used, limit)
     }
 
     /// Share of `total` that `r` is, by the resource calculator.
     fn share(&self, r: Resource, total: Resource) -> f64 {
-        match self.calculator() {
-            ResourceCalculator::Dominant => r.dominant_share(&total),
-            ResourceCalculator::Memory if total.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => r.memory_mb as f64 / total.memory_mb as f64,
-        }
+        self.calculator().share(r, total)
     }
 
     /// The ancestors of `queue` and the queue itself, root first.
@@ -708,14 +701,8 @@ impl Hierarchy {
                             Some(QueueSettings::Fair(parent)) => parent.scheduling_policy,
                             _ => SchedulingPolicy::Fair,
                         };
-                        let weighted = |u: Resource, w: f64| {
-                            let share = match policy {
-                                SchedulingPolicy::Drf => u.dominant_share(&cluster),
-                                _ if cluster.memory_mb == 0 => 0.0,
-                                _ => u.memory_mb as f64 / cluster.memory_mb as f64,
-                            };
-                            share / w.max(f64::MIN_POSITIVE)
-                        };
+                        let weighted =
+                            |u: Resource, w: f64| policy.calculator().share(u, cluster) / w.max(f64::MIN_POSITIVE);
                         by(weighted(ua, fa.weight), weighted(ub, fb.weight))
                     }
                 }
@@ -870,15 +857,13 @@ impl Hierarchy {
     /// YARN FS's instantaneous fair shares: root gets the cluster; at every parent, its share is
     /// split among the children that want or hold something, by weight within min and max, and
     /// never beyond what a child can use (`demand`, per queue, subtree totals, capped at the
-    /// queue maximum); idle queues get nothing. Fair mode only (empty otherwise).
+    /// queue maximum); idle queues get nothing. With `resource-calculator: memory` only memory is
+    /// shared (vcores stay 0, as with YARN's `fair` policy). Fair mode only (empty otherwise).
     pub fn instantaneous_fair_shares(&self, demand: &[Resource]) -> Vec<Resource> {
         if self.tree.scheduler != SchedulerMode::Fair {
             return Vec::new();
         }
-        let calculator = match self.calculator() {
-            ResourceCalculator::Dominant => Calculator::Dominant,
-            ResourceCalculator::Memory => Calculator::Memory,
-        };
+        let calculator = self.calculator();
         let mut shares = vec![Resource::ZERO; self.tree.queues.len()];
         shares[0] = self.tree.cluster;
         // Parents come before their children, so each parent's share is known when it is split.
@@ -887,18 +872,22 @@ impl Hierarchy {
             if active.is_empty() {
                 continue;
             }
-            let specs: Vec<(f64, Resource, Resource, Resource)> = active
+            let schedulables: Vec<Schedulable> = active
                 .iter()
                 .map(|&child| {
-                    let (weight, min) = match &self.tree.queues[child].settings {
+                    let (weight, min_share) = match &self.tree.queues[child].settings {
                         QueueSettings::Fair(f) => (f.weight, f.min_resources),
                         _ => (1.0, Resource::ZERO),
                     };
-                    (weight, min, self.tree.queues[child].maximum, demand[child])
+                    Schedulable {
+                        weight,
+                        min_share,
+                        max_share: self.tree.queues[child].maximum.min_each(demand[child]),
+                    }
                 })
                 .collect();
-            for (child, share) in active.into_iter().zip(compute_fair_shares(shares[parent], &specs, calculator)) {
-                shares[child] = share;
+            for (child, share) in active.into_iter().zip(compute_fair_shares(shares[parent], &schedulables)) {
+                shares[child] = calculator.counted(share);
             }
         }
         shares

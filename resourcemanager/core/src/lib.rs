@@ -35,6 +35,9 @@ pub mod queues;
 pub mod records;
 pub mod scheduler;
 pub mod sessions;
+pub mod settings;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod timers;
 
 #[cfg(test)]
@@ -69,73 +72,27 @@ use crate::queues::QueueIndex;
 use crate::queues::{QueuesConfig, ReloadPlan, SchedulerMode};
 use crate::records::{AppRecord, AttemptRecord, NodeRecord, RecoveredState, StoreOp};
 pub use hierarchy::Hierarchy;
+pub use settings::{CoreSettings, DEFAULT_TICK_INTERVAL_MS};
 
 /// The queue every application lands in until hierarchical queues arrive.
 pub const DEFAULT_QUEUE: &str = "default";
 
-/// Settings the core needs; the server derives them from the RM config.
+/// Everything the core is configured with: who this RM incarnation is, its settings and the queue
+/// configuration. The server builds it in `RmConfig::core_config`, the simulator from its
+/// scenario, tests with [`CoreConfig::for_tests`].
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     /// Start time of this RM incarnation; the first part of every application id it issues.
     pub cluster_ts: Millis,
     /// State-store fencing epoch of this incarnation; prefixes container ids.
     pub epoch: u32,
-    pub min_allocation: Resource,
-    pub max_allocation: Resource,
-    /// Global maximum of AM attempts (per-app values above it are capped).
-    pub max_app_attempts: u32,
-    pub nm_heartbeat_interval_ms: u64,
-    /// A node silent for longer is LOST.
-    pub nm_expiry_ms: u64,
-    /// An AM silent for longer fails its attempt.
-    pub am_expiry_ms: u64,
-    /// An allocated container never reported by its NM is reclaimed after this long.
-    pub container_allocation_expiry_ms: u64,
-    /// Containers still alive this long after their app finished are stopped.
-    pub finished_app_container_grace_ms: u64,
-    /// Completed applications kept (in memory and in the store).
-    pub max_completed_apps: usize,
-    /// A gang holds its reservation at most this long before another waiting gang may take it.
-    pub gang_reservation_timeout_ms: u64,
-    /// A host ask may use only its host this long after it appeared, then its host's rack too
-    /// (delay scheduling; time-based, as Weft schedules per event rather than per heartbeat).
-    pub node_locality_delay_ms: u64,
-    /// A rack ask (or a host ask already relaxed to its rack) may use only that rack this much
-    /// longer before it may go anywhere.
-    pub rack_locality_delay_ms: u64,
     pub container_token_key: MasterKey,
     pub am_token_key: MasterKey,
     /// RM web addresses handed to AMs.
     pub rm_addresses: Vec<String>,
+    pub settings: CoreSettings,
     /// Scheduler mode and queue tree (the default: FIFO over one `root.default` queue).
     pub queues: QueuesConfig,
-}
-
-#[cfg(any(test, feature = "testkit"))]
-impl CoreConfig {
-    /// Small, fast-expiring settings with fixed keys for tests: FIFO over `root.default`.
-    pub fn for_tests() -> Self {
-        CoreConfig {
-            cluster_ts: 1_000,
-            epoch: 1,
-            min_allocation: Resource::new(128, 1),
-            max_allocation: Resource::new(4096, 4),
-            max_app_attempts: 2,
-            nm_heartbeat_interval_ms: 1_000,
-            nm_expiry_ms: 10_000,
-            am_expiry_ms: 20_000,
-            container_allocation_expiry_ms: 60_000,
-            finished_app_container_grace_ms: 5_000,
-            max_completed_apps: 100,
-            gang_reservation_timeout_ms: 60_000,
-            node_locality_delay_ms: 3_000,
-            rack_locality_delay_ms: 3_000,
-            container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
-            am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
-            rm_addresses: vec!["http://127.0.0.1:8088".into()],
-            queues: QueuesConfig { scheduler: SchedulerMode::Fifo, ..QueuesConfig::default() },
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -283,8 +240,8 @@ impl Core {
         let hierarchy = Hierarchy::new(cfg.queues.clone(), Resource::ZERO)?;
         Ok(Self {
             container_signer: token::Signer::new(&cfg.container_token_key),
-            cluster: cluster::Cluster::new(cfg.min_allocation),
-            timers: timers::Timers::new(&cfg),
+            cluster: cluster::Cluster::new(cfg.settings.min_allocation),
+            timers: timers::Timers::new(&cfg.settings),
             cfg,
             hierarchy,
             apps: apps::AppTable::default(),
@@ -446,7 +403,7 @@ impl Core {
         self.apps.sort_completed();
         let known = self.cluster.recover_stored(state.nodes.into_iter().map(|n| n.id));
         if !known.is_empty() {
-            let until = now + 2 * self.cfg.nm_heartbeat_interval_ms;
+            let until = now + 2 * self.cfg.settings.nm_heartbeat_interval_ms;
             self.recovery = Some(RecoveryWait { awaiting: known.clone(), until });
             tracing::info!(nodes = known.len(), until, "scheduling paused until the known NodeManagers re-register");
         }
@@ -481,7 +438,10 @@ impl Core {
         match event {
             Event::NewApplication { req } => {
                 let id = self.apps.issue_id(self.cfg.cluster_ts);
-                let reply = NewApplication { application_id: id, maximum_resource_capability: self.cfg.max_allocation };
+                let reply = NewApplication {
+                    application_id: id,
+                    maximum_resource_capability: self.cfg.settings.max_allocation,
+                };
                 fx.reply(req, Reply::NewApplication(Ok(reply)));
             }
             Event::Submit { req, user, context } => {
@@ -615,10 +575,10 @@ impl Core {
             }
             local_resources.insert(entry.key.clone(), resource);
         }
-        let am_resource = self.normalize("resource", ctx.resource.unwrap_or(self.cfg.min_allocation))?;
+        let am_resource = self.normalize("resource", ctx.resource.unwrap_or(self.cfg.settings.min_allocation))?;
         let max_attempts = match ctx.max_app_attempts {
-            None | Some(0) => self.cfg.max_app_attempts,
-            Some(n) => n.min(self.cfg.max_app_attempts),
+            None | Some(0) => self.cfg.settings.max_app_attempts,
+            Some(n) => n.min(self.cfg.settings.max_app_attempts),
         };
         let launch_context = weft_common::protocol::ContainerLaunchContext {
             commands,
@@ -665,11 +625,11 @@ impl Core {
 
     /// Rounds a request up to the minimum allocation and rejects one above the maximum.
     fn normalize(&self, field: &'static str, r: Resource) -> Result<Resource, CoreError> {
-        let max = self.cfg.max_allocation;
+        let max = self.cfg.settings.max_allocation;
         if !max.fits(&r) {
             return Err(CoreError::ResourceAboveMaximum { field, requested: r, maximum: max });
         }
-        Ok(r.round_up_to(self.cfg.min_allocation))
+        Ok(r.round_up_to(self.cfg.settings.min_allocation))
     }
 
     fn reload_queues(&mut self, config: QueuesConfig, requested_by: Option<&str>) -> Result<ReloadPlan, CoreError> {
@@ -836,7 +796,7 @@ impl Core {
             _ => {}
         }
         fx.observe(Observation::AppFinished { app: id, state });
-        for retired in self.apps.finished(id, self.cfg.max_completed_apps) {
+        for retired in self.apps.finished(id, self.cfg.settings.max_completed_apps) {
             fx.persist(StoreOp::RemoveApp(retired));
         }
         Ok(())
@@ -919,8 +879,8 @@ impl Core {
             attempt_id: id,
             queue: app.queue().to_owned(),
             user: app.user().to_owned(),
-            maximum_capability: self.cfg.max_allocation,
-            minimum_capability: self.cfg.min_allocation,
+            maximum_capability: self.cfg.settings.max_allocation,
+            minimum_capability: self.cfg.settings.min_allocation,
             containers_from_previous_attempts: Vec::new(),
         })
     }
@@ -1122,7 +1082,7 @@ impl Core {
         Ok(RegisterNodeResponse {
             action: NodeAction::Normal,
             container_token_keys: vec![self.cfg.container_token_key.clone()],
-            heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
+            heartbeat_interval_ms: self.cfg.settings.nm_heartbeat_interval_ms,
             rm_epoch: self.cfg.epoch,
             diagnostics: String::new(),
         })
@@ -1162,7 +1122,7 @@ impl Core {
             acked_completed: Vec::new(),
             applications_to_cleanup: Vec::new(),
             container_token_keys: None,
-            heartbeat_interval_ms: self.cfg.nm_heartbeat_interval_ms,
+            heartbeat_interval_ms: self.cfg.settings.nm_heartbeat_interval_ms,
         };
         for report in news {
             self.container_report(&req.node_id, report, &mut response, now, fx);
@@ -1522,7 +1482,7 @@ impl Core {
             // Failing the attempt stops its AM container too, so two AMs never run at once.
             let diag = format!(
                 "ApplicationMaster for attempt {attempt} timed out after {} ms without a heartbeat",
-                self.cfg.am_expiry_ms
+                self.cfg.settings.am_expiry_ms
             );
             if let Err(e) = self.fail_attempt(attempt.app, diag, None, now, fx) {
                 self.internal_error(&format!("cannot expire {attempt}"), &e, fx);
@@ -1573,7 +1533,7 @@ impl Core {
                 return;
             }
         };
-        tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.nm_expiry_ms);
+        tracing::warn!(node = %id, "node lost: no heartbeat within {} ms", self.cfg.settings.nm_expiry_ms);
         for c in containers {
             self.complete_container(c, exit_status::ABORTED, "Container released on a *lost* node", now, fx, None);
         }
@@ -1600,7 +1560,7 @@ fn container_token(
         node_id: node_id.clone(),
         user: user.to_owned(),
         resource,
-        expires_at: now + cfg.container_allocation_expiry_ms,
+        expires_at: now + cfg.settings.container_allocation_expiry_ms,
         key_id: cfg.container_token_key.key_id,
         rm_epoch: id.epoch,
     })

@@ -1,14 +1,16 @@
 //! Preemption planning: decides which containers to take back, never kills anything.
 //!
-//! Pure functions over a snapshot (no I/O, clock, locks or async). The scheduler core builds the
-//! snapshot, and turns a plan into YARN's two steps: tell the AM, kill after a grace period.
+//! Pure functions over the queue tree and a snapshot of queue loads and containers (no I/O,
+//! clock, locks or async). The scheduler core builds the snapshot, and turns a plan into YARN's
+//! two steps: tell the AM, kill after a grace period.
 //!
 //! - [`plan_capacity`]: the Capacity Scheduler's ProportionalCapacityPreemptionPolicy.
-//! - [`plan_fair`] and [`compute_fair_shares`]: the Fair Scheduler's starvation preemption.
+//! - [`plan_fair`]: the Fair Scheduler's starvation preemption, from the fair shares of
+//!   [`crate::queues::compute_fair_shares`].
 //!
 //! ## Resource dimensions and the DRF choice
 //! Shares are water-filled **per dimension** (memory and vcores separately), for both
-//! calculators; the [`Calculator`] only decides which dimensions count when deciding what is
+//! calculators; the [`ResourceCalculator`] only decides which dimensions count when deciding what is
 //! over, owed and covered. Why not one water-filling over dominant shares, scaled back to a
 //! resource:
 //! - per dimension keeps `ideal <= maximum` and `sum(children) <= parent` exact in every
@@ -22,8 +24,8 @@
 //!   resource type.
 //!
 //! Where a single number is needed (ordering starved apps, attributing victims, "is this app below
-//! its fair share") the calculator's `Calculator::share` is used: the dominant share for
-//! [`Calculator::Dominant`], the memory share for [`Calculator::Memory`].
+//! its fair share") [`ResourceCalculator::share`] is used: the dominant share for
+//! [`ResourceCalculator::Dominant`], the memory share for [`ResourceCalculator::Memory`].
 
 mod fair;
 
@@ -35,28 +37,21 @@ use std::collections::BTreeSet;
 
 use weft_common::{ApplicationId, ContainerId, Resource};
 
-pub use fair::{FairAppSnapshot, FairKnobs, FairPlan, FairQueueSnapshot, Starvation, compute_fair_shares, plan_fair};
+pub use fair::{FairAppSnapshot, FairKnobs, FairPlan, FairQueueSnapshot, Starvation, plan_fair};
+
+use crate::queues::{Amounts, Dim, QueueIndex, QueueTree, ResourceCalculator, amounts};
 
 /// Below this, floating-point amounts (MB, vcores) count as zero.
 const EPSILON: f64 = 1e-6;
 
-/// One queue of the capacity tree. Queues come as a flat list in any order; `parent` indexes
-/// into that list and the root has none. Leaves are the queues nobody names as parent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueSnapshot {
-    pub path: String,
-    pub parent: Option<usize>,
-    /// Absolute guaranteed capacity (capacity × parent's guarantee, or an absolute amount).
-    pub guaranteed: Resource,
-    /// Absolute maximum capacity.
-    pub maximum: Resource,
-    /// Allocated to the queue's containers. Only read for leaves: a parent's usage and pending
-    /// are the sums of its leaves', recomputed here so an inconsistent snapshot cannot skew them.
+/// What a queue of the capacity tree holds and wants now, indexed like [`QueueTree::queues`].
+/// Only leaves' loads are read: a parent's are the sums of its leaves', recomputed here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueLoad {
+    /// Allocated to the queue's containers.
     pub used: Resource,
     /// Unmet demand of the queue's apps (already limited by user and AM limits).
     pub pending: Resource,
-    /// `disable_preemption`, already inherited from ancestors. Only read for leaves.
-    pub preemption_disabled: bool,
 }
 
 /// A running container, as a preemption candidate.
@@ -94,16 +89,6 @@ impl Default for CapacityKnobs {
     }
 }
 
-/// How multi-dimensional resources are compared (see the module docs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Calculator {
-    /// Dominant Resource Fairness over memory and vcores: Weft's default.
-    #[default]
-    Dominant,
-    /// Memory only, like YARN's DefaultResourceCalculator: vcores are never owed or compared.
-    Memory,
-}
-
 /// What [`plan_capacity`] decided. Vectors are indexed like the input queues.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PreemptionPlan {
@@ -129,85 +114,11 @@ pub struct Victim {
     pub reason: String,
 }
 
-/// The resource dimensions the planners know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dim {
-    Memory,
-    Vcores,
-}
-
-impl Dim {
-    const ALL: [Dim; 2] = [Dim::Memory, Dim::Vcores];
-
-    fn index(self) -> usize {
-        match self {
-            Dim::Memory => 0,
-            Dim::Vcores => 1,
-        }
-    }
-
-    fn of(self, r: Resource) -> u64 {
-        match self {
-            Dim::Memory => r.memory_mb,
-            Dim::Vcores => u64::from(r.vcores),
-        }
-    }
-
-    fn set(self, r: &mut Resource, value: u64) {
-        match self {
-            Dim::Memory => r.memory_mb = value,
-            Dim::Vcores => r.vcores = u32::try_from(value).unwrap_or(u32::MAX),
-        }
-    }
-}
-
-/// Memory (MB) and vcores as floats, indexed by [`Dim::index`]: the water-filling works in these.
-type Amounts = [f64; 2];
-
-fn amounts(r: Resource) -> Amounts {
-    [r.memory_mb as f64, f64::from(r.vcores)]
-}
-
-impl Calculator {
-    /// The dimensions that count: what can be over, owed or covered.
-    fn dims(self) -> &'static [Dim] {
-        match self {
-            Calculator::Dominant => &Dim::ALL,
-            Calculator::Memory => &[Dim::Memory],
-        }
-    }
-
-    /// `r` as one number relative to `cluster`: the largest share over the counted dimensions.
-    fn share(self, r: Amounts, cluster: Resource) -> f64 {
-        self.dims()
-            .iter()
-            .map(|d| {
-                let total = d.of(cluster);
-                if total == 0 { 0.0 } else { r[d.index()] / total as f64 }
-            })
-            .fold(0.0, f64::max)
-    }
-
-    pub fn resource_share(self, r: Resource, cluster: Resource) -> f64 {
-        self.share(amounts(r), cluster)
-    }
-
-    /// YARN's `isUsageBelowShare`: compares by `Calculator::share`.
+/// The planners' comparisons, on top of the calculator's `share`, `counted` and `is_covered`.
+impl ResourceCalculator {
+    /// YARN's `isUsageBelowShare`: compares by [`ResourceCalculator::share`].
     fn is_below(self, usage: Resource, share: Resource, cluster: Resource) -> bool {
-        self.resource_share(usage, cluster) < self.resource_share(share, cluster)
-    }
-
-    /// `r` with the dimensions that don't count zeroed.
-    fn counted(self, r: Resource) -> Resource {
-        let mut out = Resource::ZERO;
-        for d in self.dims() {
-            d.set(&mut out, d.of(r));
-        }
-        out
-    }
-
-    fn is_covered(self, owed: Resource) -> bool {
-        self.dims().iter().all(|d| d.of(owed) == 0)
+        self.share(usage, cluster) < self.share(share, cluster)
     }
 
     /// Taking `c` reduces something still owed.
@@ -218,7 +129,7 @@ impl Calculator {
     /// The dimension `c` is largest in (relative to the cluster) is still owed: taking `c` frees
     /// mostly what is wanted, so a cpu-heavy queue gives back cpu-heavy containers first.
     fn dominant_is_owed(self, c: Resource, owed: Resource, cluster: Resource) -> bool {
-        let top = self.resource_share(c, cluster);
+        let top = self.share(c, cluster);
         self.dims().iter().any(|d| {
             let total = d.of(cluster);
             let share = if total == 0 { 0.0 } else { d.of(c) as f64 / total as f64 };
@@ -235,7 +146,7 @@ impl Calculator {
 fn select_covering<'a>(
     order: &[&'a ContainerSnapshot],
     mut owed: Resource,
-    calc: Calculator,
+    calc: ResourceCalculator,
     cluster: Resource,
     mut take: impl FnMut(&ContainerSnapshot) -> bool,
 ) -> Vec<&'a ContainerSnapshot> {
@@ -262,70 +173,39 @@ fn select_covering<'a>(
     chosen
 }
 
-/// Parent/child structure of the flat queue list.
-struct QueueTree {
-    children: Vec<Vec<usize>>,
-    roots: Vec<usize>,
-    /// Queues reachable from a root, parents before children. Queues with a dangling parent or
-    /// in a parent cycle are left out: they get no ideal and are never preempted.
-    top_down: Vec<usize>,
-    reachable: Vec<bool>,
+/// The leaves of `tree`, in tree order.
+fn leaves(tree: &QueueTree) -> impl Iterator<Item = QueueIndex> + '_ {
+    (0..tree.queues.len()).filter(|&q| tree.queues[q].is_leaf)
 }
 
-impl QueueTree {
-    fn new(queues: &[QueueSnapshot]) -> Self {
-        let n = queues.len();
-        let mut children = vec![Vec::new(); n];
-        let mut roots = Vec::new();
-        for (i, q) in queues.iter().enumerate() {
-            match q.parent {
-                None => roots.push(i),
-                Some(p) if p < n && p != i => children[p].push(i),
-                Some(_) => {}
-            }
-        }
-        let mut top_down = roots.clone();
-        let mut reachable = vec![false; n];
-        let mut next = 0;
-        while let Some(&q) = top_down.get(next) {
-            reachable[q] = true;
-            top_down.extend(children[q].iter().copied());
-            next += 1;
-        }
-        Self { children, roots, top_down, reachable }
-    }
-
-    fn is_leaf(&self, q: usize) -> bool {
-        self.reachable.get(q).copied().unwrap_or(false) && self.children[q].is_empty()
-    }
-
-    fn leaves(&self) -> impl Iterator<Item = usize> + '_ {
-        self.top_down.iter().copied().filter(|q| self.children[*q].is_empty())
-    }
+fn is_leaf(tree: &QueueTree, q: QueueIndex) -> bool {
+    tree.queues.get(q).is_some_and(|q| q.is_leaf)
 }
 
-/// The ideal assignment: top-down, each parent's ideal (the cluster for the roots) is
+/// The ideal assignment: top-down, each parent's ideal (the cluster for the root) is
 /// water-filled over its children.
-fn ideal_assignment(tree: &QueueTree, cluster: Resource, queues: &[QueueSnapshot]) -> Vec<Amounts> {
-    let mut demand = vec![[0.0; 2]; queues.len()];
-    for &q in tree.top_down.iter().rev() {
-        if tree.children[q].is_empty() {
-            let (used, pending) = (amounts(queues[q].used), amounts(queues[q].pending));
+fn ideal_assignment(tree: &QueueTree, cluster: Resource, load: &[QueueLoad]) -> Vec<Amounts> {
+    let n = tree.queues.len();
+    let mut demand = vec![[0.0; 2]; n];
+    // Children come after their parent, so walking backwards sums children first.
+    for q in (0..n).rev() {
+        if tree.queues[q].is_leaf {
+            let (used, pending) = (amounts(load[q].used), amounts(load[q].pending));
             demand[q] = [used[0] + pending[0], used[1] + pending[1]];
         } else {
-            for &c in &tree.children[q] {
+            for &c in &tree.queues[q].children {
                 for d in Dim::ALL {
                     demand[q][d.index()] += demand[c][d.index()];
                 }
             }
         }
     }
-    let mut ideal = vec![[0.0; 2]; queues.len()];
-    water_fill(amounts(cluster), &tree.roots, queues, &demand, &mut ideal);
-    for &p in &tree.top_down {
-        if !tree.children[p].is_empty() {
-            water_fill(ideal[p], &tree.children[p], queues, &demand, &mut ideal);
-        }
+    let mut ideal = vec![[0.0; 2]; n];
+    if n > 0 {
+        water_fill(amounts(cluster), &[0], tree, &demand, &mut ideal);
+    }
+    for p in 0..n {
+        water_fill(ideal[p], &tree.queues[p].children, tree, &demand, &mut ideal);
     }
     ideal
 }
@@ -338,15 +218,16 @@ fn ideal_assignment(tree: &QueueTree, cluster: Resource, queues: &[QueueSnapshot
 /// capacities, a shrunken cluster) the first step is scaled down to fit.
 fn water_fill(
     available: Amounts,
-    children: &[usize],
-    queues: &[QueueSnapshot],
+    children: &[QueueIndex],
+    tree: &QueueTree,
     demand: &[Amounts],
     ideal: &mut [Amounts],
 ) {
     for d in Dim::ALL {
         let di = d.index();
-        let cap: Vec<f64> = children.iter().map(|&c| (d.of(queues[c].maximum) as f64).min(demand[c][di])).collect();
-        let weight: Vec<f64> = children.iter().map(|&c| d.of(queues[c].guaranteed) as f64).collect();
+        let cap: Vec<f64> =
+            children.iter().map(|&c| (d.of(tree.queues[c].maximum) as f64).min(demand[c][di])).collect();
+        let weight: Vec<f64> = children.iter().map(|&c| d.of(tree.queues[c].guaranteed) as f64).collect();
         let mut assigned: Vec<f64> = weight.iter().zip(&cap).map(|(w, c)| w.min(*c)).collect();
         let first: f64 = assigned.iter().sum();
         if first > available[di] {
@@ -433,7 +314,7 @@ fn reverse_scheduling_order(c: &ContainerSnapshot) -> impl Ord {
 ///    below its ideal).
 /// 4. The round total is capped at `total_preemption_per_round × cluster`, per dimension,
 ///    scaling all leaves down proportionally.
-/// 5. Leaves with `preemption_disabled` are never victims. Their excess is simply not
+/// 5. Leaves that are not `preemptible` are never victims. Their excess is simply not
 ///    reclaimed: other queues are not asked to make up for it, so under-served queues wait for
 ///    those containers to finish.
 /// 6. Victims per leaf in `reverse_scheduling_order`, AM containers last (see
@@ -443,20 +324,20 @@ fn reverse_scheduling_order(c: &ContainerSnapshot) -> impl Ord {
 ///    with the largest unmet deficit, measured by the calculator's share.
 pub fn plan_capacity(
     cluster: Resource,
-    queues: &[QueueSnapshot],
+    tree: &QueueTree,
+    load: &[QueueLoad],
     containers: &[ContainerSnapshot],
     already_marked: &BTreeSet<ContainerId>,
     knobs: &CapacityKnobs,
-    calc: Calculator,
 ) -> PreemptionPlan {
-    let n = queues.len();
-    let tree = QueueTree::new(queues);
-    let ideal = ideal_assignment(&tree, cluster, queues);
+    let n = tree.queues.len();
+    let calc = tree.resource_calculator;
+    let ideal = ideal_assignment(tree, cluster, load);
 
     let mut deficit = vec![Resource::ZERO; n];
     let mut total_deficit = [0.0; 2];
-    for q in tree.leaves() {
-        let (used, pending) = (amounts(queues[q].used), amounts(queues[q].pending));
+    for q in leaves(tree) {
+        let (used, pending) = (amounts(load[q].used), amounts(load[q].pending));
         for d in calc.dims() {
             let i = d.index();
             // Only pending demand makes a deficit: an ideal above usage from rounding alone does not.
@@ -471,8 +352,8 @@ pub fn plan_capacity(
     let mut candidates: Vec<Vec<&ContainerSnapshot>> = vec![Vec::new(); n];
     let mut smallest_share = vec![f64::INFINITY; n];
     let mut marked = vec![Resource::ZERO; n];
-    for c in containers.iter().filter(|c| tree.is_leaf(c.queue)) {
-        let share = calc.resource_share(c.resource, cluster);
+    for c in containers.iter().filter(|c| is_leaf(tree, c.queue)) {
+        let share = calc.share(c.resource, cluster);
         smallest_share[c.queue] = smallest_share[c.queue].min(share);
         if already_marked.contains(&c.id) {
             marked[c.queue] += c.resource;
@@ -482,8 +363,8 @@ pub fn plan_capacity(
     }
 
     let mut owes = vec![Resource::ZERO; n];
-    for q in tree.leaves().filter(|&q| !queues[q].preemption_disabled) {
-        let used = amounts(queues[q].used);
+    for q in leaves(tree).filter(|&q| tree.queues[q].preemptible) {
+        let used = amounts(load[q].used);
         let mut excess = [0.0; 2];
         for d in calc.dims() {
             let i = d.index();
@@ -494,7 +375,7 @@ pub fn plan_capacity(
             }
         }
         // Any kill would leave the queue further below its ideal than it is above it now.
-        if calc.share(excess, cluster) < smallest_share[q] {
+        if calc.share_of_amounts(excess, cluster) < smallest_share[q] {
             owes[q] = Resource::ZERO;
         }
     }
@@ -510,19 +391,19 @@ pub fn plan_capacity(
     }
 
     let mut to_preempt = owes.clone();
-    for &q in tree.top_down.iter().rev() {
-        for &c in &tree.children[q] {
+    for q in (0..n).rev() {
+        for &c in &tree.queues[q].children {
             let child = to_preempt[c];
             to_preempt[q] += child;
         }
     }
 
     let mut attribution = Attribution { unmet: deficit.clone(), deficit, calc, cluster };
-    for c in containers.iter().filter(|c| tree.is_leaf(c.queue) && already_marked.contains(&c.id)) {
+    for c in containers.iter().filter(|c| is_leaf(tree, c.queue) && already_marked.contains(&c.id)) {
         attribution.claim(c.queue, c.resource);
     }
     let mut victims = Vec::new();
-    for q in tree.leaves() {
+    for q in leaves(tree) {
         let owed = owes[q].saturating_sub(marked[q]);
         if calc.is_covered(owed) {
             continue;
@@ -531,7 +412,7 @@ pub fn plan_capacity(
         order.sort_by_key(|c| reverse_scheduling_order(c));
         for c in select_covering(&order, owed, calc, cluster, |_| true) {
             let for_queue = attribution.claim(q, c.resource);
-            let for_path = for_queue.map_or("no queue in particular", |f| queues[f].path.as_str());
+            let for_path = for_queue.map_or("no queue in particular", |f| tree.queues[f].path.as_str());
             victims.push(Victim {
                 container: c.id,
                 from_queue: q,
@@ -539,8 +420,8 @@ pub fn plan_capacity(
                 for_app: None,
                 reason: format!(
                     "queue {} uses {} over its ideal {}; reclaiming {} this round for {}",
-                    queues[q].path,
-                    queues[q].used,
+                    tree.queues[q].path,
+                    load[q].used,
                     rounded(ideal[q]),
                     owes[q],
                     for_path
@@ -557,18 +438,14 @@ pub fn plan_capacity(
 struct Attribution {
     deficit: Vec<Resource>,
     unmet: Vec<Resource>,
-    calc: Calculator,
+    calc: ResourceCalculator,
     cluster: Resource,
 }
 
 impl Attribution {
     fn claim(&mut self, from: usize, resource: Resource) -> Option<usize> {
-        let key = |i: usize| {
-            (
-                self.calc.resource_share(self.unmet[i], self.cluster),
-                self.calc.resource_share(self.deficit[i], self.cluster),
-            )
-        };
+        let key =
+            |i: usize| (self.calc.share(self.unmet[i], self.cluster), self.calc.share(self.deficit[i], self.cluster));
         let mut best: Option<(usize, (f64, f64))> = None;
         for i in (0..self.deficit.len()).filter(|&i| i != from && !self.calc.is_covered(self.deficit[i])) {
             let k = key(i);

@@ -16,11 +16,11 @@ use weft_common::{ContainerId, Millis, NodeId, Resource};
 use super::apps::App;
 use super::effects::{Effects, Observation};
 use super::preemption::{
-    Calculator, CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueSnapshot, Victim,
-    compute_fair_shares, plan_capacity, plan_fair,
+    CapacityKnobs, ContainerSnapshot, FairAppSnapshot, FairKnobs, FairQueueSnapshot, QueueLoad, Victim, plan_capacity,
+    plan_fair,
 };
 use super::{ApplicationId, Core, QueueIndex};
-use crate::queues::{QueueSettings, ResourceCalculator, SchedulerMode};
+use crate::queues::{QueueSettings, ResourceCalculator, Schedulable, SchedulerMode, compute_fair_shares};
 
 /// What an app still wants: its outstanding asks, plus its AM container if that is waiting.
 fn app_pending(app: &App) -> Resource {
@@ -117,29 +117,15 @@ impl Core {
             .collect()
     }
 
-    fn calculator(&self) -> Calculator {
-        match self.hierarchy.tree().resource_calculator {
-            ResourceCalculator::Dominant => Calculator::Dominant,
-            ResourceCalculator::Memory => Calculator::Memory,
-        }
+    fn calculator(&self) -> ResourceCalculator {
+        self.hierarchy.tree().resource_calculator
     }
 
     fn capacity_round(&mut self, now: Millis, fx: &mut impl Effects) {
         let tree = self.hierarchy.tree();
         let pending = self.pending_per_queue(false);
-        let queues: Vec<QueueSnapshot> = tree
-            .queues
-            .iter()
-            .enumerate()
-            .map(|(i, q)| QueueSnapshot {
-                path: q.path.clone(),
-                parent: q.parent,
-                guaranteed: q.guaranteed,
-                maximum: q.maximum,
-                used: self.hierarchy.usage(i).used,
-                pending: pending[i],
-                preemption_disabled: !q.preemptible,
-            })
+        let load: Vec<QueueLoad> = (0..tree.queues.len())
+            .map(|i| QueueLoad { used: self.hierarchy.usage(i).used, pending: pending[i] })
             .collect();
         let containers = self.container_snapshots();
         let knobs = &tree.preemption;
@@ -149,8 +135,8 @@ impl Core {
             natural_termination_factor: knobs.natural_termination_factor,
         };
         let marked = self.preemption_marks.keys().copied().collect();
-        let plan =
-            plan_capacity(self.cluster_capacity(), &queues, &containers, &marked, &capacity_knobs, self.calculator());
+        let plan = plan_capacity(self.cluster_capacity(), tree, &load, &containers, &marked, &capacity_knobs);
+        let paths: Vec<String> = tree.queues.iter().map(|q| q.path.clone()).collect();
 
         // Pressure gone: forget marks in queues the plan no longer takes from.
         let relieved: Vec<ContainerId> = self
@@ -163,7 +149,7 @@ impl Core {
             self.unmark(c);
         }
         let victims = self.concentrate_on_one_node(plan.victims, &containers);
-        self.mark(victims, &queues.iter().map(|q| q.path.clone()).collect::<Vec<_>>(), now, fx);
+        self.mark(victims, &paths, now, fx);
     }
 
     /// YARN FS preemption: apps starved of their min share (queue) or fair share (app) for
@@ -176,8 +162,7 @@ impl Core {
         let demand: Vec<Resource> = (0..tree.queues.len())
             .map(|i| {
                 let wanted = self.hierarchy.usage(i).used + pending[i];
-                let max = tree.queues[i].maximum;
-                Resource::new(wanted.memory_mb.min(max.memory_mb), wanted.vcores.min(max.vcores))
+                wanted.min_each(tree.queues[i].maximum)
             })
             .collect();
         let shares = self.hierarchy.instantaneous_fair_shares(&demand);
@@ -195,11 +180,8 @@ impl Core {
                 ),
                 _ => (Resource::ZERO, None, None, 0.5),
             };
-            let floor = Resource::new(
-                min_resources.memory_mb.min(demand[i].memory_mb),
-                min_resources.vcores.min(demand[i].vcores),
-            );
-            let below = calc.resource_share(usage, tree.cluster) < calc.resource_share(floor, tree.cluster);
+            let floor = min_resources.min_each(demand[i]);
+            let below = calc.share(usage, tree.cluster) < calc.share(floor, tree.cluster);
             let since = self.starvation.queues.get(&q.path).copied().unwrap_or(now);
             if below {
                 queue_clocks.insert(q.path.clone(), since);
@@ -226,11 +208,16 @@ impl Core {
             }
         }
         for (leaf, leaf_apps) in by_leaf {
-            let specs: Vec<(f64, Resource, Resource, Resource)> = leaf_apps
+            let schedulables: Vec<Schedulable> = leaf_apps
                 .iter()
-                .map(|a| (1.0, Resource::ZERO, tree.queues[leaf].maximum, a.used() + app_pending(a)))
+                .map(|a| Schedulable {
+                    weight: 1.0,
+                    min_share: Resource::ZERO,
+                    max_share: tree.queues[leaf].maximum.min_each(a.used() + app_pending(a)),
+                })
                 .collect();
-            let app_shares = compute_fair_shares(shares.get(leaf).copied().unwrap_or_default(), &specs, calc);
+            // The leaf's share only has the calculator's dimensions, so the apps' shares do too.
+            let app_shares = compute_fair_shares(shares.get(leaf).copied().unwrap_or_default(), &schedulables);
             let threshold = match &tree.queues[leaf].settings {
                 QueueSettings::Fair(f) => f.fair_share_preemption_threshold,
                 _ => 0.5,
@@ -241,8 +228,8 @@ impl Core {
                     (share.memory_mb as f64 * threshold) as u64,
                     (f64::from(share.vcores) * threshold) as u32,
                 );
-                let floor = Resource::new(target.memory_mb.min(demand.memory_mb), target.vcores.min(demand.vcores));
-                let below = calc.resource_share(app.used(), tree.cluster) < calc.resource_share(floor, tree.cluster);
+                let floor = target.min_each(demand);
+                let below = calc.share(app.used(), tree.cluster) < calc.share(floor, tree.cluster);
                 let since = self.starvation.apps.get(&app.id()).copied().unwrap_or(now);
                 if below {
                     app_clocks.insert(app.id(), since);

@@ -5,9 +5,9 @@ use weft_common::protocol::{AllocateRequest, ContainerReport, RegisterAmRequest,
 use weft_common::states::{AppState, AttemptState, NmContainerState, exit_status};
 use weft_common::{ApplicationId, ContainerId, NodeId, Resource};
 
-use super::tests::{Env, ask, config, done};
 use super::*;
 use crate::records::{RecordSet, RecoveredState};
+use crate::testkit::{Env, ask, done};
 
 fn report(id: ContainerId, resource: Resource, state: NmContainerState) -> ContainerReport {
     ContainerReport {
@@ -60,7 +60,7 @@ impl TestStore {
 /// A new incarnation at `epoch` recovered from `store`, as the server starts one.
 fn take_over(store: &mut TestStore, now: Millis) -> Env {
     let epoch = store.claim_epoch();
-    let mut cfg = config();
+    let mut cfg = CoreConfig::for_tests();
     cfg.cluster_ts = 2_000;
     cfg.epoch = epoch;
     let mut env = Env::with_config(cfg);
@@ -181,7 +181,7 @@ fn containers_of_finished_attempts_are_cleaned_up_and_lost_nodes_forgotten() {
     assert_eq!(env.heartbeat(&node, vec![am]).containers_to_cleanup, vec![launch.container_id]);
 
     // A node that goes silent is lost and forgotten by the store.
-    env.advance(config().nm_expiry_ms + 1);
+    env.advance(CoreConfig::for_tests().settings.nm_expiry_ms + 1);
     assert!(env.fx.take_persisted().contains(&StoreOp::RemoveNode(node.clone())));
 }
 
@@ -228,7 +228,7 @@ fn a_container_its_am_starts_after_the_failover_is_adopted_from_a_heartbeat() {
 
 /// A core of a new incarnation recovering `state` at 60 s.
 fn recover_state(state: RecoveredState) -> (Env, Result<(), CoreError>) {
-    let mut cfg = config();
+    let mut cfg = CoreConfig::for_tests();
     cfg.cluster_ts = 2_000;
     cfg.epoch = 2;
     let mut env = Env::with_config(cfg);

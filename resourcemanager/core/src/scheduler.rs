@@ -109,22 +109,13 @@ impl Core {
     fn order_key(&self, app: &App, leaf: QueueIndex) -> OrderKey {
         let tree = self.hierarchy.tree();
         let cluster = tree.cluster;
-        let share = |dominant: bool| {
-            let share = if dominant {
-                app.used().dominant_share(&cluster)
-            } else {
-                app.used().memory_mb as f64 / cluster.memory_mb.max(1) as f64
-            };
-            OrderKey::share(share, app.submit_time())
-        };
+        let share =
+            |calculator: ResourceCalculator| OrderKey::share(calculator.share(app.used(), cluster), app.submit_time());
         match &tree.queues[leaf].settings {
-            QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => {
-                share(tree.resource_calculator == ResourceCalculator::Dominant)
-            }
+            QueueSettings::Capacity(c) if c.ordering_policy == OrderingPolicy::Fair => share(tree.resource_calculator),
             QueueSettings::Fair(f) => match f.scheduling_policy {
                 SchedulingPolicy::Fifo => OrderKey::submission(app.submit_time()),
-                SchedulingPolicy::Fair => share(false),
-                SchedulingPolicy::Drf => share(true),
+                policy => share(policy.calculator()),
             },
             _ => OrderKey::fifo(app.priority(), app.submit_time()),
         }
@@ -260,9 +251,9 @@ impl Core {
             self.apps.get(r.app).and_then(|a| a.asks().get(&r.key)).is_some_and(|a| a.gang && a.count > 0);
         if !still_wanted {
             self.gang_reservation = None;
-        } else if now.saturating_sub(r.since) > self.cfg.gang_reservation_timeout_ms {
+        } else if now.saturating_sub(r.since) > self.cfg.settings.gang_reservation_timeout_ms {
             tracing::info!(app = %r.app, "gang reservation timed out; another waiting gang may take it");
-            self.gang_yielding = Some((r.app, r.key.clone(), now + self.cfg.gang_reservation_timeout_ms));
+            self.gang_yielding = Some((r.app, r.key.clone(), now + self.cfg.settings.gang_reservation_timeout_ms));
             self.gang_reservation = None;
         }
     }
@@ -274,7 +265,8 @@ impl Core {
             return Placement::Anywhere;
         }
         let waited = now.saturating_sub(ask.since);
-        let (node_delay, rack_delay) = (self.cfg.node_locality_delay_ms, self.cfg.rack_locality_delay_ms);
+        let (node_delay, rack_delay) =
+            (self.cfg.settings.node_locality_delay_ms, self.cfg.settings.rack_locality_delay_ms);
         if is_rack_name(name) {
             return if ask.relax_locality && waited >= rack_delay {
                 Placement::Anywhere

@@ -1,50 +1,13 @@
 //! Multi-tenant scheduling in the core, stepped by hand: capacity and fair ordering over queue
 //! trees, limits and the diagnostics that explain them, ACLs, placement.
 
-use weft_common::protocol::{AllocateRequest, RegisterAmRequest, ResourceRequest};
+use weft_common::protocol::{AllocateRequest, ResourceRequest};
 use weft_common::states::{AppState, exit_status};
 use weft_common::{ApplicationId, Resource};
 
-use super::tests::{Env, allocate_now, ask, config, done, response_id};
 use super::*;
-use crate::queues::QueuesConfig;
-
-fn env_with(queues_yaml: &str) -> Env {
-    let mut cfg = config();
-    cfg.queues = QueuesConfig::parse(queues_yaml, "queues.yaml").expect("valid queue config");
-    cfg.max_allocation = Resource::new(65_536, 64);
-    Env::with_config(cfg)
-}
-
-/// Submits as `user` to `queue` with an AM of `am`; the submit's outcome.
-fn submit_as(env: &mut Env, user: &str, queue: Option<&str>, am: Resource) -> Result<ApplicationId, CoreError> {
-    let id = env.new_app_id();
-    let mut context = Env::context(id);
-    context.queue = queue.map(str::to_owned);
-    context.resource = Some(am);
-    let req = env.req();
-    env.step(Event::Submit { req, user: user.into(), context: Box::new(context) });
-    if env.fx.has_reply(req) {
-        let Reply::Submit(r) = env.fx.take_reply(req) else { panic!() };
-        return r;
-    }
-    env.step(Event::Persisted);
-    let Reply::Submit(r) = env.fx.take_reply(req) else { panic!() };
-    r
-}
-
-/// Launches and registers the AM of `app` (its container must have been allocated).
-fn start_am(env: &mut Env, app: ApplicationId) {
-    let launches = env.fx.take_launches();
-    let (mine, others): (Vec<AmLaunch>, Vec<AmLaunch>) =
-        launches.into_iter().partition(|l| l.container_id.app() == app);
-    env.fx.launches = others;
-    let launch = mine.into_iter().next().unwrap_or_else(|| panic!("no AM launch for {app}"));
-    env.step(Event::AmLaunched { container: launch.container_id });
-    let req = env.req();
-    env.step(Event::AmRegister { req, attempt: launch.container_id.attempt, request: RegisterAmRequest::default() });
-    assert!(matches!(env.fx.take_reply(req), Reply::AmRegister(Ok(_))));
-}
+use crate::queues::{QueuesConfig, ResourceCalculator};
+use crate::testkit::{Env, ask, done, running};
 
 /// Containers (the AM included) an app holds.
 fn held(env: &Env, app: ApplicationId) -> usize {
@@ -59,17 +22,17 @@ fn slot() -> Resource {
 
 #[test]
 fn capacity_70_30_b_reaches_its_guarantee_as_a_gives_back_and_a_keeps_the_rest() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity\nqueues:\n  a: {capacity: 70%, user-limit-factor: -1}\n  b: {capacity: 30%, user-limit-factor: -1}\n",
     );
     let node = env.add_node("n1", 10 * SLOT, 100);
-    let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, a);
+    let a = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(a);
     // A fills the idle cluster: elastic beyond its 70% up to its 100% maximum.
-    let r = allocate_now(&mut env, a, vec![ask(1, SLOT, 50)]);
+    let r = env.allocate_now(a, vec![ask(1, SLOT, 50)]);
     assert_eq!(r.allocated.len(), 9);
     assert_eq!(held(&env, a), 10);
-    let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
+    let b = env.submit_to("bo", Some("b"), slot()).unwrap();
     assert_eq!(env.app(b).state(), AppState::Accepted);
     assert!(env.app(b).diagnostics().contains("waiting for a node"), "{}", env.app(b).diagnostics());
 
@@ -80,12 +43,12 @@ fn capacity_70_30_b_reaches_its_guarantee_as_a_gives_back_and_a_keeps_the_rest()
         let finished = a_containers.remove(0);
         env.heartbeat(&node, vec![done(finished, 0)]);
         if round == 0 {
-            start_am(&mut env, b);
-            allocate_now(&mut env, b, vec![ask(1, SLOT, 50)]);
+            env.start_am(b);
+            env.allocate_now(b, vec![ask(1, SLOT, 50)]);
         }
-        let got = allocate_now(&mut env, a, vec![]);
+        let got = env.allocate_now(a, vec![]);
         a_containers.extend(got.allocated.iter().map(|c| c.id));
-        let _ = allocate_now(&mut env, b, vec![]);
+        let _ = env.allocate_now(b, vec![]);
     }
     assert_eq!((held(&env, a), held(&env, b)), (7, 3), "70/30 of 10 slots");
     let tree = env.core.hierarchy().tree();
@@ -96,17 +59,16 @@ fn capacity_70_30_b_reaches_its_guarantee_as_a_gives_back_and_a_keeps_the_rest()
 
 #[test]
 fn fair_weights_1_1_2_converge_to_25_25_50() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: fair\nplacement-rules:\n  - user\n  - reject\nqueues:\n  u1: {weight: 1}\n  u2: {weight: 1}\n  u3: {weight: 2}\n",
     );
     // Room for the three AMs only; the demand is in before the capacity that serves it.
     env.add_node("ams", 3 * SLOT, 3);
-    let apps: Vec<ApplicationId> =
-        ["u1", "u2", "u3"].iter().map(|u| submit_as(&mut env, u, None, slot()).unwrap()).collect();
+    let apps: Vec<ApplicationId> = ["u1", "u2", "u3"].iter().map(|u| env.submit_to(u, None, slot()).unwrap()).collect();
     assert_eq!(env.app(apps[2]).queue(), "root.u3", "the user rule placed it");
     for app in &apps {
-        start_am(&mut env, *app);
-        allocate_now(&mut env, *app, vec![ask(1, SLOT, 100)]);
+        env.start_am(*app);
+        env.allocate_now(*app, vec![ask(1, SLOT, 100)]);
     }
     env.add_node("workers", 40 * SLOT, 400);
     let tasks: Vec<usize> = apps.iter().map(|a| held(&env, *a) - 1).collect();
@@ -115,26 +77,47 @@ fn fair_weights_1_1_2_converge_to_25_25_50() {
 }
 
 #[test]
+fn instantaneous_fair_shares_split_active_queues_by_weight_and_only_memory_with_the_memory_calculator() {
+    let cluster = Resource::new(102_400, 100);
+    for (calculator, vcores) in [("dominant", [25, 75]), ("memory", [0, 0])] {
+        let yaml = format!(
+            "scheduler: fair\nresource-calculator: {calculator}\nqueues:\n  a: {{weight: 1}}\n  b: {{weight: 3}}\n  idle: {{weight: 4}}\n"
+        );
+        let hierarchy = Hierarchy::new(QueuesConfig::parse(&yaml, "queues.yaml").unwrap(), cluster).unwrap();
+        let tree = hierarchy.tree();
+        let (a, b, idle) = (tree.find("a").unwrap(), tree.find("b").unwrap(), tree.find("idle").unwrap());
+        let mut demand = vec![cluster; tree.queues.len()];
+        demand[idle] = Resource::ZERO;
+        let shares = hierarchy.instantaneous_fair_shares(&demand);
+        assert_eq!(shares[a], Resource::new(25_600, vcores[0]), "{calculator}");
+        assert_eq!(shares[b], Resource::new(76_800, vcores[1]), "{calculator}");
+        assert_eq!(shares[idle], Resource::ZERO, "{calculator}");
+    }
+}
+
+#[test]
 fn drf_gives_memory_heavy_and_cpu_heavy_apps_equal_dominant_shares() {
     // The classic DRF example scaled 10×: 90 vcores and 180 GB; A's tasks <1 vcore, 4 GB>
     // (memory-dominant), B's <3 vcores, 1 GB> (CPU-dominant).
-    let mut env =
-        env_with("scheduler: fair\ndefaults: {scheduling-policy: drf}\nqueues:\n  a: {weight: 1}\n  b: {weight: 1}\n");
+    let mut env = Env::with_queues(
+        "scheduler: fair\ndefaults: {scheduling-policy: drf}\nqueues:\n  a: {weight: 1}\n  b: {weight: 1}\n",
+    );
     let tiny_am = Resource::new(128, 1);
     env.add_node("ams", 256, 2);
-    let a = submit_as(&mut env, "ann", Some("a"), tiny_am).unwrap();
-    let b = submit_as(&mut env, "bo", Some("b"), tiny_am).unwrap();
-    start_am(&mut env, a);
-    start_am(&mut env, b);
+    let a = env.submit_to("ann", Some("a"), tiny_am).unwrap();
+    let b = env.submit_to("bo", Some("b"), tiny_am).unwrap();
+    env.start_am(a);
+    env.start_am(b);
     let a_task = ResourceRequest { capability: Resource::new(4096, 1), ..ask(1, 4096, 100) };
     let b_task = ResourceRequest { capability: Resource::new(1024, 3), ..ask(1, 1024, 100) };
-    allocate_now(&mut env, a, vec![a_task]);
-    allocate_now(&mut env, b, vec![b_task]);
+    env.allocate_now(a, vec![a_task]);
+    env.allocate_now(b, vec![b_task]);
     let cluster = Resource::new(180 * 1024, 90);
     env.add_node("n1", cluster.memory_mb, cluster.vcores);
     let cluster = cluster + Resource::new(256, 2);
     let (ua, ub) = (env.app(a).used(), env.app(b).used());
-    let (da, db) = (ua.dominant_share(&cluster), ub.dominant_share(&cluster));
+    let drf = ResourceCalculator::Dominant;
+    let (da, db) = (drf.share(ua, cluster), drf.share(ub, cluster));
     // CPU runs out first. Until then dominant shares stay within one task of each other; at
     // the end, only A's 1-vcore tasks still fit the last vcores.
     let (a_tasks, b_tasks) = (ua.vcores - 1, (ub.vcores - 1) / 3);
@@ -154,11 +137,11 @@ fn user_limit_factor_1_caps_a_single_user_at_the_queue_guarantee_and_2_lets_it_d
         let yaml = format!(
             "scheduler: capacity\nqueues:\n  a: {{capacity: 50%, user-limit-factor: {factor}}}\n  b: {{capacity: 50%}}\n"
         );
-        let mut env = env_with(&yaml);
+        let mut env = Env::with_queues(&yaml);
         env.add_node("n1", 10 * SLOT, 100);
-        let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-        start_am(&mut env, app);
-        allocate_now(&mut env, app, vec![ask(1, SLOT, 50)]);
+        let app = env.submit_to("ann", Some("a"), slot()).unwrap();
+        env.start_am(app);
+        env.allocate_now(app, vec![ask(1, SLOT, 50)]);
         assert_eq!(held(&env, app), expected, "user-limit-factor {factor} on an idle cluster");
         let diagnostics = &env.app(app).diagnostics();
         if factor == 1 {
@@ -170,16 +153,16 @@ fn user_limit_factor_1_caps_a_single_user_at_the_queue_guarantee_and_2_lets_it_d
 
 #[test]
 fn two_users_with_a_minimum_user_limit_grow_past_the_guarantee_together() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity\nqueues:\n  a: {capacity: 50%, minimum-user-limit-percent: 50, user-limit-factor: -1, max-am-resource-percent: 1.0}\n  b: {capacity: 50%}\n",
     );
     env.add_node("ams", 4 * SLOT, 4);
-    let ann = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    let bo = submit_as(&mut env, "bo", Some("a"), slot()).unwrap();
-    start_am(&mut env, ann);
-    start_am(&mut env, bo);
-    allocate_now(&mut env, ann, vec![ask(1, SLOT, 50)]);
-    allocate_now(&mut env, bo, vec![ask(1, SLOT, 50)]);
+    let ann = env.submit_to("ann", Some("a"), slot()).unwrap();
+    let bo = env.submit_to("bo", Some("a"), slot()).unwrap();
+    env.start_am(ann);
+    env.start_am(bo);
+    env.allocate_now(ann, vec![ask(1, SLOT, 50)]);
+    env.allocate_now(bo, vec![ask(1, SLOT, 50)]);
     env.add_node("workers", 20 * SLOT, 20);
     // Queue a is elastic (b is idle): the users keep growing past its 12-slot guarantee and
     // share the whole 24-slot cluster, within the one-container slack YARN's check allows each.
@@ -190,12 +173,13 @@ fn two_users_with_a_minimum_user_limit_grow_past_the_guarantee_together() {
 
 #[test]
 fn am_limit_holds_apps_in_accepted_and_says_which_limit() {
-    let mut env = env_with("scheduler: capacity\nqueues:\n  default: {capacity: 100%, max-am-resource-percent: 0.1}\n");
+    let mut env =
+        Env::with_queues("scheduler: capacity\nqueues:\n  default: {capacity: 100%, max-am-resource-percent: 0.1}\n");
     env.add_node("n1", 10 * SLOT, 100);
     let half = Resource::new(SLOT / 2, 1);
-    let first = submit_as(&mut env, "ann", None, half).unwrap();
-    let second = submit_as(&mut env, "ann", None, half).unwrap();
-    let third = submit_as(&mut env, "ann", None, half).unwrap();
+    let first = env.submit_to("ann", None, half).unwrap();
+    let second = env.submit_to("ann", None, half).unwrap();
+    let third = env.submit_to("ann", None, half).unwrap();
     assert_eq!(env.fx.take_launches().len(), 2, "1 GiB of AMs fit the 10% limit");
     let app = env.app(third);
     assert_eq!(app.state(), AppState::Accepted);
@@ -215,73 +199,73 @@ fn am_limit_holds_apps_in_accepted_and_says_which_limit() {
 
 #[test]
 fn max_parallel_apps_queue_and_user_limits_hold_apps_with_diagnostics() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity\nusers:\n  bo: {max-parallel-apps: 1}\nqueues:\n  default: {capacity: 100%, max-parallel-apps: 2, max-am-resource-percent: 1.0}\n",
     );
     env.add_node("n1", 10 * SLOT, 100);
-    let _bo1 = submit_as(&mut env, "bo", None, slot()).unwrap();
-    let bo2 = submit_as(&mut env, "bo", None, slot()).unwrap();
+    let _bo1 = env.submit_to("bo", None, slot()).unwrap();
+    let bo2 = env.submit_to("bo", None, slot()).unwrap();
     assert!(env.app(bo2).diagnostics().contains("user bo runs the maximum of 1"), "{}", env.app(bo2).diagnostics());
-    let _ann1 = submit_as(&mut env, "ann", None, slot()).unwrap();
-    let ann2 = submit_as(&mut env, "ann", None, slot()).unwrap();
+    let _ann1 = env.submit_to("ann", None, slot()).unwrap();
+    let ann2 = env.submit_to("ann", None, slot()).unwrap();
     assert!(env.app(ann2).diagnostics().contains("max-parallel-apps"), "{}", env.app(ann2).diagnostics());
     assert_eq!(env.fx.take_launches().len(), 2);
 }
 
 #[test]
 fn stopped_queues_acls_and_application_limits_refuse_submissions() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity\nroot: {acl-submit-applications: \" \"}\nqueues:\n  open: {capacity: 40%, acl-submit-applications: \"*\", max-applications: 1}\n  team: {capacity: 40%, acl-submit-applications: \"ann devs\"}\n  old: {capacity: 20%, state: stopped, acl-submit-applications: \"*\"}\nusers:\n  dee: {groups: [devs]}\n",
     );
     env.add_node("n1", 10 * SLOT, 100);
-    assert_eq!(submit_as(&mut env, "bo", Some("old"), slot()), Err(CoreError::QueueStopped("root.old".into())));
-    let denied = submit_as(&mut env, "bo", Some("team"), slot()).unwrap_err();
+    assert_eq!(env.submit_to("bo", Some("old"), slot()), Err(CoreError::QueueStopped("root.old".into())));
+    let denied = env.submit_to("bo", Some("team"), slot()).unwrap_err();
     assert_eq!(denied, CoreError::SubmitDenied { user: "bo".into(), queue: "root.team".into() });
     assert_eq!(denied.code().status(), 403);
-    assert!(submit_as(&mut env, "ann", Some("team"), slot()).is_ok(), "named in the ACL");
-    assert!(submit_as(&mut env, "dee", Some("team"), slot()).is_ok(), "in an allowed group");
-    assert!(submit_as(&mut env, "bo", Some("open"), slot()).is_ok());
+    assert!(env.submit_to("ann", Some("team"), slot()).is_ok(), "named in the ACL");
+    assert!(env.submit_to("dee", Some("team"), slot()).is_ok(), "in an allowed group");
+    assert!(env.submit_to("bo", Some("open"), slot()).is_ok());
     assert_eq!(
-        submit_as(&mut env, "bo", Some("open"), slot()),
+        env.submit_to("bo", Some("open"), slot()),
         Err(CoreError::QueueFull { queue: "root.open".into(), max: 1 })
     );
-    assert!(matches!(submit_as(&mut env, "bo", Some("root"), slot()), Err(CoreError::NotALeafQueue(_))));
-    assert!(matches!(submit_as(&mut env, "bo", Some("nope"), slot()), Err(CoreError::UnknownQueue(_))));
+    assert!(matches!(env.submit_to("bo", Some("root"), slot()), Err(CoreError::NotALeafQueue(_))));
+    assert!(matches!(env.submit_to("bo", Some("nope"), slot()), Err(CoreError::UnknownQueue(_))));
 }
 
 #[test]
 fn placement_rules_map_users_and_groups_and_can_reject() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity\nusers:\n  gil: {groups: [ops]}\nplacement-rules:\n  - specified\n  - map-user: {user: cy, queue: root.b}\n  - map-group: {group: ops, queue: root.b}\n  - user\n  - reject\nqueues:\n  a: {capacity: 50%}\n  b: {capacity: 25%}\n  ann: {capacity: 25%}\n",
     );
     env.add_node("n1", 10 * SLOT, 100);
     let queue_of = |env: &Env, id| env.app(id).queue().to_owned();
-    let id = submit_as(&mut env, "zed", Some("a"), slot()).unwrap();
+    let id = env.submit_to("zed", Some("a"), slot()).unwrap();
     assert_eq!(queue_of(&env, id), "a", "specified");
-    let id = submit_as(&mut env, "cy", None, slot()).unwrap();
+    let id = env.submit_to("cy", None, slot()).unwrap();
     assert_eq!(queue_of(&env, id), "b", "map-user");
-    let id = submit_as(&mut env, "gil", None, slot()).unwrap();
+    let id = env.submit_to("gil", None, slot()).unwrap();
     assert_eq!(queue_of(&env, id), "b", "map-group");
-    let id = submit_as(&mut env, "ann", None, slot()).unwrap();
+    let id = env.submit_to("ann", None, slot()).unwrap();
     assert_eq!(queue_of(&env, id), "ann", "user");
-    assert!(matches!(submit_as(&mut env, "zed", None, slot()), Err(CoreError::PlacementRejected { .. })));
+    assert!(matches!(env.submit_to("zed", None, slot()), Err(CoreError::PlacementRejected { .. })));
     let _ = env.fx.take_launches();
 }
 
 #[test]
 fn queue_max_capacity_limits_elasticity() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity\nqueues:\n  a: {capacity: 50%, max-capacity: 60%, user-limit-factor: -1}\n  b: {capacity: 50%}\n",
     );
     env.add_node("n1", 10 * SLOT, 100);
-    let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, app);
-    let r = allocate_now(&mut env, app, vec![ask(1, SLOT, 50)]);
+    let app = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(app);
+    let r = env.allocate_now(app, vec![ask(1, SLOT, 50)]);
     assert_eq!(held(&env, app), 6, "capped at the 60% maximum");
     assert_eq!(r.allocated.len(), 5);
     assert_eq!(r.limit, Resource::ZERO, "headroom is the queue's, not the idle cluster's 4 slots");
     let attempt = env.app(app).current_attempt().unwrap().id();
-    let _ = env.allocate(attempt, AllocateRequest { response_id: response_id(&env, attempt), ..Default::default() });
+    let _ = env.allocate(attempt, AllocateRequest { response_id: env.response_id(attempt), ..Default::default() });
     env.fx.replies.clear();
 }
 
@@ -294,14 +278,14 @@ queues:
 
 #[test]
 fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
-    let mut env = env_with(PREEMPTING_70_30);
+    let mut env = Env::with_queues(PREEMPTING_70_30);
     let node = env.add_node("n1", 10 * SLOT, 100);
-    let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, a);
-    let a_first = allocate_now(&mut env, a, vec![ask(1, SLOT, 9)]);
+    let a = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(a);
+    let a_first = env.allocate_now(a, vec![ask(1, SLOT, 9)]);
     assert_eq!(held(&env, a), 10, "A fills the idle cluster");
     let a_am = env.app(a).current_attempt().unwrap().am_container().unwrap();
-    let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
+    let b = env.submit_to("bo", Some("b"), slot()).unwrap();
 
     // Step time (heartbeats keep the node and A's AM alive) until B holds its 30%.
     let mut told_before_kill = std::collections::BTreeSet::new();
@@ -310,9 +294,9 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
     let started = env.now;
     loop {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| running(*c)).collect();
         env.heartbeat(&node, reports);
-        let r = allocate_now(&mut env, a, vec![]);
+        let r = env.allocate_now(a, vec![]);
         if let Some(p) = &r.preemption {
             told_before_kill.extend(p.strict.iter().copied());
         }
@@ -326,11 +310,11 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
             preempted.push(done.container_id);
         }
         if !b_started && env.app(b).current_attempt().is_some_and(|t| t.am_container().is_some()) {
-            start_am(&mut env, b);
+            env.start_am(b);
             b_started = true;
         }
         if b_started {
-            allocate_now(&mut env, b, vec![ask(1, SLOT, 2)]);
+            env.allocate_now(b, vec![ask(1, SLOT, 2)]);
         }
         if held(&env, b) == 3 || env.now - started > 120_000 {
             break;
@@ -355,10 +339,10 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
     // Nothing more is marked once B is satisfied.
     for _ in 0..10 {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| running(*c)).collect();
         env.heartbeat(&node, reports);
-        allocate_now(&mut env, a, vec![]);
-        allocate_now(&mut env, b, vec![]);
+        env.allocate_now(a, vec![]);
+        env.allocate_now(b, vec![]);
     }
     assert!(env.core.preemption_marks().is_empty());
     assert_eq!(held(&env, a), 7);
@@ -367,20 +351,20 @@ fn preemption_gives_b_its_guarantee_telling_a_first_then_killing_with_102() {
 
 #[test]
 fn a_queue_that_opts_out_of_preemption_is_never_a_victim() {
-    let mut env = env_with(&PREEMPTING_70_30.replace(
+    let mut env = Env::with_queues(&PREEMPTING_70_30.replace(
         "a: {capacity: 70%, user-limit-factor: -1}",
         "a: {capacity: 70%, user-limit-factor: -1, preemptible: false}",
     ));
     let node = env.add_node("n1", 10 * SLOT, 100);
-    let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, a);
-    allocate_now(&mut env, a, vec![ask(1, SLOT, 9)]);
-    let _b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
+    let a = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(a);
+    env.allocate_now(a, vec![ask(1, SLOT, 9)]);
+    let _b = env.submit_to("bo", Some("b"), slot()).unwrap();
     for _ in 0..40 {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| running(*c)).collect();
         env.heartbeat(&node, reports);
-        let r = allocate_now(&mut env, a, vec![]);
+        let r = env.allocate_now(a, vec![]);
         assert!(r.preemption.is_none() && r.completed.is_empty());
     }
     assert_eq!(held(&env, a), 10);
@@ -390,23 +374,23 @@ fn a_queue_that_opts_out_of_preemption_is_never_a_victim() {
 fn preempted_space_is_freed_on_one_node_so_a_larger_container_fits() {
     // A's 1-slot containers spread over two nodes; B's AM needs 2 slots on one node. Victims
     // scattered across nodes would free space nothing of B fits in, and A would retake it.
-    let mut env = env_with(PREEMPTING_70_30);
+    let mut env = Env::with_queues(PREEMPTING_70_30);
     let n1 = env.add_node("n1", 5 * SLOT, 50);
     let n2 = env.add_node("n2", 5 * SLOT, 50);
-    let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, a);
-    allocate_now(&mut env, a, vec![ask(1, SLOT, 9)]);
+    let a = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(a);
+    env.allocate_now(a, vec![ask(1, SLOT, 9)]);
     assert_eq!(held(&env, a), 10);
-    let b = submit_as(&mut env, "bo", Some("b"), Resource::new(2 * SLOT, 1)).unwrap();
+    let b = env.submit_to("bo", Some("b"), Resource::new(2 * SLOT, 1)).unwrap();
     let started = env.now;
     while env.app(b).current_attempt().is_some_and(|t| t.am_container().is_none()) && env.now - started < 60_000 {
         env.advance(1_000);
         for n in [&n1, &n2] {
-            let reports = env.core.node(n).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
+            let reports = env.core.node(n).unwrap().containers().iter().map(|c| running(*c)).collect();
             env.heartbeat(n, reports);
         }
         // A keeps wanting more, as a real AM replacing lost work would.
-        allocate_now(&mut env, a, vec![ask(1, SLOT, 20)]);
+        env.allocate_now(a, vec![ask(1, SLOT, 20)]);
     }
     assert!(env.app(b).current_attempt().unwrap().am_container().is_some(), "B's 2-slot AM found room");
     assert!(env.now - started <= 15_000 + 2 * 3_000, "within one grace period and a round or two");
@@ -425,11 +409,11 @@ fn reload(env: &mut Env, yaml: &str, by: Option<&str>) -> Result<crate::queues::
 #[test]
 fn reload_applies_valid_changes_with_apps_running_and_refuses_removing_busy_queues() {
     let before = "scheduler: capacity\nroot: {acl-administer-queue: \"ops\"}\nqueues:\n  a: {capacity: 70%}\n  b: {capacity: 30%}\n";
-    let mut env = env_with(before);
+    let mut env = Env::with_queues(before);
     env.add_node("n1", 10 * SLOT, 100);
-    let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, app);
-    allocate_now(&mut env, app, vec![ask(1, SLOT, 3)]);
+    let app = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(app);
+    env.allocate_now(app, vec![ask(1, SLOT, 3)]);
 
     // Only queue administers may reload.
     let changed = "scheduler: capacity\nroot: {acl-administer-queue: \"ops\"}\nqueues:\n  a: {capacity: 50%}\n  b: {capacity: 30%}\n  c: {capacity: 20%}\n";
@@ -452,20 +436,20 @@ fn reload_applies_valid_changes_with_apps_running_and_refuses_removing_busy_queu
     // Stopping it is fine: running apps go on, new ones are refused.
     let stopped = changed.replace("a: {capacity: 50%}", "a: {capacity: 50%, state: stopped}");
     reload(&mut env, &stopped, None).unwrap();
-    assert_eq!(submit_as(&mut env, "ann", Some("a"), slot()), Err(CoreError::QueueStopped("root.a".into())));
+    assert_eq!(env.submit_to("ann", Some("a"), slot()), Err(CoreError::QueueStopped("root.a".into())));
     assert_eq!(env.app(app).state(), AppState::Running);
     let _ = env.stops();
 }
 
 #[test]
 fn apps_move_between_queues_with_their_usage_and_priorities_are_capped() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity\nqueues:\n  a: {capacity: 50%, max-application-priority: 5}\n  b: {capacity: 30%, max-capacity: 30%}\n  c: {capacity: 20%}\n",
     );
     env.add_node("n1", 10 * SLOT, 100);
-    let app = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, app);
-    allocate_now(&mut env, app, vec![ask(1, SLOT, 3)]);
+    let app = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(app);
+    env.allocate_now(app, vec![ask(1, SLOT, 3)]);
     let tree = env.core.hierarchy().tree();
     let (a, b, c) = (tree.find("root.a").unwrap(), tree.find("root.b").unwrap(), tree.find("root.c").unwrap());
 
@@ -500,7 +484,7 @@ fn apps_move_between_queues_with_their_usage_and_priorities_are_capped() {
 
 #[test]
 fn fair_min_share_preemption_gives_a_starved_queue_its_min_share_after_the_timeout() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: fair
 preemption: {enabled: true, monitoring-interval-ms: 1000, max-wait-before-kill-ms: 3000}
 queues:
@@ -509,30 +493,30 @@ queues:
 ",
     );
     let node = env.add_node("n1", 10 * SLOT, 100);
-    let a = submit_as(&mut env, "ann", Some("a"), slot()).unwrap();
-    start_am(&mut env, a);
-    allocate_now(&mut env, a, vec![ask(1, SLOT, 9)]);
+    let a = env.submit_to("ann", Some("a"), slot()).unwrap();
+    env.start_am(a);
+    env.allocate_now(a, vec![ask(1, SLOT, 9)]);
     let a_am = env.app(a).current_attempt().unwrap().am_container().unwrap();
     assert_eq!(held(&env, a), 10, "a fills the idle cluster");
-    let b = submit_as(&mut env, "bo", Some("b"), slot()).unwrap();
+    let b = env.submit_to("bo", Some("b"), slot()).unwrap();
     let started = env.now;
     let mut b_running = false;
     let mut first_kill = None;
     while held(&env, b) < 3 && env.now - started < 60_000 {
         env.advance(1_000);
-        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| super::tests::running(*c)).collect();
+        let reports = env.core.node(&node).unwrap().containers().iter().map(|c| running(*c)).collect();
         env.heartbeat(&node, reports);
-        let r = allocate_now(&mut env, a, vec![]);
+        let r = env.allocate_now(a, vec![]);
         for done in &r.completed {
             assert_eq!(done.exit_status, exit_status::PREEMPTED);
             first_kill.get_or_insert(env.now - started);
         }
         if !b_running && env.app(b).current_attempt().is_some_and(|t| t.am_container().is_some()) {
-            start_am(&mut env, b);
-            allocate_now(&mut env, b, vec![ask(1, SLOT, 2)]);
+            env.start_am(b);
+            env.allocate_now(b, vec![ask(1, SLOT, 2)]);
             b_running = true;
         } else if b_running {
-            allocate_now(&mut env, b, vec![]);
+            env.allocate_now(b, vec![]);
         }
     }
     assert_eq!(held(&env, b), 3, "b reached its min share");
@@ -564,14 +548,14 @@ queues:
 
 #[test]
 fn user_rule_with_create_makes_a_weight_1_queue_under_a_weight_parent_and_reuses_it() {
-    let mut env = env_with(CREATING_CAPACITY);
+    let mut env = Env::with_queues(CREATING_CAPACITY);
     env.add_node("n1", 20 * SLOT, 20);
     // An app in a queue whose index shifts when root.users.zoe appears before it.
-    let web_app = submit_as(&mut env, "walt", Some("web"), slot()).unwrap();
-    start_am(&mut env, web_app);
-    allocate_now(&mut env, web_app, vec![ask(1, SLOT, 2)]);
+    let web_app = env.submit_to("walt", Some("web"), slot()).unwrap();
+    env.start_am(web_app);
+    env.allocate_now(web_app, vec![ask(1, SLOT, 2)]);
 
-    let first = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    let first = env.submit_to("zoe", None, slot()).unwrap();
     assert_eq!(env.app(first).queue(), "zoe", "capacity mode shows the leaf name");
     let tree = env.core.hierarchy().tree();
     let zoe = tree.find("root.users.zoe").expect("created and visible like any queue");
@@ -589,22 +573,22 @@ fn user_rule_with_create_makes_a_weight_1_queue_under_a_weight_parent_and_reuses
     assert_eq!(created_queues, ["root.users.zoe"]);
 
     // The queue carries usage, and zoe's second app reuses it.
-    start_am(&mut env, first);
-    allocate_now(&mut env, first, vec![ask(1, SLOT, 2)]);
+    env.start_am(first);
+    env.allocate_now(first, vec![ask(1, SLOT, 2)]);
     let queues_before = env.core.hierarchy().tree().queues.len();
-    let second = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    let second = env.submit_to("zoe", None, slot()).unwrap();
     assert_eq!(env.app(second).queue_index(), Some(zoe));
     assert_eq!(env.core.hierarchy().tree().queues.len(), queues_before);
     let usage = env.core.hierarchy().usage(zoe);
     assert_eq!((usage.apps, usage.used), (2, Resource::new(3 * SLOT, 3)), "the second AM waits for the AM limit");
     assert!(env.app(second).diagnostics().contains("queue root.users.zoe's AM resource limit"));
-    allocate_now(&mut env, web_app, vec![ask(1, SLOT, 1)]);
+    env.allocate_now(web_app, vec![ask(1, SLOT, 1)]);
     assert_eq!(env.core.hierarchy().usage(web).used, Resource::new(4 * SLOT, 4));
 
     // Existing queues win; a dot in a user name becomes `_dot_`, as in YARN.
-    let ann = submit_as(&mut env, "ann", None, slot()).unwrap();
+    let ann = env.submit_to("ann", None, slot()).unwrap();
     assert_eq!(env.app(ann).queue(), "ann");
-    let dotted = submit_as(&mut env, "john.doe", None, slot()).unwrap();
+    let dotted = env.submit_to("john.doe", None, slot()).unwrap();
     assert_eq!(env.app(dotted).queue(), "john_dot_doe");
     assert!(env.core.hierarchy().tree().find("root.users.john_dot_doe").is_some());
     env.fx.replies.clear();
@@ -613,7 +597,7 @@ fn user_rule_with_create_makes_a_weight_1_queue_under_a_weight_parent_and_reuses
 
 #[test]
 fn primary_group_user_with_create_makes_the_group_parent_and_the_user_leaf_in_fair_mode() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: fair
 users:
   zoe: {groups: [eng]}
@@ -627,11 +611,11 @@ queues:
 ",
     );
     env.add_node("n1", 10 * SLOT, 10);
-    let zoe = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    let zoe = env.submit_to("zoe", None, slot()).unwrap();
     assert_eq!(env.app(zoe).queue(), "root.eng.zoe");
-    let max = submit_as(&mut env, "max", None, slot()).unwrap();
+    let max = env.submit_to("max", None, slot()).unwrap();
     assert_eq!(env.app(max).queue(), "root.eng.max", "the created group parent takes more users");
-    let olga = submit_as(&mut env, "olga", None, slot()).unwrap();
+    let olga = env.submit_to("olga", None, slot()).unwrap();
     assert_eq!(env.app(olga).queue(), "root.ops.olga", "under an existing childless `type: parent`");
     let created: Vec<&str> = env.core.hierarchy().created_queues().iter().map(String::as_str).collect();
     assert_eq!(created, ["root.eng", "root.eng.max", "root.eng.zoe", "root.ops.olga"]);
@@ -647,7 +631,7 @@ queues:
     assert_eq!(tree.queues[ops].guaranteed.memory_mb, 3 * tree.queues[eng].guaranteed.memory_mb);
 
     // Without groups the rule cannot match, and `reject` decides.
-    let err = submit_as(&mut env, "nobody", None, slot()).unwrap_err();
+    let err = env.submit_to("nobody", None, slot()).unwrap_err();
     assert!(matches!(err, CoreError::PlacementRejected { .. }), "{err}");
     env.fx.replies.clear();
     let _ = env.fx.take_launches();
@@ -655,7 +639,7 @@ queues:
 
 #[test]
 fn a_queue_that_cannot_be_created_falls_through_and_specified_still_rejects_unknown_names() {
-    let mut env = env_with(
+    let mut env = Env::with_queues(
         "scheduler: capacity
 users:
   zoe: {groups: [eng]}
@@ -686,29 +670,29 @@ queues:
     );
     env.add_node("n1", 10 * SLOT, 10);
     // root.groups.eng's children use percentages, so it takes no created queues: fall through.
-    let zoe = submit_as(&mut env, "zoe", None, slot()).unwrap();
+    let zoe = env.submit_to("zoe", None, slot()).unwrap();
     assert_eq!(env.app(zoe).queue(), "default");
     // A missing group parent is created under root.groups, which does take created queues.
-    let lee = submit_as(&mut env, "lee", None, slot()).unwrap();
+    let lee = env.submit_to("lee", None, slot()).unwrap();
     assert_eq!(env.app(lee).queue(), "lee");
     assert!(env.core.hierarchy().tree().find("root.groups.qa.lee").is_some());
     // The leaf name deb is taken (root.other.deb), so root.groups.ops.deb cannot exist: fall through.
-    let deb = submit_as(&mut env, "deb", None, slot()).unwrap();
+    let deb = env.submit_to("deb", None, slot()).unwrap();
     assert_eq!(env.app(deb).queue(), "default");
     // A user name that cannot be a queue name falls through too.
-    let spaced = submit_as(&mut env, "bad user", None, slot()).unwrap();
+    let spaced = env.submit_to("bad user", None, slot()).unwrap();
     assert_eq!(env.app(spaced).queue(), "default");
 
     // The created queue inherits the parent's ACL, checked before anything is created.
     let queues_before = env.core.hierarchy().tree().queues.len();
-    let denied = submit_as(&mut env, "olga", Some("root.groups.ops.olga"), slot()).unwrap_err();
+    let denied = env.submit_to("olga", Some("root.groups.ops.olga"), slot()).unwrap_err();
     assert_eq!(denied, CoreError::SubmitDenied { user: "olga".into(), queue: "root.groups.ops.olga".into() });
     assert_eq!(env.core.hierarchy().tree().queues.len(), queues_before, "a refused submission creates nothing");
     // `specified` with create: a missing queue under a parent that takes created queues ...
-    let max = submit_as(&mut env, "max", Some("root.groups.ops.batch"), slot()).unwrap();
+    let max = env.submit_to("max", Some("root.groups.ops.batch"), slot()).unwrap();
     assert_eq!(env.app(max).queue(), "batch");
     // ... but an unknown name it cannot create is rejected, not sent elsewhere.
-    let typo = submit_as(&mut env, "zoe", Some("root.groups.eng.typo"), slot()).unwrap_err();
+    let typo = env.submit_to("zoe", Some("root.groups.eng.typo"), slot()).unwrap_err();
     assert_eq!(typo, CoreError::UnknownQueue("root.groups.eng.typo".into()));
     env.fx.replies.clear();
     let _ = env.fx.take_launches();
@@ -741,12 +725,12 @@ fn the_number_of_created_queues_per_parent_is_capped() {
 
 #[test]
 fn reloads_keep_busy_created_queues_and_drop_idle_ones() {
-    let mut env = env_with(CREATING_CAPACITY);
+    let mut env = Env::with_queues(CREATING_CAPACITY);
     env.add_node("n1", 20 * SLOT, 20);
-    let app = submit_as(&mut env, "zoe", None, slot()).unwrap();
-    start_am(&mut env, app);
-    allocate_now(&mut env, app, vec![ask(1, SLOT, 2)]);
-    let idle = submit_as(&mut env, "ivy", None, slot()).unwrap();
+    let app = env.submit_to("zoe", None, slot()).unwrap();
+    env.start_am(app);
+    env.allocate_now(app, vec![ask(1, SLOT, 2)]);
+    let idle = env.submit_to("ivy", None, slot()).unwrap();
     let req = env.req();
     env.step(Event::Kill { req, app: idle, diagnostics: None });
     let _ = env.fx.take_reply(req);
@@ -788,18 +772,18 @@ fn reloads_keep_busy_created_queues_and_drop_idle_ones() {
 fn state_with_one_running_app(queues_yaml: &str, user: &str) -> (ApplicationId, crate::records::RecoveredState) {
     let mut store = crate::recovery_tests::TestStore::default();
     let epoch = store.claim_epoch();
-    let mut env = env_with(queues_yaml);
+    let mut env = Env::with_queues(queues_yaml);
     env.core.cfg.epoch = epoch;
     env.add_node("n1", 20 * SLOT, 20);
-    let app = submit_as(&mut env, user, None, slot()).unwrap();
-    start_am(&mut env, app);
+    let app = env.submit_to(user, None, slot()).unwrap();
+    env.start_am(app);
     store.apply(epoch, &env.fx.take_persisted());
     (app, store.load())
 }
 
 /// A new RM incarnation under `queues_yaml` that recovered `state`.
 fn restarted(queues_yaml: &str, cluster_ts: u64, state: crate::records::RecoveredState) -> Core {
-    let mut cfg = config();
+    let mut cfg = CoreConfig::for_tests();
     cfg.queues = QueuesConfig::parse(queues_yaml, "queues.yaml").unwrap();
     cfg.cluster_ts = cluster_ts;
     let mut core = Core::new(cfg).unwrap();

@@ -4,205 +4,16 @@
 use proptest::prelude::*;
 use weft_common::protocol::{
     AllocateRequest, AllocateResponse, AmCommand, ContainerReport, FinishAmRequest, NodeAction, NodeHeartbeatRequest,
-    RegisterAmRequest, RegisterNodeRequest, ResourceRequest,
+    RegisterAmRequest, ResourceRequest,
 };
-use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
-use weft_common::states::{AppState, AttemptState, FinalStatus, NmContainerState, NodeState, exit_status};
+use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext};
+use weft_common::states::{AppState, AttemptState, FinalStatus, NodeState, exit_status};
 use weft_common::token::{self, AmToken, ContainerToken};
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 
 use super::*;
 use crate::queues::QueuesConfig;
-
-pub(super) fn config() -> CoreConfig {
-    CoreConfig::for_tests()
-}
-
-pub(super) struct Env {
-    pub(super) core: Core,
-    pub(super) fx: RecordingEffects,
-    pub(super) now: Millis,
-    next_req: ReqId,
-}
-
-impl Env {
-    pub(super) fn new() -> Self {
-        Self::with_config(config())
-    }
-
-    pub(super) fn with_config(cfg: CoreConfig) -> Self {
-        Self { core: Core::new(cfg).unwrap(), fx: RecordingEffects::default(), now: 10_000, next_req: 1 }
-    }
-
-    pub(super) fn step(&mut self, event: Event) {
-        self.core.handle(event, self.now, &mut self.fx);
-        self.fx.clear_observations();
-    }
-
-    pub(super) fn req(&mut self) -> ReqId {
-        self.next_req += 1;
-        self.next_req
-    }
-
-    pub(super) fn advance(&mut self, ms: u64) {
-        self.now += ms;
-        self.step(Event::Tick);
-    }
-
-    pub(super) fn add_node(&mut self, name: &str, memory_mb: u64, vcores: u32) -> NodeId {
-        self.add_node_in_rack(name, memory_mb, vcores, None)
-    }
-
-    pub(super) fn add_node_in_rack(&mut self, name: &str, memory_mb: u64, vcores: u32, rack: Option<&str>) -> NodeId {
-        let node_id = NodeId(format!("{name}:8042").into());
-        let req = self.req();
-        let request = RegisterNodeRequest {
-            node_id: node_id.clone(),
-            http_address: format!("http://{name}:8042"),
-            total: Resource::new(memory_mb, vcores),
-            containers: vec![],
-            version: "test".into(),
-            rack: rack.map(str::to_owned),
-        };
-        self.step(Event::NodeRegister { req, request });
-        let Reply::NodeRegister(Ok(r)) = self.fx.take_reply(req) else { panic!("register failed") };
-        assert_eq!(r.action, NodeAction::Normal);
-        node_id
-    }
-
-    pub(super) fn heartbeat(
-        &mut self,
-        node: &NodeId,
-        containers: Vec<ContainerReport>,
-    ) -> weft_common::protocol::NodeHeartbeatResponse {
-        self.heartbeat_with_dirs(node, containers, Vec::new())
-    }
-
-    /// A heartbeat from a node that holds directories of `apps`.
-    pub(super) fn heartbeat_with_dirs(
-        &mut self,
-        node: &NodeId,
-        containers: Vec<ContainerReport>,
-        apps: Vec<ApplicationId>,
-    ) -> weft_common::protocol::NodeHeartbeatResponse {
-        let req = self.req();
-        let request = NodeHeartbeatRequest {
-            node_id: node.clone(),
-            containers,
-            health: Default::default(),
-            applications_with_dirs: apps,
-        };
-        self.step(Event::NodeHeartbeat { req, request });
-        let Reply::NodeHeartbeat(Ok(r)) = self.fx.take_reply(req) else { panic!("heartbeat failed") };
-        r
-    }
-
-    pub(super) fn new_app_id(&mut self) -> ApplicationId {
-        let req = self.req();
-        self.step(Event::NewApplication { req });
-        let Reply::NewApplication(Ok(r)) = self.fx.take_reply(req) else { panic!() };
-        r.application_id
-    }
-
-    pub(super) fn context(id: ApplicationId) -> ApplicationSubmissionContext {
-        ApplicationSubmissionContext {
-            application_id: Some(id),
-            application_name: Some("t".into()),
-            am_container_spec: AmContainerSpec {
-                commands: Some(Commands { command: vec!["run-am".into()] }),
-                ..Default::default()
-            },
-            resource: Some(Resource::new(256, 1)),
-            ..Default::default()
-        }
-    }
-
-    pub(super) fn submit_with(&mut self, ctx: ApplicationSubmissionContext) -> Result<ApplicationId, CoreError> {
-        let req = self.req();
-        let id = ctx.application_id;
-        self.step(Event::Submit { req, user: "alice".into(), context: Box::new(ctx) });
-        if let Some(Reply::Submit(Err(e))) = self.fx.has_reply(req).then(|| self.fx.take_reply(req)) {
-            return Err(e);
-        }
-        // The ack waits for the store.
-        assert!(!self.fx.has_reply(req), "submit acknowledged before it was persisted");
-        assert!(matches!(self.fx.persisted.last(), Some(StoreOp::PutApp(a)) if Some(a.id) == id));
-        self.step(Event::Persisted);
-        let Reply::Submit(r) = self.fx.take_reply(req) else { panic!() };
-        r
-    }
-
-    pub(super) fn submit(&mut self) -> ApplicationId {
-        let id = self.new_app_id();
-        self.submit_with(Self::context(id)).unwrap()
-    }
-
-    /// Submits an app and brings its AM to RUNNING; returns the AM launch.
-    pub(super) fn running_app(&mut self) -> (ApplicationId, AmLaunch) {
-        let id = self.submit();
-        let launch = self.fx.take_launches().pop().expect("AM launched");
-        self.step(Event::AmLaunched { container: launch.container_id });
-        let attempt = launch.container_id.attempt;
-        let req = self.req();
-        self.step(Event::AmRegister { req, attempt, request: RegisterAmRequest::default() });
-        assert!(matches!(self.fx.take_reply(req), Reply::AmRegister(Ok(_))));
-        (id, launch)
-    }
-
-    pub(super) fn allocate(
-        &mut self,
-        attempt: AttemptId,
-        request: AllocateRequest,
-    ) -> Option<Result<AllocateResponse, CoreError>> {
-        let req = self.req();
-        self.step(Event::Allocate { req, attempt, request });
-        self.fx.has_reply(req).then(|| match self.fx.take_reply(req) {
-            Reply::Allocate(r) => r,
-            other => panic!("{other:?}"),
-        })
-    }
-
-    pub(super) fn app(&self, id: ApplicationId) -> &App {
-        self.core.app(id).expect("app exists")
-    }
-
-    pub(super) fn stops(&mut self) -> Vec<ContainerId> {
-        self.fx.take_stops().into_iter().map(|s| s.container_id).collect()
-    }
-}
-
-pub(super) fn ask(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
-    ResourceRequest {
-        priority,
-        capability: Resource::new(memory_mb, 1),
-        num_containers: n,
-        resource_name: "*".into(),
-        relax_locality: true,
-        gang: false,
-    }
-}
-
-pub(super) fn done(id: ContainerId, exit: i32) -> ContainerReport {
-    ContainerReport {
-        container_id: id,
-        state: NmContainerState::Complete,
-        exit_status: exit,
-        diagnostics: String::new(),
-        resource: Resource::ZERO,
-        pid: None,
-    }
-}
-
-pub(super) fn running(id: ContainerId) -> ContainerReport {
-    ContainerReport {
-        container_id: id,
-        state: NmContainerState::Running,
-        exit_status: exit_status::INVALID,
-        diagnostics: String::new(),
-        resource: Resource::ZERO,
-        pid: None,
-    }
-}
+use crate::testkit::{Env, ask, done, running};
 
 #[test]
 fn submit_is_acknowledged_after_persisting_and_launches_the_am_with_credentials() {
@@ -217,12 +28,17 @@ fn submit_is_acknowledged_after_persisting_and_launches_the_am_with_credentials(
     let launch = env.fx.take_launches().pop().unwrap();
     assert_eq!(launch.node_http_address, "http://n1:8042");
     assert_eq!(launch.container_id.to_string(), format!("container_e1_1000_0001_01_000001"));
-    let t = ContainerToken::verify_for_node(&launch.container_token, &[config().container_token_key], &node, env.now)
-        .unwrap();
+    let t = ContainerToken::verify_for_node(
+        &launch.container_token,
+        &[CoreConfig::for_tests().container_token_key],
+        &node,
+        env.now,
+    )
+    .unwrap();
     assert_eq!(t.resource, Resource::new(256, 1));
     assert_eq!(t.user, "alice");
     let env_vars = &launch.launch_context.environment;
-    let am: AmToken = token::verify(&env_vars["WEFT_AM_TOKEN"], &[config().am_token_key]).unwrap();
+    let am: AmToken = token::verify(&env_vars["WEFT_AM_TOKEN"], &[CoreConfig::for_tests().am_token_key]).unwrap();
     assert_eq!(am.attempt_id, AttemptId::new(id, 1));
     assert_eq!(env_vars["WEFT_RM_ADDRESSES"], "http://127.0.0.1:8088");
     assert_eq!(env.core.node(&node).unwrap().used(), Resource::new(256, 1));
@@ -284,7 +100,7 @@ fn long_poll_is_answered_when_capacity_appears_or_at_its_deadline() {
     );
     assert!(parked.is_none(), "held while nothing can be allocated");
     // A node appears: the held allocate is answered with the container right away.
-    let req_before = env.next_req;
+    let req_before = env.last_req();
     env.add_node("n2", 1024, 2);
     let (req, reply) = env.fx.replies.pop().expect("parked allocate answered");
     assert!(req <= req_before);
@@ -723,15 +539,15 @@ fn locality_admits(core: &Core, key: &AskKey, ask: &Ask, node: &Node, now: Milli
         return true;
     }
     if name.starts_with('/') {
-        return node.rack() == name || (ask.relax_locality && waited >= cfg.rack_locality_delay_ms);
+        return node.rack() == name || (ask.relax_locality && waited >= cfg.settings.rack_locality_delay_ms);
     }
     if is_the_host(node) {
         return true;
     }
-    if !ask.relax_locality || waited < cfg.node_locality_delay_ms {
+    if !ask.relax_locality || waited < cfg.settings.node_locality_delay_ms {
         return false;
     }
-    if waited >= cfg.node_locality_delay_ms + cfg.rack_locality_delay_ms {
+    if waited >= cfg.settings.node_locality_delay_ms + cfg.settings.rack_locality_delay_ms {
         return true;
     }
     // The host's rack; a host never seen has none, so its ask may go anywhere.
@@ -773,9 +589,8 @@ queues:
 ";
 
 fn capacity_env() -> Env {
-    let mut cfg = config();
-    cfg.queues = QueuesConfig::parse(CAPACITY_TREE, "queues.yaml").unwrap();
-    Env::with_config(cfg)
+    let queues = QueuesConfig::parse(CAPACITY_TREE, "queues.yaml").unwrap();
+    Env::with_config(CoreConfig { queues, ..CoreConfig::for_tests() })
 }
 
 /// No queue above its maximum, unless the cluster shrank under it (nodes were lost).
@@ -846,7 +661,7 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
                     let live: Vec<ContainerId> =
                         env.core.live_containers().filter(|c| !c.is_am()).map(|c| c.id()).collect();
                     if let Some(&c) = live.get(i % live.len().max(1)) {
-                        let a = env.app(c.app()).current_attempt().map(|a| (a.id(), response_id(&env, a.id())));
+                        let a = env.app(c.app()).current_attempt().map(|a| (a.id(), env.response_id(a.id())));
                         if let Some((att, rid)) = a {
                             let req = env.req();
                             env.step(Event::Allocate {
@@ -949,15 +764,9 @@ fn random_operations(mut env: Env, queues: &[&str], ops: Vec<Op>) -> Result<(), 
     Ok(())
 }
 
-/// The id of the last allocate response `attempt`'s AM got (0 once the attempt has ended).
-pub(super) fn response_id(env: &Env, attempt: AttemptId) -> u64 {
-    env.core.am_session(attempt).map_or(0, |s| s.response_id())
-}
-
 /// Registers the app's AM (if not yet) and sends one allocate with `request`.
 fn send_ask(env: &mut Env, app: ApplicationId, request: ResourceRequest) {
-    let Some((attempt, response_id)) = env.app(app).current_attempt().map(|a| (a.id(), response_id(env, a.id())))
-    else {
+    let Some((attempt, response_id)) = env.app(app).current_attempt().map(|a| (a.id(), env.response_id(a.id()))) else {
         return;
     };
     let req = env.req();
@@ -974,22 +783,15 @@ pub(super) fn gang(priority: i32, memory_mb: u64, n: u32) -> ResourceRequest {
     ResourceRequest { gang: true, ..ask(priority, memory_mb, n) }
 }
 
-/// Sends one allocate for `attempt` with the attempt's current response id.
-pub(super) fn allocate_now(env: &mut Env, app: ApplicationId, asks: Vec<ResourceRequest>) -> AllocateResponse {
-    let id = env.app(app).current_attempt().unwrap().id();
-    let response_id = response_id(env, id);
-    env.allocate(id, AllocateRequest { response_id, asks, ..Default::default() }).unwrap().unwrap()
-}
-
 #[test]
 fn a_gang_waits_while_nine_of_ten_fit_then_gets_all_ten_at_once() {
     let mut env = Env::new();
     // Room for two AMs (256 MB each), one blocker container and 9 more containers.
     let node = env.add_node("n1", 256 * 2 + 128 + 128 * 9, 64);
     let (blocker, _) = env.running_app();
-    let held = allocate_now(&mut env, blocker, vec![ask(1, 128, 1)]).allocated[0].id;
+    let held = env.allocate_now(blocker, vec![ask(1, 128, 1)]).allocated[0].id;
     let (g, _) = env.running_app();
-    let r = allocate_now(&mut env, g, vec![gang(1, 128, 10)]);
+    let r = env.allocate_now(g, vec![gang(1, 128, 10)]);
     assert!(r.allocated.is_empty(), "9 free slots are not enough for a 10-container gang");
     assert_eq!(env.core.node(&node).unwrap().free().memory_mb, 128 * 9);
     assert_eq!(env.core.gang_reservation().map(|r| r.app), Some(g));
@@ -1001,7 +803,7 @@ fn a_gang_waits_while_nine_of_ten_fit_then_gets_all_ten_at_once() {
 
     // One container frees up: the gang gets all ten in one response.
     env.heartbeat(&node, vec![done(held, 0)]);
-    let r = allocate_now(&mut env, g, vec![]);
+    let r = env.allocate_now(g, vec![]);
     assert_eq!(r.allocated.len(), 10, "all or nothing");
     assert!(env.core.gang_reservation().is_none());
     let _ = env.fx.take_launches();
@@ -1013,11 +815,11 @@ fn two_gangs_never_deadlock_and_are_never_partially_allocated() {
     let node = env.add_node("n1", 256 * 3 + 128 * 10, 64);
     let (blocker, _) = env.running_app();
     let held: Vec<ContainerId> =
-        allocate_now(&mut env, blocker, vec![ask(1, 128, 8)]).allocated.iter().map(|c| c.id).collect();
+        env.allocate_now(blocker, vec![ask(1, 128, 8)]).allocated.iter().map(|c| c.id).collect();
     let (g1, _) = env.running_app();
     let (g2, _) = env.running_app();
-    assert!(allocate_now(&mut env, g1, vec![gang(1, 128, 6)]).allocated.is_empty());
-    assert!(allocate_now(&mut env, g2, vec![gang(1, 128, 6)]).allocated.is_empty());
+    assert!(env.allocate_now(g1, vec![gang(1, 128, 6)]).allocated.is_empty());
+    assert!(env.allocate_now(g2, vec![gang(1, 128, 6)]).allocated.is_empty());
     let count = |env: &Env, app| env.app(app).containers().len() - 1; // minus the AM
     for (i, c) in held.iter().enumerate() {
         env.heartbeat(&node, vec![done(*c, 0)]);
@@ -1040,18 +842,18 @@ fn a_gang_that_cannot_fit_yields_its_reservation_so_small_asks_are_not_starved()
     let node = env.add_node("n1", 256 * 2 + 128 * 4, 64);
     let (g, _) = env.running_app();
     // 8 containers can never fit on this node.
-    assert!(allocate_now(&mut env, g, vec![gang(1, 128, 8)]).allocated.is_empty());
+    assert!(env.allocate_now(g, vec![gang(1, 128, 8)]).allocated.is_empty());
     assert!(env.core.gang_reservation().is_some());
     let small = env.submit();
     assert!(env.fx.take_launches().is_empty(), "held back while the gang reserves");
     // Time passes with the node and the gang's AM alive.
-    let deadline = env.now + config().gang_reservation_timeout_ms + 1;
+    let deadline = env.now + CoreConfig::for_tests().settings.gang_reservation_timeout_ms + 1;
     while env.now < deadline {
         env.advance(1_000);
         let reports: Vec<ContainerReport> =
             env.core.node(&node).unwrap().containers().iter().map(|c| running(*c)).collect();
         env.heartbeat(&node, reports);
-        allocate_now(&mut env, g, vec![]);
+        env.allocate_now(g, vec![]);
     }
     assert!(env.core.gang_reservation().is_none(), "the reservation timed out");
     assert_eq!(env.fx.take_launches().len(), 1, "the small app's AM now runs");
@@ -1099,7 +901,7 @@ fn a_host_ask_is_placed_on_its_host_even_when_another_node_has_more_room() {
     let (app, launch) = env.running_app();
     assert_eq!(env.core.container(&launch.container_id).unwrap().node_id(), &big);
     // By host name and by full node id.
-    let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 2, "n1", true), local_ask(2, 256, 1, "n1:8042", true)]);
+    let r = env.allocate_now(app, vec![local_ask(1, 256, 2, "n1", true), local_ask(2, 256, 1, "n1:8042", true)]);
     assert_eq!(r.allocated.len(), 3);
     assert!(r.allocated.iter().all(|c| c.node_id == small), "{:?}", r.allocated);
     // Each container names the ask it was allocated for, so the AM lowers the right count.
@@ -1107,7 +909,7 @@ fn a_host_ask_is_placed_on_its_host_even_when_another_node_has_more_room() {
     named.sort();
     assert_eq!(named, [(1, "n1"), (1, "n1"), (2, "n1:8042")]);
     // An ask for anywhere still goes to the node with the most room.
-    let r = allocate_now(&mut env, app, vec![ask(3, 256, 1)]);
+    let r = env.allocate_now(app, vec![ask(3, 256, 1)]);
     assert_eq!((&r.allocated[0].node_id, r.allocated[0].resource_name.as_str()), (&big, "*"));
 }
 
@@ -1118,11 +920,11 @@ fn a_host_ask_waits_for_its_full_host_then_relaxes_to_the_rack_then_anywhere() {
     let n2 = env.add_node_in_rack("n2", 1024, 8, Some("/r1"));
     let n3 = env.add_node_in_rack("n3", 8192, 8, Some("/r2"));
     let (app, _) = env.running_app(); // AM on n3
-    allocate_now(&mut env, app, vec![local_ask(1, 512, 1, "n1", true)]);
+    env.allocate_now(app, vec![local_ask(1, 512, 1, "n1", true)]);
     assert_eq!(workers_by_node(&env, app), [(n1.clone(), 1)].into());
 
     // n1 is full: the ask waits although n2 and n3 have room.
-    assert!(allocate_now(&mut env, app, vec![local_ask(2, 512, 3, "n1", true)]).allocated.is_empty());
+    assert!(env.allocate_now(app, vec![local_ask(2, 512, 3, "n1", true)]).allocated.is_empty());
     env.advance(2_999);
     assert_eq!(env.app(app).pending_containers(), 3);
     // The node delay has passed: only ticks happened, and the rack (n2, not n3) takes what fits.
@@ -1133,7 +935,7 @@ fn a_host_ask_waits_for_its_full_host_then_relaxes_to_the_rack_then_anywhere() {
     env.advance(1);
     assert_eq!(workers_by_node(&env, app), [(n1, 1), (n2, 2), (n3, 1)].into());
     assert!(env.app(app).asks().is_empty());
-    assert_eq!(allocate_now(&mut env, app, vec![]).allocated.len(), 3, "delivered to the AM");
+    assert_eq!(env.allocate_now(app, vec![]).allocated.len(), 3, "delivered to the AM");
 }
 
 #[test]
@@ -1142,8 +944,8 @@ fn a_host_ask_without_relax_locality_never_leaves_its_host() {
     let n1 = env.add_node_in_rack("n1", 512, 8, Some("/r1"));
     let n2 = env.add_node_in_rack("n2", 8192, 8, Some("/r1"));
     let (app, _) = env.running_app(); // AM on n2
-    let filler = allocate_now(&mut env, app, vec![local_ask(1, 512, 1, "n1", true)]).allocated[0].id;
-    assert!(allocate_now(&mut env, app, vec![local_ask(2, 512, 1, "n1", false)]).allocated.is_empty());
+    let filler = env.allocate_now(app, vec![local_ask(1, 512, 1, "n1", true)]).allocated[0].id;
+    assert!(env.allocate_now(app, vec![local_ask(2, 512, 1, "n1", false)]).allocated.is_empty());
     advance_alive(&mut env, 12_000);
     assert_eq!(env.app(app).pending_containers(), 1, "pinned to n1 long after both delays");
     assert!(env.core.node(&n2).unwrap().free().memory_mb >= 512, "although the rack had room");
@@ -1159,17 +961,17 @@ fn a_rack_ask_stays_in_its_rack_until_the_rack_delay_and_forever_without_relax()
     let n1 = env.add_node_in_rack("n1", 1024, 8, Some("/r1"));
     let n2 = env.add_node_in_rack("n2", 8192, 8, Some("/r2"));
     let (app, _) = env.running_app(); // AM on n2
-    let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 2, "/r1", true)]);
+    let r = env.allocate_now(app, vec![local_ask(1, 256, 2, "/r1", true)]);
     assert!(r.allocated.len() == 2 && r.allocated.iter().all(|c| c.node_id == n1), "{:?}", r.allocated);
 
     // Pinned to the rack: one fits on n1, the other waits for good.
-    assert_eq!(allocate_now(&mut env, app, vec![local_ask(2, 512, 2, "/r1", false)]).allocated.len(), 1);
+    assert_eq!(env.allocate_now(app, vec![local_ask(2, 512, 2, "/r1", false)]).allocated.len(), 1);
     advance_alive(&mut env, 12_000);
     assert_eq!(env.app(app).pending_containers(), 1);
     assert_eq!(workers_by_node(&env, app), [(n1.clone(), 3)].into());
 
     // Relaxable: waits for the rack delay, then goes anywhere.
-    assert!(allocate_now(&mut env, app, vec![local_ask(3, 512, 1, "/r1", true)]).allocated.is_empty());
+    assert!(env.allocate_now(app, vec![local_ask(3, 512, 1, "/r1", true)]).allocated.is_empty());
     advance_alive(&mut env, 2_999);
     assert_eq!(env.app(app).pending_containers(), 2);
     env.advance(1);
@@ -1185,12 +987,12 @@ fn a_gang_naming_a_rack_places_every_container_in_that_rack() {
     env.add_node_in_rack("n3", 8192, 8, Some("/r2"));
     let (g, _) = env.running_app(); // AM on n3
     let gang_in_r1 = |priority, n| ResourceRequest { gang: true, ..local_ask(priority, 256, n, "/r1", false) };
-    let r = allocate_now(&mut env, g, vec![gang_in_r1(1, 4)]);
+    let r = env.allocate_now(g, vec![gang_in_r1(1, 4)]);
     assert_eq!(r.allocated.len(), 4, "all at once");
     assert_eq!(workers_by_node(&env, g), [(n1, 2), (n2, 2)].into());
 
     // The rack is full: the next gang waits for it and reserves, although n3 has room...
-    assert!(allocate_now(&mut env, g, vec![gang_in_r1(2, 2)]).allocated.is_empty());
+    assert!(env.allocate_now(g, vec![gang_in_r1(2, 2)]).allocated.is_empty());
     assert_eq!(env.core.gang_reservation().map(|r| r.app), Some(g));
     // ...and its reservation holds back only capacity it may use: another AM still starts on n3.
     env.submit();
@@ -1203,7 +1005,7 @@ fn an_ask_for_a_host_never_seen_goes_anywhere_after_the_node_delay_unless_pinned
     let n1 = env.add_node("n1", 4096, 8);
     let (app, _) = env.running_app();
     let asks = vec![local_ask(1, 256, 1, "elsewhere", true), local_ask(2, 256, 1, "elsewhere", false)];
-    assert!(allocate_now(&mut env, app, asks).allocated.is_empty());
+    assert!(env.allocate_now(app, asks).allocated.is_empty());
     env.advance(2_999);
     assert_eq!(env.app(app).pending_containers(), 2);
     env.advance(1);
@@ -1225,10 +1027,10 @@ fn a_node_registered_with_a_rack_carries_it_and_rack_asks_follow_a_move() {
     env.add_node_in_rack("n1", 1024, 8, Some("/r9"));
     assert_eq!(env.core.node(&n1).unwrap().rack(), "/r9");
     let (app, _) = env.running_app(); // AM on n2
-    let r = allocate_now(&mut env, app, vec![local_ask(1, 256, 1, "/r9", false), local_ask(2, 256, 1, "/r7", false)]);
+    let r = env.allocate_now(app, vec![local_ask(1, 256, 1, "/r9", false), local_ask(2, 256, 1, "/r7", false)]);
     assert_eq!(r.allocated.len(), 1);
     assert_eq!(r.allocated[0].node_id, n1);
     assert_eq!(env.app(app).pending_containers(), 1, "nothing is left in /r7");
-    let r = allocate_now(&mut env, app, vec![local_ask(3, 256, 1, "/default-rack", false)]);
+    let r = env.allocate_now(app, vec![local_ask(3, 256, 1, "/default-rack", false)]);
     assert_eq!(r.allocated[0].node_id, n2);
 }

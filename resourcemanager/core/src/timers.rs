@@ -10,7 +10,7 @@
 use weft_common::deadlines::Deadlines;
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId};
 
-use crate::CoreConfig;
+use crate::CoreSettings;
 
 /// The core's deadline queues, and how long each kind of silence may last.
 #[derive(Debug)]
@@ -28,12 +28,12 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub(crate) fn new(cfg: &CoreConfig) -> Self {
+    pub(crate) fn new(settings: &CoreSettings) -> Self {
         Self {
-            nm_expiry_ms: cfg.nm_expiry_ms,
-            am_expiry_ms: cfg.am_expiry_ms,
-            container_allocation_expiry_ms: cfg.container_allocation_expiry_ms,
-            finished_app_container_grace_ms: cfg.finished_app_container_grace_ms,
+            nm_expiry_ms: settings.nm_expiry_ms,
+            am_expiry_ms: settings.am_expiry_ms,
+            container_allocation_expiry_ms: settings.container_allocation_expiry_ms,
+            finished_app_container_grace_ms: settings.finished_app_container_grace_ms,
             node_expiry: Deadlines::default(),
             am_expiry: Deadlines::default(),
             allocation_expiry: Deadlines::default(),

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use weft_common::Resource;
 
-use weft_rm_core::queues::{QueueConfigError, QueuesConfig, SchedulerMode};
+use weft_rm_core::queues::{QueueConfigError, QueuesConfig, ResourceAmount, SchedulerMode};
+use weft_rm_core::records::MasterKeys;
+use weft_rm_core::{CoreConfig, CoreSettings, DEFAULT_TICK_INTERVAL_MS};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -82,9 +84,9 @@ pub struct SchedulerConfig {
     /// How often the queues file is checked for changes (reloaded when it changed).
     pub queues_reload_interval_ms: u64,
     /// Requests are rounded up to multiples of this (YARN: 1024 MB / 1 vcore; Weft: 128 MB).
-    pub minimum_allocation: ResourceConfig,
+    pub minimum_allocation: ResourceAmount,
     /// Requests above this are rejected.
-    pub maximum_allocation: ResourceConfig,
+    pub maximum_allocation: ResourceAmount,
     /// How long the oldest waiting gang ask may hold capacity back before another gang's turn.
     pub gang_reservation_timeout_ms: u64,
     /// A host ask may use only its host this long, then its host's rack too. YARN counts missed
@@ -93,19 +95,6 @@ pub struct SchedulerConfig {
     /// A rack ask (or a host ask relaxed to its rack) may use only that rack this much longer,
     /// then any node (YARN: `rack-locality-additional-delay`, in missed heartbeats).
     pub rack_locality_delay_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ResourceConfig {
-    pub memory_mb: u64,
-    pub vcores: u32,
-}
-
-impl From<ResourceConfig> for Resource {
-    fn from(r: ResourceConfig) -> Self {
-        Resource::new(r.memory_mb, r.vcores)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +119,9 @@ pub struct ApplicationsConfig {
     pub max_completed_apps: usize,
 }
 
+// The sections' defaults for what reaches the core come from `CoreSettings::default()`, which the
+// simulator starts from too; `RmConfig::core_settings` maps them back.
+
 impl Default for RmConfig {
     fn default() -> Self {
         Self {
@@ -141,39 +133,42 @@ impl Default for RmConfig {
             scheduler: SchedulerConfig::default(),
             nodemanagers: NodeManagersConfig::default(),
             applications: ApplicationsConfig::default(),
-            tick_interval_ms: 100,
+            tick_interval_ms: DEFAULT_TICK_INTERVAL_MS,
         }
     }
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
+        let core = CoreSettings::default();
         Self {
             queues_file: None,
             queues_reload_interval_ms: 5000,
-            minimum_allocation: ResourceConfig { memory_mb: 128, vcores: 1 },
-            maximum_allocation: ResourceConfig { memory_mb: 8192, vcores: 4 },
-            gang_reservation_timeout_ms: 300_000,
-            node_locality_delay_ms: 3_000,
-            rack_locality_delay_ms: 3_000,
+            minimum_allocation: core.min_allocation.into(),
+            maximum_allocation: core.max_allocation.into(),
+            gang_reservation_timeout_ms: core.gang_reservation_timeout_ms,
+            node_locality_delay_ms: core.node_locality_delay_ms,
+            rack_locality_delay_ms: core.rack_locality_delay_ms,
         }
     }
 }
 
 impl Default for NodeManagersConfig {
     fn default() -> Self {
-        Self { heartbeat_interval_ms: 1000, expiry_ms: 30_000 }
+        let core = CoreSettings::default();
+        Self { heartbeat_interval_ms: core.nm_heartbeat_interval_ms, expiry_ms: core.nm_expiry_ms }
     }
 }
 
 impl Default for ApplicationsConfig {
     fn default() -> Self {
+        let core = CoreSettings::default();
         Self {
-            max_attempts: 2,
-            am_expiry_ms: 60_000,
-            container_allocation_expiry_ms: 600_000,
-            finished_app_container_grace_ms: 10_000,
-            max_completed_apps: 1000,
+            max_attempts: core.max_app_attempts,
+            am_expiry_ms: core.am_expiry_ms,
+            container_allocation_expiry_ms: core.container_allocation_expiry_ms,
+            finished_app_container_grace_ms: core.finished_app_container_grace_ms,
+            max_completed_apps: core.max_completed_apps,
         }
     }
 }
@@ -240,6 +235,45 @@ impl RmConfig {
         Ok(())
     }
 
+    /// What the core takes from this file.
+    pub fn core_settings(&self) -> CoreSettings {
+        let (scheduler, nodemanagers, applications) = (&self.scheduler, &self.nodemanagers, &self.applications);
+        CoreSettings {
+            min_allocation: scheduler.minimum_allocation.into(),
+            max_allocation: scheduler.maximum_allocation.into(),
+            max_app_attempts: applications.max_attempts,
+            nm_heartbeat_interval_ms: nodemanagers.heartbeat_interval_ms,
+            nm_expiry_ms: nodemanagers.expiry_ms,
+            am_expiry_ms: applications.am_expiry_ms,
+            container_allocation_expiry_ms: applications.container_allocation_expiry_ms,
+            finished_app_container_grace_ms: applications.finished_app_container_grace_ms,
+            max_completed_apps: applications.max_completed_apps,
+            gang_reservation_timeout_ms: scheduler.gang_reservation_timeout_ms,
+            node_locality_delay_ms: scheduler.node_locality_delay_ms,
+            rack_locality_delay_ms: scheduler.rack_locality_delay_ms,
+        }
+    }
+
+    /// The core's configuration for an incarnation that started at `cluster_ts` with fencing
+    /// epoch `epoch`, signing with `keys`, whose AMs reach the RMs at `rm_addresses`.
+    pub fn core_config(
+        &self,
+        cluster_ts: u64,
+        epoch: u32,
+        keys: &MasterKeys,
+        rm_addresses: Vec<String>,
+    ) -> Result<CoreConfig, QueueConfigError> {
+        Ok(CoreConfig {
+            cluster_ts,
+            epoch,
+            container_token_key: keys.container_token.clone(),
+            am_token_key: keys.am_token.clone(),
+            rm_addresses,
+            settings: self.core_settings(),
+            queues: self.load_queues()?,
+        })
+    }
+
     /// The queue configuration in force: the queues file, or FIFO over one default queue.
     pub fn load_queues(&self) -> Result<QueuesConfig, QueueConfigError> {
         match &self.scheduler.queues_file {
@@ -252,5 +286,52 @@ impl RmConfig {
         let cfg: Self = weft_common::config::load_yaml(path, "WEFT_RM")?;
         cfg.validate(&path.display().to_string())?;
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_reaches_the_core_defaults_to_the_cores_own_defaults() {
+        let rm = RmConfig::default();
+        assert_eq!(rm.core_settings(), CoreSettings::default());
+        assert_eq!(rm.tick_interval_ms, DEFAULT_TICK_INTERVAL_MS);
+    }
+
+    #[test]
+    fn every_core_setting_comes_from_its_own_key() {
+        let yaml = "\
+scheduler:
+  minimum-allocation: {memory-mb: 256, vcores: 2}
+  maximum-allocation: {memory-mb: 16384, vcores: 8}
+  gang-reservation-timeout-ms: 11
+  node-locality-delay-ms: 12
+  rack-locality-delay-ms: 13
+nodemanagers: {heartbeat-interval-ms: 14, expiry-ms: 15}
+applications:
+  max-attempts: 16
+  am-expiry-ms: 17
+  container-allocation-expiry-ms: 18
+  finished-app-container-grace-ms: 19
+  max-completed-apps: 20
+";
+        let rm: RmConfig = weft_common::config::parse_yaml(yaml, "rm.yaml").unwrap();
+        let expected = CoreSettings {
+            min_allocation: Resource::new(256, 2),
+            max_allocation: Resource::new(16384, 8),
+            max_app_attempts: 16,
+            nm_heartbeat_interval_ms: 14,
+            nm_expiry_ms: 15,
+            am_expiry_ms: 17,
+            container_allocation_expiry_ms: 18,
+            finished_app_container_grace_ms: 19,
+            max_completed_apps: 20,
+            gang_reservation_timeout_ms: 11,
+            node_locality_delay_ms: 12,
+            rack_locality_delay_ms: 13,
+        };
+        assert_eq!(rm.core_settings(), expected);
     }
 }

@@ -29,7 +29,7 @@ use weft_common::{ApplicationId, Millis};
 pub use config::RmConfig;
 
 use config::StoreConfig;
-use weft_rm_core::{Core, CoreConfig, Event, Observation, RecordingEffects, Reply, ReqId};
+use weft_rm_core::{Core, Event, Observation, RecordingEffects, Reply, ReqId};
 use weft_rm_store::{MasterKeys, MemoryStore, PostgresStore, SqliteStore, StateStore, StoreError, StoreOp};
 
 #[derive(Debug, thiserror::Error)]
@@ -286,26 +286,7 @@ impl Term {
                 keys
             }
         };
-        let core_cfg = CoreConfig {
-            cluster_ts,
-            epoch,
-            min_allocation: cfg.scheduler.minimum_allocation.into(),
-            max_allocation: cfg.scheduler.maximum_allocation.into(),
-            max_app_attempts: cfg.applications.max_attempts,
-            nm_heartbeat_interval_ms: cfg.nodemanagers.heartbeat_interval_ms,
-            nm_expiry_ms: cfg.nodemanagers.expiry_ms,
-            am_expiry_ms: cfg.applications.am_expiry_ms,
-            container_allocation_expiry_ms: cfg.applications.container_allocation_expiry_ms,
-            finished_app_container_grace_ms: cfg.applications.finished_app_container_grace_ms,
-            max_completed_apps: cfg.applications.max_completed_apps,
-            gang_reservation_timeout_ms: cfg.scheduler.gang_reservation_timeout_ms,
-            node_locality_delay_ms: cfg.scheduler.node_locality_delay_ms,
-            rack_locality_delay_ms: cfg.scheduler.rack_locality_delay_ms,
-            container_token_key: keys.container_token.clone(),
-            am_token_key: keys.am_token.clone(),
-            rm_addresses: ctx.rm_addresses.clone(),
-            queues: cfg.load_queues()?,
-        };
+        let core_cfg = cfg.core_config(cluster_ts, epoch, &keys, ctx.rm_addresses.clone())?;
         let mut core = Core::new(core_cfg)?;
         let mut fx = RecordingEffects::default();
         let apps = recovered.apps.len();

@@ -8,7 +8,7 @@ use weft_common::Resource;
 
 use weft_rm_core::queues::{
     Capacity, CapacitySettings, FairSettings, OrderingPolicy, QueueIndex, QueueSettings, QueueState, QueueTree,
-    ResourceCalculator, ResourceLimit, SchedulerMode, SchedulingPolicy,
+    ResourceLimit, SchedulerMode, SchedulingPolicy,
 };
 use weft_rm_core::{App, Core};
 
@@ -42,8 +42,8 @@ fn fifo_scheduler(core: &Core) -> Value {
         "capacity": 1.0,
         "usedCapacity": used_pct,
         "qstate": "RUNNING",
-        "minQueueMemoryCapacity": core.config().min_allocation.memory_mb,
-        "maxQueueMemoryCapacity": core.config().max_allocation.memory_mb,
+        "minQueueMemoryCapacity": core.config().settings.min_allocation.memory_mb,
+        "maxQueueMemoryCapacity": core.config().settings.max_allocation.memory_mb,
         "numNodes": core.nodes().filter(|n| n.state().is_usable()).count(),
         "usedNodeCapacity": used.memory_mb,
         "availNodeCapacity": total.saturating_sub(used).memory_mb,
@@ -99,18 +99,12 @@ impl<'a> Snapshot<'a> {
     /// What the queue could use now: used + pending, capped at its maximum (as YARN's FS caps
     /// a queue's demand at its max share).
     fn demand(&self, index: QueueIndex) -> Resource {
-        let wanted = self.used(index) + self.activity[index].pending;
-        let maximum = self.tree.queues[index].maximum;
-        Resource::new(wanted.memory_mb.min(maximum.memory_mb), wanted.vcores.min(maximum.vcores))
+        (self.used(index) + self.activity[index].pending).min_each(self.tree.queues[index].maximum)
     }
 
     /// `r / of` as the configured resource calculator compares resources (0 when `of` is empty).
     fn share(&self, r: Resource, of: Resource) -> f64 {
-        match self.tree.resource_calculator {
-            ResourceCalculator::Dominant => r.dominant_share(&of),
-            ResourceCalculator::Memory if of.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => r.memory_mb as f64 / of.memory_mb as f64,
-        }
+        self.tree.resource_calculator.share(r, of)
     }
 
     fn instantaneous_fair_shares(&self) -> Vec<Resource> {
@@ -496,106 +490,22 @@ fn queue_entry(s: &Snapshot, index: QueueIndex) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use weft_common::protocol::{AllocateRequest, RegisterAmRequest, RegisterNodeRequest, ResourceRequest};
-    use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
+    use weft_common::ApplicationId;
     use weft_common::states::AppState;
-    use weft_common::{ApplicationId, Millis, NodeId};
+    use weft_rm_core::testkit::{Env, ask};
 
     use super::*;
-    use weft_rm_core::queues::QueuesConfig;
-    use weft_rm_core::{CoreConfig, Event, RecordingEffects, Reply, ReqId};
 
-    /// A core stepped by hand, as in the core's own tests.
-    struct Env {
-        core: Core,
-        fx: RecordingEffects,
-        now: Millis,
-        next_req: ReqId,
+    /// Submits as `user` to `queue`; the AM is allocated when limits and nodes allow.
+    fn submit(env: &mut Env, user: &str, queue: &str, am: Resource) -> ApplicationId {
+        env.submit_to(user, Some(queue), am).unwrap()
     }
 
-    impl Env {
-        fn new(queues_yaml: &str) -> Self {
-            let config = CoreConfig {
-                max_allocation: Resource::new(65_536, 64),
-                queues: QueuesConfig::parse(queues_yaml, "queues.yaml").expect("valid queue config"),
-                ..CoreConfig::for_tests()
-            };
-            Self { core: Core::new(config).unwrap(), fx: RecordingEffects::default(), now: 10_000, next_req: 0 }
-        }
-
-        fn step(&mut self, event: Event) {
-            self.core.handle(event, self.now, &mut self.fx);
-            self.fx.clear_observations();
-        }
-
-        fn req(&mut self) -> ReqId {
-            self.next_req += 1;
-            self.next_req
-        }
-
-        fn add_node(&mut self, name: &str, memory_mb: u64, vcores: u32) {
-            let req = self.req();
-            let request = RegisterNodeRequest {
-                node_id: NodeId(format!("{name}:8042").into()),
-                http_address: format!("http://{name}:8042"),
-                total: Resource::new(memory_mb, vcores),
-                containers: vec![],
-                version: "test".into(),
-                rack: None,
-            };
-            self.step(Event::NodeRegister { req, request });
-            assert!(matches!(self.fx.take_reply(req), Reply::NodeRegister(Ok(_))));
-        }
-
-        /// Submits as `user` to `queue`; the AM is allocated when limits and nodes allow.
-        fn submit(&mut self, user: &str, queue: &str, am: Resource) -> ApplicationId {
-            let req = self.req();
-            self.step(Event::NewApplication { req });
-            let Reply::NewApplication(Ok(new)) = self.fx.take_reply(req) else { panic!("no application id") };
-            let context = ApplicationSubmissionContext {
-                application_id: Some(new.application_id),
-                application_name: Some("t".into()),
-                queue: Some(queue.into()),
-                am_container_spec: AmContainerSpec {
-                    commands: Some(Commands { command: vec!["run-am".into()] }),
-                    ..Default::default()
-                },
-                resource: Some(am),
-                ..Default::default()
-            };
-            let req = self.req();
-            self.step(Event::Submit { req, user: user.into(), context: Box::new(context) });
-            self.step(Event::Persisted);
-            let Reply::Submit(result) = self.fx.take_reply(req) else { panic!("no submit reply") };
-            result.unwrap()
-        }
-
-        /// Launches and registers `app`'s AM, then asks for `asks`; returns how many were allocated.
-        fn run(&mut self, app: ApplicationId, asks: Vec<ResourceRequest>) -> usize {
-            let launches = self.fx.take_launches();
-            let launch = launches.iter().find(|l| l.container_id.app() == app).expect("AM launched").clone();
-            self.fx.launches = launches.into_iter().filter(|l| l.container_id.app() != app).collect();
-            self.step(Event::AmLaunched { container: launch.container_id });
-            let attempt = launch.container_id.attempt;
-            let req = self.req();
-            self.step(Event::AmRegister { req, attempt, request: RegisterAmRequest::default() });
-            assert!(matches!(self.fx.take_reply(req), Reply::AmRegister(Ok(_))));
-            let req = self.req();
-            self.step(Event::Allocate { req, attempt, request: AllocateRequest { asks, ..Default::default() } });
-            let Reply::Allocate(Ok(response)) = self.fx.take_reply(req) else { panic!("allocate failed") };
-            response.allocated.len()
-        }
-    }
-
-    fn ask(memory_mb: u64, count: u32) -> ResourceRequest {
-        ResourceRequest {
-            priority: 1,
-            capability: Resource::new(memory_mb, 1),
-            num_containers: count,
-            resource_name: "*".into(),
-            relax_locality: true,
-            gang: false,
-        }
+    /// Launches and registers `app`'s AM, then asks for `count` containers of `memory_mb`;
+    /// returns how many were allocated.
+    fn run(env: &mut Env, app: ApplicationId, memory_mb: u64, count: u32) -> usize {
+        env.start_am(app);
+        env.allocate_now(app, vec![ask(1, memory_mb, count)]).allocated.len()
     }
 
     fn resource(memory: u64, vcores: u32) -> Value {
@@ -641,11 +551,11 @@ queues:
     /// 100 GB / 100 vcores; alice runs one app in etl (AM + 2 containers) and waits with a
     /// second whose 8 GB AM is over etl's AM limit (20% of 42 GB).
     fn capacity_env() -> Env {
-        let mut env = Env::new(CAPACITY_TREE);
+        let mut env = Env::with_queues(CAPACITY_TREE);
         env.add_node("n1", 102_400, 100);
-        let first = env.submit("alice", "etl", Resource::new(1024, 1));
-        assert_eq!(env.run(first, vec![ask(2048, 2)]), 2);
-        let second = env.submit("alice", "etl", Resource::new(8192, 1));
+        let first = submit(&mut env, "alice", "etl", Resource::new(1024, 1));
+        assert_eq!(run(&mut env, first, 2048, 2), 2);
+        let second = submit(&mut env, "alice", "etl", Resource::new(8192, 1));
         assert_eq!(env.core.app(second).map(|a| a.state()), Some(AppState::Accepted));
         env
     }
@@ -748,10 +658,10 @@ queues:
     #[test]
     fn views_on_an_empty_cluster_have_numbers_not_nulls() {
         for yaml in [CAPACITY_TREE, FAIR_TREE] {
-            let env = Env::new(yaml);
+            let env = Env::with_queues(yaml);
             assert_no_nulls(&scheduler_info(&env.core), "scheduler");
         }
-        let env = Env::new(CAPACITY_TREE);
+        let env = Env::with_queues(CAPACITY_TREE);
         let info = &scheduler_info(&env.core)["scheduler"]["schedulerInfo"];
         // Percent capacities are defined without any node.
         let etl = &children(&children(info, "queues")[1], "queues")[0];
@@ -773,12 +683,12 @@ queues:
     /// 100 GB / 100 vcores; root.a holds 31 containers and wants no more, root.c.c1 holds the
     /// other 69 and still wants 132.
     fn fair_env() -> Env {
-        let mut env = Env::new(FAIR_TREE);
+        let mut env = Env::with_queues(FAIR_TREE);
         env.add_node("n1", 102_400, 100);
-        let small = env.submit("ann", "root.a", Resource::new(1024, 1));
-        assert_eq!(env.run(small, vec![ask(1024, 30)]), 30);
-        let big = env.submit("bo", "root.c.c1", Resource::new(1024, 1));
-        assert_eq!(env.run(big, vec![ask(1024, 200)]), 68);
+        let small = submit(&mut env, "ann", "root.a", Resource::new(1024, 1));
+        assert_eq!(run(&mut env, small, 1024, 30), 30);
+        let big = submit(&mut env, "bo", "root.c.c1", Resource::new(1024, 1));
+        assert_eq!(run(&mut env, big, 1024, 200), 68);
         env
     }
 
@@ -838,9 +748,9 @@ queues:
 
     #[test]
     fn fifo_scheduler_shape_is_unchanged() {
-        let mut env = Env::new("scheduler: fifo\n");
+        let mut env = Env::with_queues("scheduler: fifo\n");
         env.add_node("n1", 4096, 4);
-        env.submit("alice", "default", Resource::new(256, 1));
+        submit(&mut env, "alice", "default", Resource::new(256, 1));
         assert_eq!(
             scheduler_info(&env.core),
             json!({"scheduler": {"schedulerInfo": {

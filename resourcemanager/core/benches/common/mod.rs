@@ -1,6 +1,6 @@
-//! Fixtures shared by the scheduler-core benchmarks: a [`Core`] stepped by hand through its public
-//! API (`Core::handle`), with nodes, applications and running containers set up the way the RM
-//! server would feed them in, and a queue tree per scheduler mode.
+//! Fixtures shared by the scheduler-core benchmarks: the testkit's driver with nodes,
+//! applications and running containers set up the way the RM server would feed them in, and a
+//! queue tree per scheduler mode.
 //!
 //! Every bench file includes this module and uses a different part of it.
 #![allow(dead_code)]
@@ -12,16 +12,12 @@ use anyhow::{Context, bail, ensure};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use weft_common::protocol::{
-    AllocateRequest, AllocateResponse, ContainerReport, NodeHeartbeatRequest, RegisterAmRequest, RegisterNodeRequest,
-    ResourceRequest,
+    AllocateRequest, AllocateResponse, ContainerReport, NodeHeartbeatRequest, ResourceRequest,
 };
-use weft_common::rest::{AmContainerSpec, ApplicationSubmissionContext, Commands};
-use weft_common::states::{NmContainerState, exit_status};
-use weft_common::token::MasterKey;
 use weft_common::{ApplicationId, AttemptId, ContainerId, Millis, NodeId, Resource};
 use weft_rm_core::queues::{QueuesConfig, SchedulerMode};
-use weft_rm_core::records::StoreOp;
-use weft_rm_core::{AmLaunch, ContainerStop, Core, CoreConfig, Effects, Event, Observation, Reply, ReqId};
+use weft_rm_core::testkit::{self, Env};
+use weft_rm_core::{CoreConfig, Event, Reply, ReqId};
 
 /// Every container and AM in these fixtures: 1 GB, 1 vcore, so nodes pack exactly.
 pub const CONTAINER: Resource = Resource::new(1024, 1);
@@ -144,26 +140,6 @@ fn fair_yaml() -> String {
     y
 }
 
-/// Records only what the fixtures read back (replies and AM launches); store writes, container
-/// stops and metrics observations are dropped, as the server hands them off elsewhere.
-#[derive(Default)]
-pub struct Sink {
-    pub replies: Vec<(ReqId, Reply)>,
-    pub launches: Vec<AmLaunch>,
-}
-
-impl Effects for Sink {
-    fn reply(&mut self, req: ReqId, reply: Reply) {
-        self.replies.push((req, reply));
-    }
-    fn persist(&mut self, _op: StoreOp) {}
-    fn launch_am(&mut self, launch: AmLaunch) {
-        self.launches.push(launch);
-    }
-    fn stop_container(&mut self, _stop: ContainerStop) {}
-    fn observe(&mut self, _observation: Observation) {}
-}
-
 /// A registered ApplicationMaster as seen from outside the core.
 #[derive(Debug, Clone)]
 pub struct Am {
@@ -173,148 +149,71 @@ pub struct Am {
     pub response_id: u64,
 }
 
+/// The testkit's driver with a cluster of nodes; what the benchmarks time they feed to
+/// `env.core` directly. Effects the fixtures do not read (store writes, stops) are dropped
+/// between steps so a long run does not accumulate them.
 pub struct Cluster {
-    pub core: Core,
-    pub fx: Sink,
+    pub env: Env,
     pub nodes: Vec<NodeId>,
-    next_req: ReqId,
 }
 
 pub fn core_config(queues: QueuesConfig) -> CoreConfig {
-    CoreConfig {
-        cluster_ts: 1_700_000_000_000,
-        epoch: 1,
-        min_allocation: Resource::new(128, 1),
-        max_allocation: Resource::new(8192, 4),
-        max_app_attempts: 2,
-        nm_heartbeat_interval_ms: 1_000,
-        nm_expiry_ms: 30_000,
-        am_expiry_ms: 60_000,
-        container_allocation_expiry_ms: 600_000,
-        finished_app_container_grace_ms: 5_000,
-        max_completed_apps: 1_000,
-        gang_reservation_timeout_ms: 60_000,
-        node_locality_delay_ms: 3_000,
-        rack_locality_delay_ms: 3_000,
-        container_token_key: MasterKey { key_id: 1, secret_hex: "00".repeat(32) },
-        am_token_key: MasterKey { key_id: 2, secret_hex: "11".repeat(32) },
-        rm_addresses: vec!["http://127.0.0.1:8088".into()],
-        queues,
-    }
+    CoreConfig { queues, ..CoreConfig::for_tests() }
 }
 
+/// An ask of `count` benchmark containers.
 pub fn ask(count: u32) -> ResourceRequest {
-    ResourceRequest {
-        priority: 1,
-        capability: CONTAINER,
-        num_containers: count,
-        resource_name: "*".into(),
-        relax_locality: true,
-        gang: false,
-    }
-}
-
-pub fn running(id: ContainerId) -> ContainerReport {
-    ContainerReport {
-        container_id: id,
-        state: NmContainerState::Running,
-        exit_status: exit_status::INVALID,
-        diagnostics: String::new(),
-        resource: CONTAINER,
-        pid: Some(4242),
-    }
-}
-
-pub fn completed(id: ContainerId) -> ContainerReport {
-    ContainerReport {
-        container_id: id,
-        state: NmContainerState::Complete,
-        exit_status: 0,
-        diagnostics: "Exited with code 0.".into(),
-        resource: CONTAINER,
-        pid: None,
-    }
+    testkit::ask(1, CONTAINER.memory_mb, count)
 }
 
 impl Cluster {
     /// A core in `mode` with `nodes` RUNNING nodes of [`NODE`] size, 40 to a rack.
     pub fn new(mode: Mode, nodes: usize) -> anyhow::Result<Cluster> {
-        let core = Core::new(core_config(mode.queues()?))?;
-        let mut cluster = Cluster { core, fx: Sink::default(), nodes: Vec::with_capacity(nodes), next_req: 0 };
+        let mut env = Env::with_config(core_config(mode.queues()?));
+        env.now = NOW;
+        let mut cluster = Cluster { env, nodes: Vec::with_capacity(nodes) };
         for i in 0..nodes {
-            let node_id = NodeId(format!("node{i:05}.example.com:8042").into());
-            let request = RegisterNodeRequest {
-                node_id: node_id.clone(),
-                http_address: format!("http://{}", node_id.0),
-                total: NODE,
-                containers: Vec::new(),
-                version: "bench".into(),
-                rack: Some(format!("/rack{}", i / 40)),
-            };
-            match cluster.request(|req| Event::NodeRegister { req, request })? {
-                Reply::NodeRegister(Ok(_)) => cluster.nodes.push(node_id),
-                other => bail!("registering {node_id}: {other:?}"),
-            }
+            let rack = format!("/rack{}", i / 40);
+            let node = cluster.env.add_node_in_rack(
+                &format!("node{i:05}.example.com"),
+                NODE.memory_mb,
+                NODE.vcores,
+                Some(&rack),
+            );
+            cluster.nodes.push(node);
         }
+        cluster.drop_unread_effects();
         Ok(cluster)
     }
 
     pub fn next_req(&mut self) -> ReqId {
-        self.next_req += 1;
-        self.next_req
-    }
-
-    /// Steps the core with the event `make` builds and returns its reply.
-    pub fn request(&mut self, make: impl FnOnce(ReqId) -> Event) -> anyhow::Result<Reply> {
-        let req = self.next_req();
-        self.core.handle(make(req), NOW, &mut self.fx);
-        self.take_reply(req)
+        self.env.req()
     }
 
     pub fn take_reply(&mut self, req: ReqId) -> anyhow::Result<Reply> {
-        let pos = self.fx.replies.iter().position(|(r, _)| *r == req).context("the core did not answer")?;
-        Ok(self.fx.replies.swap_remove(pos).1)
+        ensure!(self.env.fx.has_reply(req), "the core did not answer request {req}");
+        Ok(self.env.fx.take_reply(req))
+    }
+
+    /// Store writes, container stops and observations: the server hands them elsewhere, and the
+    /// fixtures never read them.
+    pub fn drop_unread_effects(&mut self) {
+        self.env.fx.take_persisted();
+        self.env.fx.take_stops();
+        self.env.fx.clear_observations();
     }
 
     /// Submits an application to `queue` as `user` and brings its AM to registered, as the RM
     /// server would: new-application, submit, store write done, AM launched, AM registers.
     pub fn submit(&mut self, user: &str, queue: &str) -> anyhow::Result<Am> {
-        let app = match self.request(|req| Event::NewApplication { req })? {
-            Reply::NewApplication(r) => r?.application_id,
-            other => bail!("new-application: {other:?}"),
-        };
-        let context = ApplicationSubmissionContext {
-            application_id: Some(app),
-            application_name: Some("bench".into()),
-            queue: Some(queue.into()),
-            am_container_spec: AmContainerSpec {
-                commands: Some(Commands { command: vec!["run-am".into()] }),
-                ..Default::default()
-            },
-            resource: Some(CONTAINER),
-            ..Default::default()
-        };
-        let submit = self.next_req();
-        self.core.handle(
-            Event::Submit { req: submit, user: user.into(), context: Box::new(context) },
-            NOW,
-            &mut self.fx,
+        let app = self.env.submit_to(user, Some(queue), CONTAINER)?;
+        ensure!(
+            self.env.fx.launches.iter().any(|l| l.container_id.app() == app),
+            "no AM container for {app} in {queue}"
         );
-        self.core.handle(Event::Persisted, NOW, &mut self.fx);
-        match self.take_reply(submit)? {
-            Reply::Submit(r) => r?,
-            other => bail!("submit: {other:?}"),
-        };
-        let pos = self.fx.launches.iter().position(|l| l.container_id.app() == app);
-        let launch =
-            self.fx.launches.swap_remove(pos.with_context(|| format!("no AM container for {app} in {queue}"))?);
-        self.core.handle(Event::AmLaunched { container: launch.container_id }, NOW, &mut self.fx);
-        let attempt = launch.container_id.attempt;
-        match self.request(|req| Event::AmRegister { req, attempt, request: RegisterAmRequest::default() })? {
-            Reply::AmRegister(r) => r?,
-            other => bail!("register: {other:?}"),
-        };
-        Ok(Am { app, attempt, container: launch.container_id, response_id: 0 })
+        let launch = self.env.start_am(app);
+        self.drop_unread_effects();
+        Ok(Am { app, attempt: launch.container_id.attempt, container: launch.container_id, response_id: 0 })
     }
 
     pub fn allocate_event(
@@ -330,6 +229,7 @@ impl Cluster {
 
     /// Takes the answer to an allocate call and advances the AM's response id.
     pub fn allocate_reply(&mut self, am: &mut Am, req: ReqId) -> anyhow::Result<AllocateResponse> {
+        self.drop_unread_effects();
         match self.take_reply(req)? {
             Reply::Allocate(r) => {
                 let response = r?;
@@ -347,7 +247,7 @@ impl Cluster {
         releases: Vec<ContainerId>,
     ) -> anyhow::Result<AllocateResponse> {
         let (req, event) = self.allocate_event(am, asks, releases);
-        self.core.handle(event, NOW, &mut self.fx);
+        self.env.step(event);
         self.allocate_reply(am, req)
     }
 
@@ -391,22 +291,33 @@ impl Cluster {
 
     /// Containers live on `node`, as the core has them.
     pub fn containers_on(&self, node: &NodeId) -> anyhow::Result<Vec<ContainerId>> {
-        Ok(self.core.node(node).with_context(|| format!("unknown node {node}"))?.containers().iter().copied().collect())
+        Ok(self
+            .env
+            .core
+            .node(node)
+            .with_context(|| format!("unknown node {node}"))?
+            .containers()
+            .iter()
+            .copied()
+            .collect())
     }
 
     /// True when no node has room for one more container.
     pub fn is_full(&self) -> bool {
-        self.core.nodes().all(|n| !n.free().fits(&CONTAINER))
+        self.env.core.nodes().all(|n| !n.free().fits(&CONTAINER))
     }
 
     pub fn pending_containers(&self) -> u64 {
-        self.core.apps().map(|a| a.pending_containers()).sum()
+        self.env.core.apps().map(|a| a.pending_containers()).sum()
     }
 
-    /// A heartbeat of `node` reporting `containers` running and `done` completed.
+    /// A heartbeat of `node` reporting `containers` running and `done` completed (with the
+    /// diagnostics a NodeManager sends).
     pub fn heartbeat(node: &NodeId, containers: &[ContainerId], done: Option<ContainerId>) -> NodeHeartbeatRequest {
-        let mut reports: Vec<ContainerReport> = containers.iter().copied().map(running).collect();
-        reports.extend(done.map(completed));
+        let mut reports: Vec<ContainerReport> = containers.iter().copied().map(testkit::running).collect();
+        reports.extend(
+            done.map(|id| ContainerReport { diagnostics: "Exited with code 0.".into(), ..testkit::done(id, 0) }),
+        );
         NodeHeartbeatRequest {
             node_id: node.clone(),
             containers: reports,
@@ -421,11 +332,10 @@ impl Cluster {
         for i in 0..self.nodes.len() {
             let node = self.nodes[i].clone();
             let request = Cluster::heartbeat(&node, &self.containers_on(&node)?, None);
-            match self.request(|req| Event::NodeHeartbeat { req, request })? {
-                Reply::NodeHeartbeat(Ok(r)) => ensure!(r.containers_to_cleanup.is_empty(), "{node}: {r:?}"),
-                other => bail!("heartbeat of {node}: {other:?}"),
-            }
+            let response = self.env.heartbeat(&node, request.containers);
+            ensure!(response.containers_to_cleanup.is_empty(), "{node}: {response:?}");
         }
+        self.drop_unread_effects();
         Ok(())
     }
 }

@@ -1,11 +1,13 @@
-//! Fair Scheduler: fair shares (ComputeFairShares) and starvation preemption (FSPreemptionThread).
+//! Fair Scheduler: starvation preemption (FSPreemptionThread). The fair shares it starts from are
+//! [`crate::queues::compute_fair_shares`].
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use weft_common::{ApplicationId, ContainerId, Resource};
 
-use super::{Calculator, ContainerSnapshot, Dim, EPSILON, Victim, select_covering};
+use super::{ContainerSnapshot, Victim, select_covering};
+use crate::queues::{Dim, ResourceCalculator};
 
 /// `yarn.scheduler.fair.preemption.*` that apply cluster-wide.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,82 +84,6 @@ pub struct FairPlan {
     pub victims: Vec<Victim>,
 }
 
-/// YARN's ComputeFairShares: finds the ratio R with Σ share_i = total, where
-/// `share_i = min(max(weight_i·R, min_i), max_i, demand_i)`, and returns each `share_i`.
-///
-/// `children` are `(weight, min share, max share, demand)`. Instantaneous shares pass the real
-/// demand; steady shares pass `demand = max`. Solved exactly (the sum is piecewise linear in R)
-/// rather than by 25 bisection steps. Each dimension is computed on its own (YARN's `drf` policy
-/// does the same); with [`Calculator::Memory`] only memory is shared and vcores stay 0, as with
-/// YARN's `fair` policy. A weight of 0 (or negative, or not a number) pins a child at its min
-/// share. Shares are whole units; the units lost to rounding down go to the largest fractions,
-/// so they add up to min(total, what the children can take). If min shares alone exceed the
-/// total, every child gets its min share (YARN does the same).
-pub fn compute_fair_shares(
-    total: Resource,
-    children: &[(f64, Resource, Resource, Resource)],
-    calc: Calculator,
-) -> Vec<Resource> {
-    let mut shares = vec![Resource::ZERO; children.len()];
-    for d in calc.dims() {
-        let specs: Vec<(f64, u64, u64)> =
-            children.iter().map(|(w, min, max, demand)| (*w, d.of(*min), d.of(*max).min(d.of(*demand)))).collect();
-        for (share, value) in shares.iter_mut().zip(shares_in_one_dimension(d.of(total), &specs)) {
-            d.set(share, value);
-        }
-    }
-    shares
-}
-
-/// [`compute_fair_shares`] for one dimension; `specs` are `(weight, min, cap)`.
-fn shares_in_one_dimension(total: u64, specs: &[(f64, u64, u64)]) -> Vec<u64> {
-    let spec: Vec<(f64, f64, f64)> = specs
-        .iter()
-        .map(|&(w, min, cap)| {
-            let weight = if w.is_finite() && w > 0.0 { w } else { 0.0 };
-            (weight, min.min(cap) as f64, cap as f64)
-        })
-        .collect();
-    let sum_at = |ratio: f64| -> f64 { spec.iter().map(|&(w, lo, hi)| (w * ratio).clamp(lo, hi)).sum() };
-    let reachable: f64 = spec.iter().map(|&(w, lo, hi)| if w > 0.0 { hi } else { lo }).sum();
-    let target = (total as f64).min(reachable);
-
-    let mut ratio = 0.0;
-    let (mut prev, mut sum_prev) = (0.0, sum_at(0.0));
-    if sum_prev < target {
-        // The sum only bends where a child leaves its min or reaches its cap.
-        let mut bends: Vec<f64> = spec.iter().filter(|s| s.0 > 0.0).flat_map(|&(w, lo, hi)| [lo / w, hi / w]).collect();
-        bends.sort_by(f64::total_cmp);
-        bends.dedup();
-        ratio = bends.last().copied().unwrap_or(0.0);
-        for bend in bends {
-            let sum = sum_at(bend);
-            if sum >= target {
-                ratio =
-                    if sum > sum_prev { prev + (target - sum_prev) * (bend - prev) / (sum - sum_prev) } else { bend };
-                break;
-            }
-            (prev, sum_prev) = (bend, sum);
-        }
-    }
-
-    let exact: Vec<f64> = spec.iter().map(|&(w, lo, hi)| (w * ratio).clamp(lo, hi)).collect();
-    let mut shares: Vec<u64> =
-        exact.iter().zip(specs).map(|(x, &(_, _, cap))| ((x + EPSILON).floor() as u64).min(cap)).collect();
-    let missing = ((target + EPSILON).floor() as u64).saturating_sub(shares.iter().sum());
-    let mut by_fraction: Vec<usize> = (0..shares.len()).filter(|&i| shares[i] < specs[i].2).collect();
-    by_fraction
-        .sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
-    for &i in by_fraction.iter().take(usize::try_from(missing).unwrap_or(usize::MAX)) {
-        shares[i] += 1;
-    }
-    shares
-}
-
-fn componentwise_min(a: Resource, b: Resource) -> Resource {
-    Resource::new(a.memory_mb.min(b.memory_mb), a.vcores.min(b.vcores))
-}
-
 /// `r × factor`, rounded down like YARN's `Resources.multiply`.
 fn scaled(r: Resource, factor: f64) -> Resource {
     let mut out = Resource::ZERO;
@@ -169,10 +95,10 @@ fn scaled(r: Resource, factor: f64) -> Resource {
 
 /// The queue's min(min share, demand) − usage once it has been below that for its timeout. Like
 /// YARN, starved as soon as any dimension is short.
-fn min_share_gap(q: &FairQueueSnapshot, calc: Calculator) -> Resource {
+fn min_share_gap(q: &FairQueueSnapshot, calc: ResourceCalculator) -> Resource {
     match q.min_share_timeout_ms {
         Some(timeout) if q.below_min_share_for_ms >= timeout => {
-            calc.counted(componentwise_min(q.min_share, q.demand).saturating_sub(q.usage))
+            calc.counted(q.min_share.min_each(q.demand).saturating_sub(q.usage))
         }
         _ => Resource::ZERO,
     }
@@ -180,10 +106,15 @@ fn min_share_gap(q: &FairQueueSnapshot, calc: Calculator) -> Resource {
 
 /// The app's min(threshold × fair share, demand) − usage once it has been below that for its
 /// queue's timeout. Like YARN, "below" compares with the calculator (dominant share for DRF).
-fn fair_share_gap(app: &FairAppSnapshot, q: &FairQueueSnapshot, calc: Calculator, cluster: Resource) -> Resource {
+fn fair_share_gap(
+    app: &FairAppSnapshot,
+    q: &FairQueueSnapshot,
+    calc: ResourceCalculator,
+    cluster: Resource,
+) -> Resource {
     match q.fair_share_timeout_ms {
         Some(timeout) if app.below_fair_share_for_ms >= timeout => {
-            let target = componentwise_min(scaled(app.fair_share, q.fair_share_threshold.clamp(0.0, 1.0)), app.demand);
+            let target = scaled(app.fair_share, q.fair_share_threshold.clamp(0.0, 1.0)).min_each(app.demand);
             if calc.is_below(app.usage, target, cluster) {
                 calc.counted(target.saturating_sub(app.usage))
             } else {
@@ -199,7 +130,7 @@ fn starved_apps(
     cluster: Resource,
     queues: &[FairQueueSnapshot],
     apps: &[FairAppSnapshot],
-    calc: Calculator,
+    calc: ResourceCalculator,
 ) -> Vec<Starvation> {
     let mut min_share_left: Vec<Resource> = queues.iter().map(|q| min_share_gap(q, calc)).collect();
     let mut oldest_first: Vec<&FairAppSnapshot> = apps.iter().filter(|a| a.queue < queues.len()).collect();
@@ -208,7 +139,7 @@ fn starved_apps(
     for app in oldest_first {
         let fair_share_gap = fair_share_gap(app, &queues[app.queue], calc, cluster);
         let pending = calc.counted(app.demand.saturating_sub(app.usage).saturating_sub(fair_share_gap));
-        let min_share_gap = componentwise_min(min_share_left[app.queue], pending);
+        let min_share_gap = min_share_left[app.queue].min_each(pending);
         min_share_left[app.queue] = min_share_left[app.queue].saturating_sub(min_share_gap);
         let wanted = (fair_share_gap + min_share_gap).saturating_sub(app.incoming);
         if !calc.is_covered(wanted) {
@@ -216,9 +147,7 @@ fn starved_apps(
         }
     }
     starved.sort_by(|a, b| {
-        calc.resource_share(b.wanted, cluster)
-            .total_cmp(&calc.resource_share(a.wanted, cluster))
-            .then(a.app.cmp(&b.app))
+        calc.share(b.wanted, cluster).total_cmp(&calc.share(a.wanted, cluster)).then(a.app.cmp(&b.app))
     });
     starved
 }
@@ -251,11 +180,11 @@ pub fn plan_fair(
     containers: &[ContainerSnapshot],
     already_marked: &BTreeSet<ContainerId>,
     knobs: &FairKnobs,
-    calc: Calculator,
+    calc: ResourceCalculator,
 ) -> FairPlan {
     let starved = starved_apps(cluster, queues, apps, calc);
     let allocated = containers.iter().fold(Resource::ZERO, |sum, c| sum + c.resource);
-    if starved.is_empty() || calc.resource_share(allocated, cluster) <= knobs.utilization_threshold {
+    if starved.is_empty() || calc.share(allocated, cluster) <= knobs.utilization_threshold {
         return FairPlan { starved, victims: Vec::new() };
     }
 
@@ -279,9 +208,7 @@ pub fn plan_fair(
         .partition(|c| c.is_am);
     order.sort_by_key(|c| (Reverse(c.priority), Reverse(c.id)));
     ams.sort_by(|a, b| {
-        calc.resource_share(b.resource, cluster)
-            .total_cmp(&calc.resource_share(a.resource, cluster))
-            .then(b.id.cmp(&a.id))
+        calc.share(b.resource, cluster).total_cmp(&calc.share(a.resource, cluster)).then(b.id.cmp(&a.id))
     });
     order.extend(ams);
 

@@ -1,12 +1,13 @@
 //! Planner tests: hand-built snapshots with every number asserted, and a property test over
 //! random trees.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use weft_common::{ApplicationId, AttemptId, ContainerId, Resource};
 
 use super::*;
+use crate::queues::{Acl, PreemptionConfig, QueueSettings, QueueState, ResolvedQueue, SchedulerMode};
 
 /// One unit is 1 GiB and 1 vcore, so both dimensions move together unless a test says otherwise.
 fn units(n: u64) -> Resource {
@@ -21,16 +22,78 @@ fn cid(app_seq: u32, seq: u64) -> ContainerId {
     ContainerId { attempt: AttemptId::new(app(app_seq), 1), epoch: 0, seq }
 }
 
-fn queue(path: &str, parent: Option<usize>, guaranteed: Resource, used: Resource, pending: Resource) -> QueueSnapshot {
-    QueueSnapshot {
-        path: path.into(),
-        parent,
-        guaranteed,
-        maximum: units(100),
-        used,
-        pending,
-        preemption_disabled: false,
+/// A queue as the capacity tests write it; [`tree`] turns a list of them into the resolved tree
+/// the planner reads (parents listed before their children, as `QueueTree` has them).
+#[derive(Debug, Clone)]
+struct TestQueue {
+    path: String,
+    parent: Option<usize>,
+    guaranteed: Resource,
+    maximum: Resource,
+    used: Resource,
+    pending: Resource,
+    preemption_disabled: bool,
+}
+
+fn queue(path: &str, parent: Option<usize>, guaranteed: Resource, used: Resource, pending: Resource) -> TestQueue {
+    TestQueue { path: path.into(), parent, guaranteed, maximum: units(100), used, pending, preemption_disabled: false }
+}
+
+/// The capacity tree of `queues` (only what the planner reads is set) and their loads.
+fn tree(cluster: Resource, queues: &[TestQueue], calc: ResourceCalculator) -> (QueueTree, Vec<QueueLoad>) {
+    let mut resolved: Vec<ResolvedQueue> = queues
+        .iter()
+        .map(|q| ResolvedQueue {
+            path: q.path.clone(),
+            name: q.path.rsplit('.').next().unwrap_or_default().to_owned(),
+            parent: q.parent,
+            children: Vec::new(),
+            is_leaf: true,
+            accepts_dynamic_children: false,
+            state: QueueState::Running,
+            submit_acl: Acl::nobody(),
+            administer_acl: Acl::nobody(),
+            preemptible: !q.preemption_disabled,
+            absolute_capacity: 0.0,
+            guaranteed: q.guaranteed,
+            maximum: q.maximum,
+            max_applications: None,
+            max_parallel_apps: None,
+            am_limit: None,
+            settings: QueueSettings::Fifo,
+        })
+        .collect();
+    for (i, q) in queues.iter().enumerate() {
+        if let Some(p) = q.parent {
+            assert!(p < i, "{}: list parents before their children", q.path);
+            resolved[p].children.push(i);
+            resolved[p].is_leaf = false;
+        }
     }
+    let tree = QueueTree {
+        scheduler: SchedulerMode::Capacity,
+        resource_calculator: calc,
+        cluster,
+        queues: resolved,
+        placement_rules: Vec::new(),
+        preemption: PreemptionConfig::default(),
+        users: BTreeMap::new(),
+        default_user_max_parallel_apps: None,
+        warnings: Vec::new(),
+    };
+    let load = queues.iter().map(|q| QueueLoad { used: q.used, pending: q.pending }).collect();
+    (tree, load)
+}
+
+fn plan_with(
+    cluster: Resource,
+    queues: &[TestQueue],
+    containers: &[ContainerSnapshot],
+    marked: &BTreeSet<ContainerId>,
+    calc: ResourceCalculator,
+) -> PreemptionPlan {
+    let (tree, load) = tree(cluster, queues, calc);
+    plan_capacity(cluster, &tree, &load, containers, marked, &CapacityKnobs::default())
 }
 
 fn container(
@@ -62,12 +125,12 @@ fn ids(victims: &[Victim]) -> Vec<ContainerId> {
     victims.iter().map(|v| v.container).collect()
 }
 
-fn plan(queues: &[QueueSnapshot], containers: &[ContainerSnapshot], marked: &BTreeSet<ContainerId>) -> PreemptionPlan {
-    plan_capacity(units(100), queues, containers, marked, &CapacityKnobs::default(), Calculator::Dominant)
+fn plan(queues: &[TestQueue], containers: &[ContainerSnapshot], marked: &BTreeSet<ContainerId>) -> PreemptionPlan {
+    plan_with(units(100), queues, containers, marked, ResourceCalculator::Dominant)
 }
 
 /// root, root.a (70%) using the whole cluster, root.b (30%) pending 30.
-fn seventy_thirty(a_used: u64) -> Vec<QueueSnapshot> {
+fn seventy_thirty(a_used: u64) -> Vec<TestQueue> {
     let b_used = 100 - a_used;
     vec![
         queue("root", None, units(100), units(100), units(30 - b_used)),
@@ -287,24 +350,23 @@ fn elastic_ideal_is_capped_by_maximum_capacity() {
 
 #[test]
 fn three_level_tree_shares_within_parents() {
-    // Listed out of order on purpose.
     let queues = vec![
-        queue("root.p2.d", Some(3), units(25), units(0), units(0)),
         queue("root", None, units(100), units(100), units(25)),
-        queue("root.p1.b", Some(5), units(25), units(50), units(0)),
-        queue("root.p2", Some(1), units(50), units(50), units(0)),
-        queue("root.p1.a", Some(5), units(25), units(0), units(25)),
-        queue("root.p1", Some(1), units(50), units(50), units(25)),
-        queue("root.p2.c", Some(3), units(25), units(50), units(0)),
+        queue("root.p1", Some(0), units(50), units(50), units(25)),
+        queue("root.p1.a", Some(1), units(25), units(0), units(25)),
+        queue("root.p1.b", Some(1), units(25), units(50), units(0)),
+        queue("root.p2", Some(0), units(50), units(50), units(0)),
+        queue("root.p2.c", Some(4), units(25), units(50), units(0)),
+        queue("root.p2.d", Some(4), units(25), units(0), units(0)),
     ];
-    let mut containers = unit_containers(2, 1, 1, 50, 10);
-    containers.extend(unit_containers(6, 2, 1, 50, 10));
+    let mut containers = unit_containers(3, 1, 1, 50, 10);
+    containers.extend(unit_containers(5, 2, 1, 50, 10));
     let p = plan(&queues, &containers, &BTreeSet::new());
     // p2's idle d leaves its share to c, which is at its ideal although above its guarantee.
-    assert_eq!(p.ideal, vec![units(0), units(100), units(25), units(50), units(25), units(50), units(50)]);
-    assert_eq!(p.to_preempt, vec![units(0), units(5), units(5), units(0), units(0), units(5), units(0)]);
+    assert_eq!(p.ideal, vec![units(100), units(50), units(25), units(25), units(50), units(50), units(0)]);
+    assert_eq!(p.to_preempt, vec![units(5), units(5), units(0), units(5), units(0), units(0), units(0)]);
     assert_eq!(ids(&p.victims), (46..=50).rev().map(|s| cid(1, s)).collect::<Vec<_>>());
-    assert!(p.victims.iter().all(|v| v.from_queue == 2 && v.for_queue == Some(4)));
+    assert!(p.victims.iter().all(|v| v.from_queue == 3 && v.for_queue == Some(2)));
 }
 
 #[test]
@@ -333,8 +395,8 @@ fn preemption_disabled_queue_is_never_a_source() {
         queue("root.b", Some(0), units(30), units(30), units(0)),
         queue("root.c", Some(0), units(30), units(0), units(30)),
     ];
-    let queues: Vec<QueueSnapshot> =
-        queues.into_iter().map(|q| QueueSnapshot { preemption_disabled: q.path == "root.a", ..q }).collect();
+    let queues: Vec<TestQueue> =
+        queues.into_iter().map(|q| TestQueue { preemption_disabled: q.path == "root.a", ..q }).collect();
     let mut containers = unit_containers(1, 1, 1, 70, 10);
     containers.extend(unit_containers(2, 2, 1, 30, 10));
     let p = plan(&queues, &containers, &BTreeSet::new());
@@ -350,7 +412,7 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
     let memory_heavy = Resource::new(10_000, 1);
     let queues = |a_used: Resource, b_pending: Resource| {
         vec![
-            QueueSnapshot {
+            TestQueue {
                 path: "root".into(),
                 parent: None,
                 guaranteed: cluster,
@@ -359,7 +421,7 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
                 pending: b_pending,
                 preemption_disabled: false,
             },
-            QueueSnapshot {
+            TestQueue {
                 path: "root.a".into(),
                 parent: Some(0),
                 guaranteed: Resource::new(50_000, 50),
@@ -368,7 +430,7 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
                 pending: Resource::ZERO,
                 preemption_disabled: false,
             },
-            QueueSnapshot {
+            TestQueue {
                 path: "root.b".into(),
                 parent: Some(0),
                 guaranteed: Resource::new(50_000, 50),
@@ -379,8 +441,8 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
             },
         ]
     };
-    let run = |queues: &[QueueSnapshot], containers: &[ContainerSnapshot], calc| {
-        plan_capacity(cluster, queues, containers, &BTreeSet::new(), &CapacityKnobs::default(), calc)
+    let run = |queues: &[TestQueue], containers: &[ContainerSnapshot], calc| {
+        plan_with(cluster, queues, containers, &BTreeSet::new(), calc)
     };
 
     // a holds 94 of 100 vcores (its dominant resource) but less memory than it may; b wants cpu.
@@ -388,12 +450,12 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
     let mut containers: Vec<ContainerSnapshot> = (1..=9).map(|s| container(1, 1, s, 10, false, cpu_heavy)).collect();
     containers.extend((10..=13).map(|s| container(1, 1, s, 10, false, memory_heavy)));
     let qs = queues(Resource::new(49_000, 94), Resource::new(10_000, 50));
-    let drf = run(&qs, &containers, Calculator::Dominant);
+    let drf = run(&qs, &containers, ResourceCalculator::Dominant);
     assert_eq!(drf.ideal, vec![Resource::new(59_000, 100), Resource::new(49_000, 50), Resource::new(10_000, 50)]);
     assert_eq!(drf.to_preempt[1], Resource::new(0, 9));
     assert_eq!(ids(&drf.victims), vec![cid(1, 9)]);
     // Memory-only sees a under its ideal and preempts nothing.
-    let memory = run(&qs, &containers, Calculator::Memory);
+    let memory = run(&qs, &containers, ResourceCalculator::Memory);
     assert_eq!(memory.ideal, drf.ideal);
     assert_eq!(memory.to_preempt, vec![Resource::ZERO; 3]);
     assert_eq!(memory.victims, vec![]);
@@ -403,11 +465,11 @@ fn dominant_calculator_takes_containers_heavy_in_the_owed_resource() {
     let mut containers: Vec<ContainerSnapshot> = (1..=9).map(|s| container(1, 1, s, 10, false, memory_heavy)).collect();
     containers.extend((10..=13).map(|s| container(1, 1, s, 10, false, cpu_heavy)));
     let qs = queues(Resource::new(94_000, 49), Resource::new(50_000, 10));
-    let drf = run(&qs, &containers, Calculator::Dominant);
+    let drf = run(&qs, &containers, ResourceCalculator::Dominant);
     assert_eq!(drf.ideal, vec![Resource::new(100_000, 59), Resource::new(50_000, 49), Resource::new(50_000, 10)]);
     assert_eq!(drf.to_preempt[1], Resource::new(8_800, 0));
     assert_eq!(ids(&drf.victims), vec![cid(1, 9)]);
-    let memory = run(&qs, &containers, Calculator::Memory);
+    let memory = run(&qs, &containers, ResourceCalculator::Memory);
     assert_eq!(memory.to_preempt[1], Resource::new(8_800, 0));
     assert_eq!(ids(&memory.victims), vec![cid(1, 13), cid(1, 12), cid(1, 11), cid(1, 10), cid(1, 9)]);
 }
@@ -448,21 +510,15 @@ fn am_containers_go_last() {
 }
 
 #[test]
-fn malformed_snapshot_entries_are_ignored() {
-    // A queue with a dangling parent, a two-queue cycle, and containers naming a parent queue or
-    // no queue at all: none of them is preempted or gets an ideal.
-    let mut queues = seventy_thirty(100);
-    queues.push(queue("lost", Some(42), units(10), units(10), units(0)));
-    queues.push(queue("cycle.x", Some(5), units(10), units(10), units(0)));
-    queues.push(queue("cycle.y", Some(4), units(10), units(10), units(0)));
+fn containers_of_a_parent_or_an_unknown_queue_are_ignored() {
+    let queues = seventy_thirty(100);
     let mut containers = unit_containers(1, 1, 1, 100, 10);
     containers.push(container(0, 2, 1, 10, false, units(1)));
     containers.push(container(3, 3, 1, 10, false, units(10)));
-    containers.push(container(4, 4, 1, 10, false, units(10)));
     containers.push(container(99, 5, 1, 10, false, units(10)));
     let p = plan(&queues, &containers, &BTreeSet::new());
-    assert_eq!(p.ideal, vec![units(100), units(70), units(30), units(0), units(0), units(0)]);
-    assert_eq!(p.to_preempt, vec![units(6), units(6), units(0), units(0), units(0), units(0)]);
+    assert_eq!(p.ideal, vec![units(100), units(70), units(30)]);
+    assert_eq!(p.to_preempt, vec![units(6), units(6), units(0)]);
     assert_eq!(ids(&p.victims), (95..=100).rev().map(|s| cid(1, s)).collect::<Vec<_>>());
 }
 
@@ -521,7 +577,15 @@ fn min_share_case(below_ms: u64, victim_fair_share: u64) -> MinShareCase {
 }
 
 fn fair(case: &MinShareCase, cluster: Resource, marked: &BTreeSet<ContainerId>) -> FairPlan {
-    plan_fair(cluster, &case.queues, &case.apps, &case.containers, marked, &FairKnobs::default(), Calculator::Dominant)
+    plan_fair(
+        cluster,
+        &case.queues,
+        &case.apps,
+        &case.containers,
+        marked,
+        &FairKnobs::default(),
+        ResourceCalculator::Dominant,
+    )
 }
 
 #[test]
@@ -611,7 +675,7 @@ fn fair_share_starvation_uses_threshold_and_demand() {
         &containers,
         &BTreeSet::new(),
         &FairKnobs::default(),
-        Calculator::Dominant,
+        ResourceCalculator::Dominant,
     );
     assert_eq!(p.starved.len(), 1);
     assert_eq!(
@@ -635,7 +699,7 @@ fn fair_share_starvation_uses_threshold_and_demand() {
         &containers,
         &BTreeSet::new(),
         &FairKnobs::default(),
-        Calculator::Dominant,
+        ResourceCalculator::Dominant,
     );
     assert_eq!(p, FairPlan::default());
 }
@@ -660,129 +724,20 @@ fn fair_prefers_the_fewest_am_containers() {
         container(1, 3, 2, 10, false, units(10)),
     ];
     let run = |apps: &[FairAppSnapshot]| {
-        plan_fair(units(45), &queues, apps, &containers, &BTreeSet::new(), &FairKnobs::default(), Calculator::Dominant)
+        plan_fair(
+            units(45),
+            &queues,
+            apps,
+            &containers,
+            &BTreeSet::new(),
+            &FairKnobs::default(),
+            ResourceCalculator::Dominant,
+        )
     };
     // Wanting 10: the non-AM container covers it although both AMs are candidates.
     assert_eq!(ids(&run(&apps_wanting(10)).victims), vec![cid(3, 2)]);
     // Wanting 30: the non-AM container, then the single larger AM rather than two AMs.
     assert_eq!(ids(&run(&apps_wanting(100)).victims), vec![cid(3, 2), cid(2, 1)]);
-}
-
-#[test]
-fn fair_shares_by_weight() {
-    let unbounded = units(1_000);
-    let child = |w: f64| (w, Resource::ZERO, unbounded, unbounded);
-    assert_eq!(
-        compute_fair_shares(units(100), &[child(1.0), child(1.0), child(2.0)], Calculator::Dominant),
-        vec![units(25), units(25), units(50)]
-    );
-    // Thirds: the unit lost to rounding goes to the first of the equal fractions.
-    assert_eq!(
-        compute_fair_shares(Resource::new(100, 100), &[child(1.0), child(1.0), child(1.0)], Calculator::Dominant),
-        vec![Resource::new(34, 34), Resource::new(33, 33), Resource::new(33, 33)]
-    );
-    // Memory-only: vcores are not shared.
-    assert_eq!(
-        compute_fair_shares(units(100), &[child(1.0), child(3.0)], Calculator::Memory),
-        vec![Resource::new(25_600, 0), Resource::new(76_800, 0)]
-    );
-}
-
-#[test]
-fn fair_shares_honour_min_max_and_demand() {
-    let big = units(1_000);
-    // Min share 60 beats an equal split.
-    assert_eq!(
-        compute_fair_shares(units(100), &[(1.0, units(60), big, big), (1.0, units(0), big, big)], Calculator::Dominant),
-        vec![units(60), units(40)]
-    );
-    // Oversubscribed min shares: everyone gets their min share.
-    assert_eq!(
-        compute_fair_shares(
-            units(100),
-            &[(1.0, units(70), big, big), (1.0, units(70), big, big)],
-            Calculator::Dominant
-        ),
-        vec![units(70), units(70)]
-    );
-    // A max share of 10 caps the first; the others split the rest.
-    assert_eq!(
-        compute_fair_shares(
-            units(100),
-            &[(1.0, units(0), units(10), big), (1.0, units(0), big, big), (1.0, units(0), big, big)],
-            Calculator::Dominant
-        ),
-        vec![units(10), units(45), units(45)]
-    );
-    // Instantaneous shares cap by demand: b wants 5, a and c split 95 (47.5 each).
-    assert_eq!(
-        compute_fair_shares(
-            Resource::new(100, 100),
-            &[
-                (1.0, Resource::ZERO, big, big),
-                (1.0, Resource::ZERO, big, Resource::new(5, 5)),
-                (1.0, Resource::ZERO, big, big)
-            ],
-            Calculator::Dominant
-        ),
-        vec![Resource::new(48, 48), Resource::new(5, 5), Resource::new(47, 47)]
-    );
-    // A min share above demand is capped by demand; when demand is below the total, everyone
-    // gets their demand and the rest stays unassigned.
-    assert_eq!(
-        compute_fair_shares(
-            units(100),
-            &[(1.0, units(30), big, units(20)), (2.0, units(0), big, units(10))],
-            Calculator::Dominant
-        ),
-        vec![units(20), units(10)]
-    );
-    // Steady shares pass demand = max.
-    assert_eq!(
-        compute_fair_shares(
-            units(100),
-            &[(1.0, units(0), units(20), units(20)), (1.0, units(0), big, big)],
-            Calculator::Dominant
-        ),
-        vec![units(20), units(80)]
-    );
-    // Per dimension: the cap only binds vcores.
-    assert_eq!(
-        compute_fair_shares(
-            Resource::new(100, 100),
-            &[(1.0, Resource::ZERO, Resource::new(1_000, 10), big), (1.0, Resource::ZERO, big, big)],
-            Calculator::Dominant
-        ),
-        vec![Resource::new(50, 10), Resource::new(50, 90)]
-    );
-}
-
-#[test]
-fn fair_shares_with_zero_weights() {
-    let big = units(1_000);
-    // Weight 0 pins a child at its min share (10, or nothing); NaN and negative weights count as 0.
-    assert_eq!(
-        compute_fair_shares(
-            units(100),
-            &[
-                (0.0, units(10), big, big),
-                (1.0, units(0), big, big),
-                (1.0, units(0), big, big),
-                (0.0, units(0), big, big)
-            ],
-            Calculator::Dominant
-        ),
-        vec![units(10), units(45), units(45), units(0)]
-    );
-    assert_eq!(
-        compute_fair_shares(
-            units(100),
-            &[(f64::NAN, units(5), big, big), (-2.0, units(0), big, big)],
-            Calculator::Dominant
-        ),
-        vec![units(5), units(0)]
-    );
-    assert_eq!(compute_fair_shares(units(100), &[], Calculator::Dominant), vec![]);
 }
 
 // ---- Property test ----
@@ -791,10 +746,10 @@ fn fair_shares_with_zero_weights() {
 #[derive(Debug, Clone)]
 struct Scenario {
     cluster: Resource,
-    queues: Vec<QueueSnapshot>,
+    queues: Vec<TestQueue>,
     containers: Vec<ContainerSnapshot>,
     marked: BTreeSet<ContainerId>,
-    calc: Calculator,
+    calc: ResourceCalculator,
 }
 
 /// (mem, vcores, is_am, app, priority, marked)
@@ -816,17 +771,16 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop::collection::vec((0u64..70, 0u64..40), 0..3),
         prop::collection::vec(leaf, 1..7),
         any::<bool>(),
-        any::<u64>(),
     )
         .prop_map(build_scenario)
 }
 
-/// (cluster memory, cluster vcores, parents (guarantee %, max extra %), leaves, DRF?, shuffle seed)
-type ScenarioSpec = (u64, u32, Vec<(u64, u64)>, Vec<LeafSpec>, bool, u64);
+/// (cluster memory, cluster vcores, parents (guarantee %, max extra %), leaves, DRF?)
+type ScenarioSpec = (u64, u32, Vec<(u64, u64)>, Vec<LeafSpec>, bool);
 
-fn build_scenario((mem, vcores, parents, leaves, dominant, shuffle): ScenarioSpec) -> Scenario {
+fn build_scenario((mem, vcores, parents, leaves, dominant): ScenarioSpec) -> Scenario {
     let cluster = Resource::new(mem, vcores);
-    let mut queues = vec![QueueSnapshot {
+    let mut queues = vec![TestQueue {
         path: "root".into(),
         parent: None,
         guaranteed: cluster,
@@ -836,7 +790,7 @@ fn build_scenario((mem, vcores, parents, leaves, dominant, shuffle): ScenarioSpe
         preemption_disabled: false,
     }];
     for (i, (g, extra)) in parents.iter().enumerate() {
-        queues.push(QueueSnapshot {
+        queues.push(TestQueue {
             path: format!("root.p{i}"),
             parent: Some(0),
             guaranteed: percent(cluster, *g),
@@ -869,7 +823,7 @@ fn build_scenario((mem, vcores, parents, leaves, dominant, shuffle): ScenarioSpe
             }
             containers.push(c);
         }
-        queues.push(QueueSnapshot {
+        queues.push(TestQueue {
             path: format!("leaf{i}"),
             parent: Some(parent % (parents.len() + 1)),
             guaranteed: percent(cluster, g),
@@ -879,22 +833,7 @@ fn build_scenario((mem, vcores, parents, leaves, dominant, shuffle): ScenarioSpe
             preemption_disabled: disabled,
         });
     }
-    // Reorder the list (and every index into it) so nothing relies on parents first.
-    let n = queues.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| (i as u64 ^ shuffle).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut position = vec![0; n];
-    for (new, &old) in order.iter().enumerate() {
-        position[old] = new;
-    }
-    let queues: Vec<QueueSnapshot> = order
-        .iter()
-        .map(|&old| QueueSnapshot { parent: queues[old].parent.map(|p| position[p]), ..queues[old].clone() })
-        .collect();
-    for c in &mut containers {
-        c.queue = position[c.queue];
-    }
-    let calc = if dominant { Calculator::Dominant } else { Calculator::Memory };
+    let calc = if dominant { ResourceCalculator::Dominant } else { ResourceCalculator::Memory };
     Scenario { cluster, queues, containers, marked, calc }
 }
 
@@ -902,11 +841,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
     #[test]
     fn capacity_plan_invariants(s in scenario()) {
-        let knobs = CapacityKnobs::default();
-        let p = plan_capacity(s.cluster, &s.queues, &s.containers, &s.marked, &knobs, s.calc);
+        let p = plan_with(s.cluster, &s.queues, &s.containers, &s.marked, s.calc);
         let n = s.queues.len();
         let is_leaf = |q: usize| !s.queues.iter().any(|o| o.parent == Some(q));
-        let by_id: std::collections::BTreeMap<ContainerId, &ContainerSnapshot> =
+        let by_id: BTreeMap<ContainerId, &ContainerSnapshot> =
             s.containers.iter().map(|c| (c.id, c)).collect();
 
         // The ideal never exceeds a queue's maximum, and children fit in their parent (up to
@@ -955,7 +893,7 @@ proptest! {
                 }
             }
         }
-        if s.calc == Calculator::Memory {
+        if s.calc == ResourceCalculator::Memory {
             prop_assert!(selected_memory <= cap.memory_mb + overshoot_memory);
         }
     }

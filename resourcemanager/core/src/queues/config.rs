@@ -15,6 +15,7 @@ use weft_common::Resource;
 use weft_common::config::{ConfigError, parse_yaml};
 
 use super::QueueConfigError;
+use super::calculator::ResourceCalculator;
 use super::validate;
 
 /// The whole queue configuration file.
@@ -73,16 +74,6 @@ impl fmt::Display for SchedulerMode {
             SchedulerMode::Fair => "fair",
         })
     }
-}
-
-/// How resources are compared (YARN's `resource-calculator`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ResourceCalculator {
-    /// Dominant Resource Fairness over memory and vcores (Weft's default).
-    Dominant,
-    /// Memory only (YARN's `DefaultResourceCalculator`, the CS default; ignores CPU).
-    Memory,
 }
 
 /// Preemption monitor knobs with YARN's defaults. The capacity scheduler uses all but
@@ -324,7 +315,19 @@ pub enum SchedulingPolicy {
     Fifo,
 }
 
-/// An absolute amount in the YAML form `{memory-mb: 10240, vcores: 12}`.
+impl SchedulingPolicy {
+    /// How the policy compares apps and child queues: `drf` by dominant share, the others by
+    /// memory.
+    pub fn calculator(self) -> ResourceCalculator {
+        match self {
+            SchedulingPolicy::Drf => ResourceCalculator::Dominant,
+            SchedulingPolicy::Fair | SchedulingPolicy::Fifo => ResourceCalculator::Memory,
+        }
+    }
+}
+
+/// An amount in the YAML form `{memory-mb: 10240, vcores: 12}`: in queue files, rm.yaml and
+/// simulator scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ResourceAmount {
@@ -335,6 +338,12 @@ pub struct ResourceAmount {
 impl From<ResourceAmount> for Resource {
     fn from(r: ResourceAmount) -> Self {
         Resource::new(r.memory_mb, r.vcores)
+    }
+}
+
+impl From<Resource> for ResourceAmount {
+    fn from(r: Resource) -> Self {
+        ResourceAmount { memory_mb: r.memory_mb, vcores: r.vcores }
     }
 }
 

@@ -8,10 +8,10 @@ use std::str::FromStr;
 
 use roxmltree::{Document, Node};
 
+use super::calculator::ResourceCalculator;
 use super::config::{
     Acl, Capacity, DefaultRule, DynamicRule, MapGroupRule, MapUserRule, OrderingPolicy, PlacementRule, QueueConfig,
-    QueueKind, QueueState, QueuesConfig, ResourceAmount, ResourceCalculator, ResourceLimit, SchedulerMode,
-    SchedulingPolicy, SpecifiedRule,
+    QueueKind, QueueState, QueuesConfig, ResourceAmount, ResourceLimit, SchedulerMode, SchedulingPolicy, SpecifiedRule,
 };
 use super::validate::Problems;
 

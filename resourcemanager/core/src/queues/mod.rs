@@ -62,8 +62,9 @@
 //! it, absolute amounts as given (scaled down proportionally when siblings exceed their parent,
 //! as YARN does); `max-applications` defaults to `defaults.max-applications` × the absolute
 //! capacity; the AM limit is `max-am-resource-percent` of the guarantee, rounded up. Fair: steady
-//! fair shares from [`compute_fair_shares`] (YARN's `ComputeFairShares`; unlike YARN its sums
-//! never exceed the parent), AM limit `max-am-share` of it. Per-queue defaults such as
+//! fair shares from [`compute_fair_shares`] (YARN's `ComputeFairShares`, solved exactly and
+//! rounded by largest remainder, so they add up to exactly the parent's), AM limit `max-am-share`
+//! of it. The same function gives the instantaneous shares and the apps' shares within a leaf. Per-queue defaults such as
 //! `max-running-apps` don't apply to root, which would cap the whole cluster.
 //!
 //! # Guarantees
@@ -73,6 +74,7 @@
 //! placement rules, and reports every problem at once, each naming the queue path, the field
 //! and (when parsed from a file) the file and line.
 
+mod calculator;
 mod config;
 mod diff;
 mod fair_share;
@@ -80,10 +82,12 @@ mod import_yarn;
 mod resolve;
 mod validate;
 
+pub use calculator::ResourceCalculator;
+pub(crate) use calculator::{Amounts, Dim, amounts};
 pub use config::{
     Acl, Capacity, DefaultRule, DynamicRule, MapGroupRule, MapUserRule, OrderingPolicy, PlacementRule,
-    PreemptionConfig, QueueConfig, QueueDefaults, QueueKind, QueueState, QueuesConfig, ResourceAmount,
-    ResourceCalculator, ResourceLimit, RootQueueConfig, SchedulerMode, SchedulingPolicy, SpecifiedRule, UserConfig,
+    PreemptionConfig, QueueConfig, QueueDefaults, QueueKind, QueueState, QueuesConfig, ResourceAmount, ResourceLimit,
+    RootQueueConfig, SchedulerMode, SchedulingPolicy, SpecifiedRule, UserConfig,
 };
 pub use diff::{QueueChange, ReloadPlan, diff};
 pub use fair_share::{Schedulable, compute_fair_shares};

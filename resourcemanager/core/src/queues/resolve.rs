@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 
 use weft_common::Resource;
 
+use super::calculator::ResourceCalculator;
 use super::config::{
     Acl, Capacity, OrderingPolicy, PlacementRule, PreemptionConfig, QueueConfig, QueueState, QueuesConfig,
-    ResourceCalculator, ResourceLimit, SchedulerMode, SchedulingPolicy, UserConfig,
+    ResourceLimit, SchedulerMode, SchedulingPolicy, UserConfig,
 };
 use super::fair_share::{Schedulable, compute_fair_shares};
 use super::validate::{Problems, accepts_dynamic_children, root_queue};
@@ -322,22 +323,10 @@ fn scale_up(r: Resource, fraction: f64) -> Resource {
     Resource::new(part(r.memory_mb as f64) as u64, part(f64::from(r.vcores)) as u32)
 }
 
-fn min_each(a: Resource, b: Resource) -> Resource {
-    Resource::new(a.memory_mb.min(b.memory_mb), a.vcores.min(b.vcores))
-}
-
-fn max_each(a: Resource, b: Resource) -> Resource {
-    Resource::new(a.memory_mb.max(b.memory_mb), a.vcores.max(b.vcores))
-}
-
 impl Builder<'_> {
     /// `guaranteed / cluster` as the resource calculator sees it.
     fn share_of_cluster(&self, guaranteed: Resource) -> f64 {
-        match self.config.resource_calculator {
-            ResourceCalculator::Dominant => guaranteed.dominant_share(&self.cluster),
-            ResourceCalculator::Memory if self.cluster.memory_mb == 0 => 0.0,
-            ResourceCalculator::Memory => guaranteed.memory_mb as f64 / self.cluster.memory_mb as f64,
-        }
+        self.config.resource_calculator.share(guaranteed, self.cluster)
     }
 
     fn add_queue(&mut self, parent: Option<QueueIndex>, name: &str, q: &QueueConfig, share: Share) {
@@ -413,9 +402,9 @@ impl Builder<'_> {
                 let maximum = match child.max_capacity {
                     None => parent_maximum,
                     Some(ResourceLimit::Percent(m)) => scale(parent_maximum, m / 100.0),
-                    Some(ResourceLimit::Absolute(amount)) => min_each(amount.into(), parent_maximum),
+                    Some(ResourceLimit::Absolute(amount)) => Resource::from(amount).min_each(parent_maximum),
                 };
-                Share { guaranteed, maximum: max_each(maximum, guaranteed), absolute_capacity }
+                Share { guaranteed, maximum: maximum.max_each(guaranteed), absolute_capacity }
             })
             .collect()
     }
@@ -433,8 +422,8 @@ impl Builder<'_> {
             .map(|(_, child)| {
                 let max_share = match child.max_resources.or(self.config.defaults.max_resources) {
                     None => parent_maximum,
-                    Some(ResourceLimit::Percent(p)) => min_each(scale(self.cluster, p / 100.0), parent_maximum),
-                    Some(ResourceLimit::Absolute(amount)) => min_each(amount.into(), parent_maximum),
+                    Some(ResourceLimit::Percent(p)) => scale(self.cluster, p / 100.0).min_each(parent_maximum),
+                    Some(ResourceLimit::Absolute(amount)) => Resource::from(amount).min_each(parent_maximum),
                 };
                 Schedulable {
                     weight: child.weight.unwrap_or(1.0),
@@ -456,7 +445,7 @@ impl Builder<'_> {
             .zip(&schedulables)
             .map(|(share, s)| Share {
                 guaranteed: share,
-                maximum: max_each(s.max_share, share),
+                maximum: s.max_share.max_each(share),
                 absolute_capacity: self.share_of_cluster(share),
             })
             .collect()
